@@ -1,0 +1,38 @@
+"""semsearch's exception types: every failure a user can cause or fix has one, with a message
+that says what to do. The CLI prints them as one red line and exits non-zero."""
+
+from __future__ import annotations
+
+
+class SemsearchError(Exception):
+    """Base class: a failure the user can act on (the message says how)."""
+
+
+class CorpusError(SemsearchError):
+    """The input files: a path that does not exist, nothing readable, bad JSONL."""
+
+
+class ModelError(SemsearchError):
+    """The embedding model cannot be found, provisioned or loaded."""
+
+
+class IndexLoadError(SemsearchError):
+    """An index directory is missing, corrupt, or incompatible with the model."""
+
+
+class ModelMismatchError(IndexLoadError):
+    """The index was built with a different model (or dimension) than the one asked for."""
+
+
+class QueryError(SemsearchError):
+    """A query or search parameter is invalid (blank query, k < 1, ...)."""
+
+
+__all__ = [
+    "CorpusError",
+    "IndexLoadError",
+    "ModelError",
+    "ModelMismatchError",
+    "QueryError",
+    "SemsearchError",
+]
