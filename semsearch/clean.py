@@ -18,7 +18,7 @@ from dataclasses import dataclass
 TERMINALS = "。！？!?；;…"
 # Closing quotes and brackets that may follow the final punctuation: “好。” is complete.
 CLOSERS = "”’」』）)】》\"'"
-_PAIRS = ("“”", "‘’", "「」", "『』", "（）", "()", "【】", "《》")
+_PAIRS = tuple((p[0], p[1]) for p in ("“”", "‘’", "「」", "『』", "（）", "()", "【】", "《》"))
 BULLETS = "•·●▪◦‣-*"
 
 # A line this long that stops mid-sentence before a blank line was broken by the page, not ended.
@@ -27,9 +27,12 @@ HEADING_MAX_CHARS = 50
 DEDUP_MIN_CHARS = 20
 
 _UI_WORDS = frozenset(
-    """无障碍 站内 分享 分享到 新浪微博 腾讯微博 微信 QQ空间 QQ好友 手机阅读分享话题 精彩视频 关闭
-    特别推荐 打印 打印本页 关闭窗口 返回顶部 收藏 字号 上一篇 下一篇 相关新闻 相关阅读 推荐阅读 扫一扫
-    登录 注册 举报 评论 网站地图 联系我们 首页 更多 点击排行 热点推荐 图片新闻 返回首页""".split()
+    " ".join((
+        "无障碍 站内 分享 分享到 新浪微博 腾讯微博 微信 QQ空间 QQ好友 手机阅读分享话题",
+        "精彩视频 关闭 特别推荐 打印 打印本页 关闭窗口 返回顶部 收藏 字号 上一篇 下一篇",
+        "相关新闻 相关阅读 推荐阅读 扫一扫 登录 注册 举报 评论 网站地图 联系我们 首页",
+        "更多 点击排行 热点推荐 图片新闻 返回首页",
+    )).split()
 )
 _ATTRIBUTION = re.compile(
     r"^[\[【(（]?\s*(责任编辑|编辑|来源|作者|发布时间|发布日期|原标题|稿源|新闻来源|图片来源|校对|审核)\s*[:：]"
@@ -154,7 +157,9 @@ def _is_link_item(core: str) -> bool:
 def _is_complete(text: str) -> bool:
     """Ends with sentence-final punctuation (allowing closing quotes after it)."""
     body = text.rstrip(CLOSERS + " ")
-    return bool(body) and (body[-1] in TERMINALS or (body[-1] == "." and not body[-2:-1].isdigit()))
+    if not body:
+        return False
+    return body[-1] in TERMINALS or (body[-1] == "." and not body[-2:-1].isdigit())
 
 
 def _unbalanced(text: str) -> bool:

@@ -171,8 +171,8 @@ def load(paths: Iterable[str | os.PathLike[str]]) -> list[Document]:
     seen: dict[str, Path] = {}
     for file, source in iter_files(paths):
         if source in seen and seen[source] != file:
-            raise CorpusError(f"two files would be indexed as {source!r}: {seen[source]} and {file}; "
-                              "index them from one directory or rename one")
+            raise CorpusError(f"two files would be indexed as {source!r}: {seen[source]} and "
+                              f"{file}; index them from one directory or rename one")
         seen[source] = file
         try:
             documents.extend(load_file(file, source))

@@ -85,7 +85,8 @@ def test_line_broken_mid_sentence_is_joined_with_offsets() -> None:
     (paragraph,) = clean(text)
     assert paragraph.text == "“我就抽空回去给宝宝‘送个外卖’,”她笑着说。"
     assert paragraph.heading == "标题"
-    assert text[paragraph.start : paragraph.end] == "“我就抽空回去给宝宝‘送个外\n\n卖’,”她笑着说。"
+    expected = "“我就抽空回去给宝宝‘送个外\n\n卖’,”她笑着说。"
+    assert text[paragraph.start : paragraph.end] == expected
     assert paragraph.locate(paragraph.text.index("卖")) == text.index("卖")
     check_offsets(text, paragraph)
 
@@ -98,7 +99,8 @@ def test_hard_wrapped_latin_lines_are_joined_with_a_space() -> None:
 
 
 def test_headings_become_context_for_the_paragraphs_below() -> None:
-    text = "献爱心\n\n博恩医疗科技\n\n" + BODY + "\n\n下一节\n\n" + BODY.replace("每天", "每周") + "\n"
+    second = BODY.replace("每天", "每周")
+    text = f"献爱心\n\n博恩医疗科技\n\n{BODY}\n\n下一节\n\n{second}\n"
     paragraphs = clean(text)
     assert [p.heading for p in paragraphs] == ["献爱心 / 博恩医疗科技", "下一节"]
     assert paragraphs[0].number == 3

@@ -49,8 +49,12 @@ def test_latin_sentences_split_on_period_space() -> None:
 
 
 def test_fragments_merge_with_neighbours_in_the_same_section() -> None:
-    p = [Passage("“你好。”", "a.txt", 1, 0, 5, "标题"), Passage("“请登记。”", "a.txt", 1, 6, 12, "标题"),
-         Passage(SENTENCE, "a.txt", 2, 14, 35, "标题"), Passage("短句。", "a.txt", 3, 40, 43, "另一节")]
+    p = [
+        Passage("“你好。”", "a.txt", 1, 0, 5, "标题"),
+        Passage("“请登记。”", "a.txt", 1, 6, 12, "标题"),
+        Passage(SENTENCE, "a.txt", 2, 14, 35, "标题"),
+        Passage("短句。", "a.txt", 3, 40, 43, "另一节"),
+    ]
     merged = merge_fragments(p, max_tokens=100, min_chars=15)
     assert [m.text for m in merged] == ["“你好。”\n“请登记。”\n" + SENTENCE, "短句。"]
     assert (merged[0].start, merged[0].end) == (0, 35)
@@ -69,8 +73,10 @@ def test_passages_point_at_their_paragraph_and_offsets() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("党员社区抗疫志愿者。，！？；ab .\n“”")), max_size=400),
-       st.integers(min_value=4, max_value=80))
+@given(
+    st.text(alphabet=st.sampled_from(list("党员社区抗疫志愿者。，！？；ab .\n“”")), max_size=400),
+    st.integers(min_value=4, max_value=80),
+)
 def test_passages_always_within_original_and_budget(text: str, budget: int) -> None:
     for p in document_passages(_doc(text), max_tokens=budget, min_chars=0):
         assert 0 <= p.start <= p.end <= len(text)
