@@ -1,0 +1,39 @@
+"""semsearch: semantic search over text collections, Chinese first and multilingual throughout.
+
+    import semsearch
+    index = semsearch.load()                      # the seeds index shipped with the repo
+    for hit in index.search("夫妻党员抗疫", k=5):
+        print(hit.score, hit.source, hit.paragraph, hit.text)
+
+    index = semsearch.build(["docs/"])            # clean → passages → embeddings → FAISS
+    index.save("indexes/docs")
+"""
+
+from semsearch.errors import (
+    CorpusError,
+    IndexLoadError,
+    ModelError,
+    ModelMismatchError,
+    QueryError,
+    SemsearchError,
+)
+from semsearch.index import Manifest
+from semsearch.passages import Passage
+from semsearch.search import Hit, Index, build, load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CorpusError",
+    "Hit",
+    "Index",
+    "IndexLoadError",
+    "Manifest",
+    "ModelError",
+    "ModelMismatchError",
+    "Passage",
+    "QueryError",
+    "SemsearchError",
+    "build",
+    "load",
+]

@@ -1,0 +1,75 @@
+"""Shared fixtures: tiny random sentence-transformers models the tests make (fast, offline), and
+the provisioned real model for integration tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = REPO / "seeds"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def make_tiny_model(out: Path, hidden: int = 32, seed: int = 0) -> Path:
+    """A random 1-layer BERT with a character tokenizer, saved as a sentence-transformers dir."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    chars = sorted({ch for f in SEEDS.glob("*.txt") for ch in f.read_text("utf-8")} |
+                   set("abcdefghijklmnopqrstuvwxyz0123456789:"))
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {tok: i for i, tok in enumerate(specials + [c for c in chars if not c.isspace()])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split("", "isolated")]
+    )
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+                                   model_max_length=128)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=hidden * 2,
+                        max_position_embeddings=128)
+    hf_dir = out.parent / f"{out.name}-hf"
+    BertModel(config).save_pretrained(hf_dir)
+    fast.save_pretrained(hf_dir)
+    transformer = Transformer(str(hf_dir), max_seq_length=128)
+    model = SentenceTransformer(
+        modules=[transformer, Pooling(hidden, "mean"), Normalize()],
+        prompts={"query": "query: ", "passage": "passage: "}, device="cpu",
+    )
+    model.save(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny32", hidden=32, seed=0)
+
+
+@pytest.fixture(scope="session")
+def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second tiny model with a different dimension, for mismatch checks."""
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny48", hidden=48, seed=1)
+
+
+@pytest.fixture(scope="session")
+def real_model() -> Path:
+    """The provisioned multilingual-e5-small; setup (`make setup`) must have made it."""
+    from semsearch.models.provision import is_provisioned
+    from semsearch.models.resolve import provisioned_dir
+
+    path = provisioned_dir()
+    assert is_provisioned(path), "run `make setup` (semsearch provision) first"
+    return path
