@@ -4,6 +4,7 @@
                     metric, passage count, corpus fingerprint, creation time, file checksums
     vectors.faiss   exact inner-product index over unit vectors (cosine similarity)
     passages.jsonl  one passage per line, line number = vector id
+    bm25/           the lexical (BM25) index over the same passages, same ids
 
 Saving writes a complete temporary directory and renames it into place, so a reader sees the
 old index or the new one, never a mix. Loading verifies the checksums and the format version.
@@ -25,6 +26,7 @@ import numpy as np
 
 from semsearch.corpus import Document
 from semsearch.errors import IndexLoadError
+from semsearch.lexical import LEXICAL_DIR, LexicalIndex
 from semsearch.models.encoder import ModelInfo
 from semsearch.passages import Passage
 
@@ -33,6 +35,7 @@ MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 PASSAGES = "passages.jsonl"
 METRIC = "inner_product"
+LEXICAL = "bm25s (k1=1.5, b=0.75) over jieba search-mode words, OpenCC t2s, NFKC, lowercase"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Manifest:
     passage_count: int
     corpus_fingerprint: str
     created_at: str
+    lexical: str = ""
     files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -84,16 +88,18 @@ def _passage_json(passage: Passage) -> str:
 
 @dataclass
 class VectorIndex:
-    """Passages, their vectors in FAISS, and the manifest that describes them."""
+    """Passages, their vectors in FAISS, their BM25 index, and the manifest describing them."""
 
     manifest: Manifest
     passages: list[Passage]
     faiss_index: Any  # faiss.Index
+    lexical: LexicalIndex | None = None
 
     @classmethod
     def create(cls, passages: list[Passage], vectors: np.ndarray, model: ModelInfo,
                corpus: str) -> VectorIndex:
-        """Build an exact inner-product index over `vectors` (one row per passage)."""
+        """Build an exact inner-product index over `vectors` (one row per passage) and a BM25
+        index over the same passages."""
         import faiss
 
         if vectors.shape != (len(passages), model.dimension):
@@ -104,9 +110,10 @@ class VectorIndex:
         manifest = Manifest(
             format_version=FORMAT_VERSION, model=model, metric=METRIC, index_type="flat",
             passage_count=len(passages), corpus_fingerprint=corpus,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"), lexical=LEXICAL,
         )
-        return cls(manifest=manifest, passages=passages, faiss_index=index)
+        lexical = LexicalIndex.build([p.lexical_text for p in passages])
+        return cls(manifest=manifest, passages=passages, faiss_index=index, lexical=lexical)
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-`k` (scores, ids) for each query vector; ids are -1 past the end."""
@@ -127,14 +134,18 @@ class VectorIndex:
             with (tmp / PASSAGES).open("w", encoding="utf-8") as handle:
                 for passage in self.passages:
                     handle.write(_passage_json(passage) + "\n")
-            files = {name: _sha256(tmp / name) for name in (VECTORS, PASSAGES)}
+            if self.lexical is not None:
+                self.lexical.save(tmp / LEXICAL_DIR)
+            files = {f.relative_to(tmp).as_posix(): _sha256(f)
+                     for f in sorted(tmp.rglob("*")) if f.is_file()}
             self.manifest = Manifest.from_json({**self.manifest.to_json(), "files": files})
             (tmp / MANIFEST).write_text(
                 json.dumps(self.manifest.to_json(), ensure_ascii=False, indent=2) + "\n",
                 encoding="utf-8",
             )
-            for file in tmp.iterdir():
-                _fsync(file)
+            for file in tmp.rglob("*"):
+                if file.is_file():
+                    _fsync(file)
             _replace_dir(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -148,7 +159,7 @@ class VectorIndex:
 
         directory = Path(path)
         manifest = read_manifest(directory)
-        for name in (VECTORS, PASSAGES):
+        for name in sorted({VECTORS, PASSAGES, *manifest.files}):
             file = directory / name
             if not file.is_file():
                 raise IndexLoadError(f"index {directory} is missing {name}; rebuild it with "
@@ -161,7 +172,9 @@ class VectorIndex:
             faiss_index = faiss.read_index(str(directory / VECTORS))
             passages = [_passage_from_json(line) for line in
                         (directory / PASSAGES).read_text(encoding="utf-8").splitlines()]
-        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            lexical = (LexicalIndex.load(directory / LEXICAL_DIR, len(passages))
+                       if (directory / LEXICAL_DIR).is_dir() else None)
+        except (RuntimeError, ValueError, KeyError, TypeError, OSError) as exc:
             raise IndexLoadError(f"index {directory} is corrupt ({exc}); rebuild it with "
                                  "`semsearch index`") from exc
         if faiss_index.ntotal != len(passages) or len(passages) != manifest.passage_count:
@@ -171,7 +184,7 @@ class VectorIndex:
         if faiss_index.d != manifest.model.dimension:
             raise IndexLoadError(f"index {directory} has {faiss_index.d}-d vectors but its "
                                  f"manifest says {manifest.model.dimension}")
-        return cls(manifest=manifest, passages=passages, faiss_index=faiss_index)
+        return cls(manifest=manifest, passages=passages, faiss_index=faiss_index, lexical=lexical)
 
 
 def read_manifest(directory: Path) -> Manifest:

@@ -69,7 +69,7 @@ def test_passages_point_at_their_paragraph_and_offsets() -> None:
         assert p.source == "a.txt"
     assert [p.paragraph for p in passages] == [2, 2, 2, 3]
     assert passages[0].heading == "标题"
-    assert passages[0].embedding_text == "标题\n" + passages[0].text
+    assert passages[0].lexical_text == "标题\n" + passages[0].text
 
 
 @settings(max_examples=150, deadline=None)
