@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from semsearch.errors import QueryError, SemsearchError
 
@@ -38,6 +39,9 @@ IndexOpt = Annotated[
 ModelOpt = Annotated[
     str | None,
     typer.Option("--model", "-m", help="Model: a sentence-transformers hub name or local path."),
+]
+ModeOpt = Annotated[
+    str, typer.Option("--mode", help="dense (embeddings), bm25 (words) or hybrid (both, fused).")
 ]
 
 
@@ -112,9 +116,33 @@ def _read_queries(text: list[str] | None, queries_file: str | None) -> list[str]
     return [" ".join(text)]
 
 
-def _snippet(text: str, width: int = 90) -> str:
+def query_terms(query: str) -> list[str]:
+    """The query's words as the lexical index sees them, longest first, for highlighting."""
+    from semsearch.lexical import tokenize
+
+    return sorted(set(tokenize(query)), key=len, reverse=True)
+
+
+def snippet(text: str, terms: list[str], width: int = 90) -> Text:
+    """At most `width` characters of `text`, starting near the first query word, with every
+    query word in bold yellow (matched after the same folding as the lexical index)."""
+    from semsearch.lexical import normalize
+
     flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+    folded = normalize(flat)
+    if len(folded) != len(flat):  # a folding that changed length: positions would not line up
+        folded, terms = flat, []
+    first = min((p for p in (folded.find(t) for t in terms) if p >= 0), default=0)
+    start = max(0, min(first - 15, len(flat) - width))
+    end = min(len(flat), start + width)
+    styled = Text(("…" if start else "") + flat[start:end] + ("…" if end < len(flat) else ""))
+    offset = start - (1 if start else 0)
+    for term in terms:
+        at = folded.find(term, start)
+        while at >= 0 and at + len(term) <= end:
+            styled.stylize("bold yellow", at - offset, at - offset + len(term))
+            at = folded.find(term, at + len(term))
+    return styled
 
 
 @app.command()
@@ -129,6 +157,10 @@ def query(
         str | None, typer.Option("--queries", help="File with one query per line ('-' = stdin).")
     ] = None,
     model: ModelOpt = None,
+    mode: ModeOpt = "hybrid",
+    fusion: Annotated[
+        str, typer.Option("--fusion", help="hybrid fusion: weighted (scores) or rrf (ranks).")
+    ] = "weighted",
 ) -> None:
     """Search an index for the passages most similar to the query."""
     from semsearch.search import Index, check_query
@@ -138,7 +170,7 @@ def query(
         if k < 1:
             raise QueryError(f"-k must be at least 1, got {k}")
         searcher = Index.load(index_dir, model)
-        results = searcher.search_batch(queries, k)
+        results = searcher.search_batch(queries, k, mode, fusion)  # type: ignore[arg-type]
         for q, hits in zip(queries, results, strict=True):
             if as_json:
                 record = {"query": q, "hits": [
@@ -149,14 +181,15 @@ def query(
                     for h in hits]}
                 sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
                 continue
-            table = Table(title=f"[bold]{escape(q)}[/]", title_justify="left")
+            terms = query_terms(q)
+            table = Table(title=f"[bold]{escape(q)}[/] [dim]({mode})[/]", title_justify="left")
             table.add_column("#", justify="right")
             table.add_column("score", justify="right")
             table.add_column("source:paragraph")
             table.add_column("passage")
             for h in hits:
                 table.add_row(str(h.rank), f"{h.score:.3f}", escape(f"{h.source}:{h.paragraph}"),
-                              escape(_snippet(h.text)))
+                              snippet(h.text, terms))
             out.print(table)
 
 
@@ -185,6 +218,38 @@ def info(index_dir: IndexOpt = None) -> None:
         for source, count in sorted(Counter(p.source for p in store.passages).items()):
             per_source.add_row(escape(source), str(count))
         out.print(per_source)
+
+
+@app.command()
+def bench(
+    index_dir: IndexOpt = None,
+    qrels: Annotated[
+        Path | None, typer.Option("--qrels", help="Labelled queries (default: the seeds set).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Where to write quality.json/.md.")
+    ] = None,
+) -> None:
+    """Measure Recall@1/5/10, MRR@10 and nDCG@10 of each search mode on labelled queries."""
+    from semsearch import bench as b
+    from semsearch.search import Index
+
+    with user_errors():
+        queries = b.load_qrels(qrels or b.DEFAULT_QRELS)
+        with err.status(f"evaluating {len(queries)} queries × {len(b.METRICS)} metrics…"):
+            results = b.evaluate(Index.load(index_dir), queries)
+        table = Table("mode", *b.METRICS, title=f"{results['queries']} labelled queries",
+                      title_justify="left")
+        for mode, scores in results["metrics"].items():
+            table.add_row(mode, *(f"{scores[m]:.3f}" for m in b.METRICS))
+        out.print(table)
+        kinds = Table("kind", *results["metrics"], title="Recall@5 by query kind",
+                      title_justify="left")
+        for kind, per_mode in results["by_kind"].items():
+            kinds.add_row(kind, *(f"{per_mode[m]['recall@5']:.3f}" for m in per_mode))
+        out.print(kinds)
+        json_path, md_path = b.write_results(results, out_dir or b.RESULTS_DIR)
+        err.print(f"wrote {escape(str(json_path))} and {escape(str(md_path))}")
 
 
 @app.command()
