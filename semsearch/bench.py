@@ -94,8 +94,11 @@ def run(index: Index, queries: Sequence[LabelledQuery], mode: Mode,
 def evaluate(index: Index, queries: Sequence[LabelledQuery],
              modes: Sequence[Mode] = MODES) -> dict[str, Any]:
     """Metrics per mode, overall and per query kind (Recall@5 and MRR@10)."""
-    from ranx import Qrels, Run
-    from ranx import evaluate as ranx_evaluate
+    try:
+        from ranx import Qrels, Run
+        from ranx import evaluate as ranx_evaluate
+    except ImportError as exc:
+        raise QueryError("semsearch bench needs ranx: pip install 'semsearch[bench]'") from exc
 
     qrels_dict = judge(index, queries)
     answerable = [q for q in queries if qrels_dict[q.id]]
