@@ -70,6 +70,10 @@ def index(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to index.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Index directory to write.")],
     model: ModelOpt = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="Encoder: auto (ONNX if exported), torch, onnx, "
+                          "onnx-int8.")
+    ] = "auto",
 ) -> None:
     """Build an index from .txt, .md and .jsonl files and write it to --out."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -86,7 +90,8 @@ def index(
                 start=lambda n: bar.update(task, description="encoding passages", total=n),
                 advance=lambda n: bar.advance(task, n),
             )
-            built = Index.build(paths, model, progress=progress)
+            built = Index.build(paths, model, progress=progress,
+                                backend=backend)  # type: ignore[arg-type]
             bar.update(task, description="writing index")
             built.save(out_dir)
         seconds = time.perf_counter() - started
@@ -208,7 +213,8 @@ def info(index_dir: IndexOpt = None) -> None:
             "format version": str(m.format_version), "model": m.model.name,
             "model weights": m.model.fingerprint[:16], "dimension": str(m.model.dimension),
             "prompts": ", ".join(f"{k}={v!r}" for k, v in m.model.prompts.items()) or "none",
-            "metric": m.metric, "index type": m.index_type, "passages": str(m.passage_count),
+            "encoder": m.encoder or "?", "metric": m.metric, "index type": m.index_type,
+            "passages": str(m.passage_count),
             "corpus": m.corpus_fingerprint[:16], "created": m.created_at,
         }
         for key, value in rows.items():

@@ -50,6 +50,7 @@ class Manifest:
     corpus_fingerprint: str
     created_at: str
     lexical: str = ""
+    encoder: str = ""
     files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -97,7 +98,7 @@ class VectorIndex:
 
     @classmethod
     def create(cls, passages: list[Passage], vectors: np.ndarray, model: ModelInfo,
-               corpus: str) -> VectorIndex:
+               corpus: str, encoder: str = "") -> VectorIndex:
         """Build an exact inner-product index over `vectors` (one row per passage) and a BM25
         index over the same passages."""
         import faiss
@@ -111,6 +112,7 @@ class VectorIndex:
             format_version=FORMAT_VERSION, model=model, metric=METRIC, index_type="flat",
             passage_count=len(passages), corpus_fingerprint=corpus,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"), lexical=LEXICAL,
+            encoder=encoder,
         )
         lexical = LexicalIndex.build([p.lexical_text for p in passages])
         return cls(manifest=manifest, passages=passages, faiss_index=index, lexical=lexical)

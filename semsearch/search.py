@@ -23,7 +23,7 @@ from semsearch import corpus
 from semsearch.errors import ModelMismatchError, QueryError
 from semsearch.index import VectorIndex, corpus_fingerprint
 from semsearch.lexical import to_simplified
-from semsearch.models.encoder import Encoder, load_encoder
+from semsearch.models.encoder import Backend, Encoder, load_encoder
 from semsearch.models.resolve import ModelRef, resolve
 from semsearch.models.resolve import fingerprint as model_fingerprint
 from semsearch.passages import MAX_TOKENS, Passage, make_passages
@@ -139,10 +139,11 @@ class Index:
 
     @classmethod
     def build(cls, paths: Iterable[str | os.PathLike[str]], model: str | None = None, *,
-              max_tokens: int = MAX_TOKENS, progress: BuildProgress | None = None) -> Index:
+              max_tokens: int = MAX_TOKENS, progress: BuildProgress | None = None,
+              backend: Backend | None = None) -> Index:
         """Read, clean and split the files under `paths`, embed the passages, index them."""
         documents = corpus.load(paths)
-        encoder = load_encoder(model)
+        encoder = load_encoder(model, backend)
         budget = min(max_tokens, encoder.max_tokens - 16)
         passages = make_passages(documents, encoder.count_tokens, budget)
         if progress is not None:
@@ -150,7 +151,7 @@ class Index:
         vectors = encoder.encode_passages([p.text for p in passages],
                                           progress.advance if progress else None)
         store = VectorIndex.create(passages, vectors, encoder.info,
-                                   corpus_fingerprint(documents))
+                                   corpus_fingerprint(documents), encoder.backend)
         return cls(store, encoder)
 
     @classmethod
@@ -256,9 +257,9 @@ class Index:
 
 
 def build(paths: Iterable[str | os.PathLike[str]], model: str | None = None, *,
-          progress: BuildProgress | None = None) -> Index:
+          progress: BuildProgress | None = None, backend: Backend | None = None) -> Index:
     """Build an in-memory index from files and directories (see `Index.build`)."""
-    return Index.build(paths, model, progress=progress)
+    return Index.build(paths, model, progress=progress, backend=backend)
 
 
 def load(path: str | os.PathLike[str] | None = None, model: str | None = None) -> Index:

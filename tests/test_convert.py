@@ -192,7 +192,7 @@ EXPECTED_FILES = {
     "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
     "special_tokens_map.json", "modules.json", "config_sentence_transformers.json",
     "sentence_bert_config.json", "1_Pooling/config.json", "2_Normalize/config.json",
-    "semsearch_model.json",
+    "semsearch_model.json", "unigram/pieces.bin", "unigram/index.npy", "unigram/meta.json",
 }  # fmt: skip
 
 
@@ -379,18 +379,24 @@ ODD_TEXTS = [
 
 
 @pytest.mark.slow
-def test_token_ids_match_reference_engine(real_e5: E5File, st_model: Any, engine: Any) -> None:
+def test_token_ids_match_reference_engine(real_e5: E5File, st_model: Any, engine: Any,
+                                          converted: Path) -> None:
+    from semsearch.models.unigram import UNIGRAM_DIR, UnigramTokenizer
+
     vocab = {p: i for i, (p, _) in enumerate(real_e5.pieces) if i != real_e5.unk_id and p}
     tok = st_model.tokenizer
+    quick = UnigramTokenizer.open(converted / UNIGRAM_DIR)
     texts = seed_paragraphs() + ODD_TEXTS
     for text in texts:
         for prefix, is_query in (("passage: ", False), ("query: ", True)):
             ref = reference_tokenize(real_e5, prefix + text, vocab)
             # the port is validated against the C engine's own token count ...
             assert engine.token_count(text, is_query) == len(ref) + 2, text
-            # ... and the converted tokenizer must give exactly the same ids
+            # ... and the converted tokenizer must give exactly the same ids,
             ids = tok(prefix + text)["input_ids"]
             assert ids == [real_e5.bos_id, *ref, real_e5.eos_id], text
+            # ... and so must the memory-mapped query tokenizer
+            assert quick.content_ids(prefix + text) == ref, text
 
 
 @pytest.mark.slow

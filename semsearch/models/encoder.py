@@ -1,8 +1,9 @@
 """Text → L2-normalised vectors, with the model's own query/passage prompts.
 
-`load_encoder` resolves a model (see `resolve`) and loads it with sentence-transformers, imported
-lazily because that import alone costs seconds. Vectors are float32 and unit length, so inner
-product is cosine similarity.
+`load_encoder` resolves a model (see `resolve`) and loads it with one of two backends:
+sentence-transformers on torch (any model; importing it alone costs seconds), or the ONNX export
+that provisioning writes beside the weights (onnxruntime + tokenizers, no torch: what a CLI query
+uses). Vectors are float32 and unit length, so inner product is cosine similarity.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -20,6 +21,8 @@ from semsearch.models.resolve import PROVISION_HINT, ModelRef, fingerprint, hub_
 
 ProgressFn = Callable[[int], None]
 BATCH_SIZE = 32
+Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
+BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnx", "onnx-int8")
 
 
 @dataclass(frozen=True)
@@ -32,13 +35,29 @@ class ModelInfo:
     prompts: dict[str, str] = field(default_factory=dict)
 
 
+class Encoder(Protocol):
+    """What indexing and search need from a model, whichever backend runs it."""
+
+    info: ModelInfo
+    max_tokens: int
+    backend: str
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray: ...
+
+    def encode_passages(self, passages: Sequence[str],
+                        progress: ProgressFn | None = None) -> np.ndarray: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
 @dataclass
-class Encoder:
-    """A loaded sentence-transformers model and what identifies it."""
+class TorchEncoder:
+    """A sentence-transformers model on torch: works for any model."""
 
     info: ModelInfo
     model: Any  # sentence_transformers.SentenceTransformer
     max_tokens: int
+    backend: str = "torch"
 
     def _encode(self, texts: Sequence[str], prompt_name: str | None,
                 progress: ProgressFn | None = None) -> np.ndarray:
@@ -70,6 +89,45 @@ class Encoder:
         return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+@dataclass
+class OnnxEncoder:
+    """The provisioned ONNX export on onnxruntime: same vectors, no torch import.
+
+    Texts are sorted by token count before batching (length bucketing), so a batch pads little.
+    """
+
+    info: ModelInfo
+    runner: Any  # semsearch.models.onnx.OnnxRunner
+    max_tokens: int
+    backend: str = "onnx"
+
+    def _encode(self, texts: Sequence[str], prompt_name: str,
+                progress: ProgressFn | None = None) -> np.ndarray:
+        prompt = self.info.prompts.get(prompt_name, "")
+        ids = self.runner.ids([prompt + t for t in texts])
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        out = np.zeros((len(texts), self.info.dimension), dtype=np.float32)
+        for begin in range(0, len(order), BATCH_SIZE):
+            rows = order[begin : begin + BATCH_SIZE]
+            out[rows] = self.runner.embed_ids([ids[i] for i in rows])
+            if progress is not None:
+                progress(len(rows))
+        return out
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Embed search queries (with the model's query prompt, if it has one)."""
+        return self._encode(queries, "query")
+
+    def encode_passages(self, passages: Sequence[str],
+                        progress: ProgressFn | None = None) -> np.ndarray:
+        """Embed passages (with the passage prompt), reporting each finished batch."""
+        return self._encode(passages, "passage", progress)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model sees for `text` (without special tokens or prompt)."""
+        return len(self.runner.tokenizer.encode(text, add_special_tokens=False).ids)
+
+
 def _model_fingerprint(ref: ModelRef) -> str:
     if ref.is_local:
         return fingerprint(Path(ref.location))
@@ -77,9 +135,60 @@ def _model_fingerprint(ref: ModelRef) -> str:
     return fingerprint(snapshot) if snapshot else f"hub:{ref.name}"
 
 
-def load_encoder(model: str | ModelRef | None = None) -> Encoder:
-    """Load the model `model` resolves to; raise ModelError with a way out if it cannot."""
+def _backend(requested: Backend | None) -> Backend:
+    value = requested or os.environ.get("SEMSEARCH_BACKEND") or "auto"
+    if value not in BACKENDS:
+        raise ModelError(f"unknown encoder backend {value!r}; choose one of {', '.join(BACKENDS)}")
+    return value
+
+
+def load_encoder(model: str | ModelRef | None = None, backend: Backend | None = None) -> Encoder:
+    """Load the model `model` resolves to; raise ModelError with a way out if it cannot.
+
+    `backend` (or `SEMSEARCH_BACKEND`): `auto` uses the ONNX export when the model directory has
+    one and torch otherwise; `onnx-int8` runs the int8-quantised export.
+    """
     ref = model if isinstance(model, ModelRef) else resolve(model)
+    chosen = _backend(backend)
+    if chosen != "torch" and ref.is_local:
+        from semsearch.models import onnx
+
+        if onnx.has_export(Path(ref.location)):
+            return _load_onnx(ref, int8=chosen == "onnx-int8")
+    if chosen in ("onnx", "onnx-int8"):
+        raise ModelError(f"model {ref.name} has no ONNX export; run `semsearch provision` "
+                         "(default model) or use --backend torch")
+    return _load_torch(ref)
+
+
+def _load_onnx(ref: ModelRef, int8: bool) -> OnnxEncoder:
+    from semsearch.models.onnx import OnnxRunner
+
+    path = Path(ref.location)
+    try:
+        runner = OnnxRunner.open(path, int8=int8)
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"cannot load the ONNX export of {ref.name} from {path}: {exc}; "
+                         "re-run `semsearch provision --force`") from exc
+    info = ModelInfo(name=ref.name, fingerprint=_model_fingerprint(ref),
+                     dimension=int(runner.table.shape[1]), prompts=_export_prompts(path))
+    return OnnxEncoder(info=info, runner=runner, max_tokens=runner.max_tokens,
+                       backend="onnx-int8" if int8 else "onnx")
+
+
+def _export_prompts(path: Path) -> dict[str, str]:
+    import json
+
+    from semsearch.models.onnx import EXPORT_INFO, ONNX_DIR
+
+    info = json.loads((path / ONNX_DIR / EXPORT_INFO).read_text(encoding="utf-8"))
+    prompts = info.get("prompts") or {}
+    return {k: str(v) for k, v in prompts.items() if k in ("query", "passage") and v}
+
+
+def _load_torch(ref: ModelRef) -> TorchEncoder:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
@@ -104,4 +213,4 @@ def load_encoder(model: str | ModelRef | None = None) -> Encoder:
     prompts = {k: v for k, v in (st.prompts or {}).items() if k in ("query", "passage") and v}
     info = ModelInfo(name=ref.name, fingerprint=_model_fingerprint(ref),
                      dimension=int(dimension), prompts=prompts)
-    return Encoder(info=info, model=st, max_tokens=int(st.max_seq_length or 512))
+    return TorchEncoder(info=info, model=st, max_tokens=int(st.max_seq_length or 512))

@@ -1,0 +1,66 @@
+"""The ONNX query path: same vectors and rankings as sentence-transformers, and no torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import semsearch
+from semsearch import bench
+from semsearch.models.encoder import load_encoder
+from semsearch.models.resolve import resolve
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def encoders(real_model: Path) -> dict[str, object]:
+    return {b: load_encoder(resolve(), b) for b in ("torch", "onnx")}  # type: ignore[arg-type]
+
+
+def test_onnx_matches_sentence_transformers(encoders: dict[str, object]) -> None:
+    index = semsearch.load()
+    passages = [p.text for p in index.passages]
+    queries = [q.query for q in bench.load_qrels(bench.DEFAULT_QRELS)]
+    torch_enc, onnx_enc = encoders["torch"], encoders["onnx"]
+    for texts, method in ((passages, "encode_passages"), (queries, "encode_queries"),
+                          (queries[:5], "encode_queries")):  # ≤ 16 texts: unigram tokenizer
+        a = getattr(torch_enc, method)(texts)
+        b = getattr(onnx_enc, method)(texts)
+        assert float((a * b).sum(axis=1).min()) >= 0.999
+
+
+def test_identical_top5_on_labelled_queries(encoders: dict[str, object]) -> None:
+    index = semsearch.load()
+    queries = [q.query for q in bench.load_qrels(bench.DEFAULT_QRELS)]
+    tops = {}
+    for name, encoder in encoders.items():
+        index._encoder = encoder  # type: ignore[assignment]
+        for mode in ("dense", "hybrid"):
+            tops[name, mode] = [[(h.source, h.start) for h in hits]
+                                for hits in index.search_batch(queries, 5, mode)]  # type: ignore[arg-type]
+    for mode in ("dense", "hybrid"):
+        assert tops["torch", mode] == tops["onnx", mode]
+
+
+def test_query_path_does_not_import_torch(real_model: Path) -> None:
+    code = ("import sys, semsearch; hits = semsearch.load().search('夫妻党员抗疫', k=3); "
+            "print(hits[0].source, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["000_0db68ecbc2c6cfcf.txt", "False", "False"]
+
+
+def test_int8_export_is_close(encoders: dict[str, object]) -> None:
+    int8 = load_encoder(resolve(), "onnx-int8")
+    texts = [p.text for p in semsearch.load().passages]
+    a = encoders["onnx"].encode_passages(texts)  # type: ignore[attr-defined]
+    b = int8.encode_passages(texts)
+    assert float((a * b).sum(axis=1).mean()) >= 0.98
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-4)
