@@ -41,6 +41,7 @@ DEFAULT_FUSION: Fusion = "weighted"
 RRF_K = 60  # the constant of Cormack et al. (2009), also ranx's default
 DENSE_WEIGHT = 0.5  # weighted fusion: share of the dense score
 CANDIDATES = 50  # depth of each ranking that hybrid fusion looks at
+MAX_QUERY_CHARS = 10_000
 
 
 def default_index_path() -> Path:
@@ -110,12 +111,16 @@ def _overlaps(a: Passage, b: Passage) -> bool:
 
 
 def check_query(query: str) -> str:
-    """Reject queries that cannot mean anything; return the query stripped."""
+    """Reject queries that cannot mean anything; return the query stripped of control
+    characters and lone surrogates (which no model or JSON output can take)."""
     if not isinstance(query, str):
         raise QueryError(f"a query must be text, not {type(query).__name__}")
     text = "".join(ch for ch in query if unicodedata.category(ch) not in ("Cc", "Cs"))
     if not text.strip():
         raise QueryError("the query is empty; give some words to search for")
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(f"the query is {len(text):,} characters long; the limit is "
+                         f"{MAX_QUERY_CHARS:,} (the model reads at most 512 tokens)")
     return text.strip()
 
 
