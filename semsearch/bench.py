@@ -61,14 +61,15 @@ def load_qrels(path: Path) -> list[LabelledQuery]:
 
 def judge(index: Index, queries: Sequence[LabelledQuery]) -> dict[str, dict[str, int]]:
     """ranx qrels: for each query, the id of the passage holding each labelled phrase."""
-    squeezed = [("".join(p.text.split()), p.source) for p in index.passages]
+    squeezed = [(pid, "".join(p.text.split()), p.source)
+                for pid, p in index.store.passages.items()]
     qrels: dict[str, dict[str, int]] = {}
     for q in queries:
         judged: dict[str, int] = {}
         for source, phrase, grade in q.relevant:
             key = "".join(phrase.split())
-            found = next((i for i, (text, src) in enumerate(squeezed)
-                          if src == source and key in text), None)
+            found = next((pid for pid, text, src in squeezed if src == source and key in text),
+                         None)
             if found is None:
                 warnings.warn(f"{q.id}: phrase {phrase!r} of {source} is in no passage",
                               LabelWarning, stacklevel=2)
@@ -81,14 +82,9 @@ def judge(index: Index, queries: Sequence[LabelledQuery]) -> dict[str, dict[str,
 def run(index: Index, queries: Sequence[LabelledQuery], mode: Mode,
         depth: int = DEPTH) -> dict[str, dict[str, float]]:
     """A ranx run: each query's top `depth` passage ids, scored by reciprocal rank."""
-    by_text = {("".join(p.text.split()), p.source, p.start): i
-               for i, p in enumerate(index.passages)}
     results = index.search_batch([q.query for q in queries], depth, mode)
-    return {
-        q.id: {str(by_text["".join(h.text.split()), h.source, h.start]): 1.0 / h.rank
-               for h in hits}
-        for q, hits in zip(queries, results, strict=True)
-    }
+    return {q.id: {str(h.id): 1.0 / h.rank for h in hits}
+            for q, hits in zip(queries, results, strict=True)}
 
 
 def evaluate(index: Index, queries: Sequence[LabelledQuery],

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from semsearch.errors import QueryError, SemsearchError
+from semsearch.search import BuildProgress
 
 app = typer.Typer(
     help="Semantic search over text collections (Chinese first, multilingual throughout).",
@@ -74,26 +75,21 @@ def index(
         str, typer.Option("--backend", help="Encoder: auto (ONNX if exported), torch, onnx, "
                           "onnx-int8.")
     ] = "auto",
+    index_type: Annotated[
+        str, typer.Option("--index-type", help="flat (exact), hnsw, ivf-pq, sq8, or auto "
+                          "(chosen by collection size).")
+    ] = "auto",
 ) -> None:
     """Build an index from .txt, .md and .jsonl files and write it to --out."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    from semsearch.search import BuildProgress, Index
+    from semsearch.search import Index
 
     with user_errors():
         started = time.perf_counter()
-        with Progress("[progress.description]{task.description}", BarColumn(),
-                      MofNCompleteColumn(), TimeRemainingColumn(), console=err,
-                      transient=True) as bar:
-            task = bar.add_task("loading model", total=None)
-            progress = BuildProgress(
-                start=lambda n: bar.update(task, description="encoding passages", total=n),
-                advance=lambda n: bar.advance(task, n),
-            )
-            built = Index.build(paths, model, progress=progress,
+        bar, progress = _progress_bar()
+        with bar:
+            built = Index.build(paths, model, progress=progress, index_type=index_type,
                                 backend=backend)  # type: ignore[arg-type]
-            bar.update(task, description="writing index")
-            built.save(out_dir)
+        built.save(out_dir)
         seconds = time.perf_counter() - started
         count = built.manifest.passage_count
         err.print(f"[green]indexed[/] {count} passages from "
@@ -221,9 +217,61 @@ def info(index_dir: IndexOpt = None) -> None:
             table.add_row(key, escape(value))
         out.print(table)
         per_source = Table("source", "passages", title="sources", title_justify="left")
-        for source, count in sorted(Counter(p.source for p in store.passages).items()):
+        counts = Counter(p.source for p in store.passages.values())
+        for source, count in sorted(counts.items()):
             per_source.add_row(escape(source), str(count))
         out.print(per_source)
+
+
+def _progress_bar() -> tuple[Any, BuildProgress]:
+    """A rich progress bar on stderr and the callbacks that drive it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(),
+                   MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True)
+    task = bar.add_task("loading", total=None)
+    progress = BuildProgress(
+        start=lambda n: bar.update(task, description="encoding passages", total=n),
+        advance=lambda n: bar.advance(task, n),
+    )
+    return bar, progress
+
+
+@app.command()
+def add(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories to add.")],
+    index_dir: Annotated[Path, typer.Option("--index", "-i", help="Index directory to update.")],
+) -> None:
+    """Add new files to an index; changed files are re-indexed, unchanged ones skipped."""
+    from semsearch.index import writer_lock
+    from semsearch.search import Index
+
+    with user_errors(), writer_lock(index_dir):
+        searcher = Index.load(index_dir, writable=True)
+        bar, progress = _progress_bar()
+        with bar:
+            report = searcher.add(paths, progress=progress)
+        searcher.save(index_dir)
+        err.print(f"[green]added[/] {report.passages} passages: {len(report.added)} new, "
+                  f"{len(report.replaced)} changed, {len(report.unchanged)} unchanged sources; "
+                  f"{searcher.manifest.passage_count} passages in {escape(str(index_dir))}")
+
+
+@app.command()
+def remove(
+    source: Annotated[str, typer.Option("--source", "-s", help="Source name as indexed.")],
+    index_dir: Annotated[Path, typer.Option("--index", "-i", help="Index directory to update.")],
+) -> None:
+    """Remove every passage of one source from an index."""
+    from semsearch.index import writer_lock
+    from semsearch.search import Index
+
+    with user_errors(), writer_lock(index_dir):
+        searcher = Index.load(index_dir, writable=True)
+        count = searcher.remove(source)
+        searcher.save(index_dir)
+        err.print(f"[green]removed[/] {count} passages of {escape(source)}; "
+                  f"{searcher.manifest.passage_count} left in {escape(str(index_dir))}")
 
 
 @app.command()

@@ -20,6 +20,14 @@ class IndexLoadError(SemsearchError):
     """An index directory is missing, corrupt, or incompatible with the model."""
 
 
+class IndexWriteError(SemsearchError):
+    """An index could not be written (disk full, permissions); the previous one is intact."""
+
+
+class IndexLockedError(SemsearchError):
+    """Another process is writing the index; only one writer at a time."""
+
+
 class ModelMismatchError(IndexLoadError):
     """The index was built with a different model (or dimension) than the one asked for."""
 
@@ -31,6 +39,8 @@ class QueryError(SemsearchError):
 __all__ = [
     "CorpusError",
     "IndexLoadError",
+    "IndexLockedError",
+    "IndexWriteError",
     "ModelError",
     "ModelMismatchError",
     "QueryError",

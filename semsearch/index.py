@@ -1,46 +1,62 @@
-"""The on-disk index: a directory with the FAISS vectors, the passages, and a manifest.
+"""The on-disk index: generations of FAISS vectors, passages and BM25 weights, with a manifest.
 
-    manifest.json   format version, model (name, weights fingerprint, dimension, prompts),
-                    metric, passage count, corpus fingerprint, creation time, file checksums
-    vectors.faiss   exact inner-product index over unit vectors (cosine similarity)
-    passages.jsonl  one passage per line, line number = vector id
-    bm25/           the lexical (BM25) index over the same passages, same ids
+    DIR/CURRENT               the live generation and its manifest's sha256, swapped
+                              atomically (rename)
+    DIR/.lock                 held by the one writer (flock); says who holds it
+    DIR/gen-00000007/
+        manifest.json         format, model (name, weights fingerprint, dimension, prompts),
+                              index type, counts, sources with content hashes, file checksums
+        vectors.faiss         FAISS index with stable passage ids (IndexIDMap2)
+        passages.jsonl        one passage per line, with its id
+        bm25/                 the lexical index over the same passages (see lexical.py)
 
-Saving writes a complete temporary directory and renames it into place, so a reader sees the
-old index or the new one, never a mix. Loading verifies the checksums and the format version.
+A write builds a whole new generation in a temporary directory, fsyncs it, renames it into
+place and only then points CURRENT at it, so a reader sees the old index or the new one — never
+a mix — and a crash or a full disk at any point leaves the previous index answering as before.
+The previous generation is kept one write longer, for readers that opened it just before a swap.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
-import tempfile
-from dataclasses import asdict, dataclass, field
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from semsearch.corpus import Document
-from semsearch.errors import IndexLoadError
+from semsearch import ann
+from semsearch.errors import IndexLoadError, IndexLockedError, IndexWriteError
 from semsearch.lexical import LEXICAL_DIR, LexicalIndex
 from semsearch.models.encoder import ModelInfo
 from semsearch.passages import Passage
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+CURRENT = "CURRENT"
+LOCK = ".lock"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 PASSAGES = "passages.jsonl"
 METRIC = "inner_product"
 LEXICAL = "bm25s (k1=1.5, b=0.75) over jieba search-mode words, OpenCC t2s, NFKC, lowercase"
+_GEN_PREFIX = "gen-"
+_TMP_PREFIX = ".tmp-gen-"
+
+ProgressFn = Callable[[int], None]
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """Everything needed to trust an index directory and to query it with the right model."""
+    """Everything needed to trust an index generation and to query it with the right model."""
 
     format_version: int
     model: ModelInfo
@@ -51,7 +67,10 @@ class Manifest:
     created_at: str
     lexical: str = ""
     encoder: str = ""
-    files: dict[str, str] = field(default_factory=dict)
+    generation: int = 0
+    next_id: int = 0
+    sources: dict[str, str] = field(default_factory=dict)  # source → sha256 of its file
+    files: dict[str, str] = field(default_factory=dict)  # relative path → sha256
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,10 +81,10 @@ class Manifest:
         return cls(**{**data, "model": model})
 
 
-def corpus_fingerprint(documents: list[Document]) -> str:
-    """sha256 over (source, content hash) of every document: equal corpora, equal fingerprint."""
+def corpus_fingerprint(sources: dict[str, str]) -> str:
+    """sha256 over (source, content hash) pairs: equal corpora, equal fingerprint."""
     digest = hashlib.sha256()
-    for source, sha in sorted({(d.source, d.sha256) for d in documents}):
+    for source, sha in sorted(sources.items()):
         digest.update(f"{source}\0{sha}\n".encode())
     return digest.hexdigest()
 
@@ -78,125 +97,236 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _passage_json(passage: Passage) -> str:
+def _passage_json(pid: int, passage: Passage) -> str:
     record = {
-        "text": passage.text, "source": passage.source, "paragraph": passage.paragraph,
-        "start": passage.start, "end": passage.end, "heading": passage.heading,
-        "metadata": passage.metadata,
+        "id": pid, "text": passage.text, "source": passage.source,
+        "paragraph": passage.paragraph, "start": passage.start, "end": passage.end,
+        "heading": passage.heading, "metadata": passage.metadata,
     }
     return json.dumps(record, ensure_ascii=False)
 
 
+def _passage_from_json(line: str) -> tuple[int, Passage]:
+    record = json.loads(line)
+    return int(record["id"]), Passage(
+        text=record["text"], source=record["source"], paragraph=record["paragraph"],
+        start=record["start"], end=record["end"], heading=record.get("heading", ""),
+        metadata=record.get("metadata") or {})
+
+
+def _failpoint(name: str) -> None:
+    """Test hook: die here, as a crash would, when SEMSEARCH_FAILPOINT names this point."""
+    if os.environ.get("SEMSEARCH_FAILPOINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 @dataclass
 class VectorIndex:
-    """Passages, their vectors in FAISS, their BM25 index, and the manifest describing them."""
+    """Passages by stable id, their vectors in FAISS, their BM25 index, and the manifest."""
 
     manifest: Manifest
-    passages: list[Passage]
-    faiss_index: Any  # faiss.Index
+    passages: dict[int, Passage]
+    faiss_index: Any  # faiss.Index (IndexIDMap2 around one of ann.INDEX_TYPES)
     lexical: LexicalIndex | None = None
+    origin: tuple[Path, int] | None = None  # (directory, generation) this was loaded from
 
     @classmethod
-    def create(cls, passages: list[Passage], vectors: np.ndarray, model: ModelInfo,
-               corpus: str, encoder: str = "") -> VectorIndex:
-        """Build an exact inner-product index over `vectors` (one row per passage) and a BM25
-        index over the same passages."""
-        import faiss
-
+    def create(cls, passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
+               sources: dict[str, str], encoder: str = "", index_type: str = "auto",
+               progress: ProgressFn | None = None) -> VectorIndex:
+        """Index `vectors` (one row per passage; ids 0..n-1) and BM25 over the same passages."""
         if vectors.shape != (len(passages), model.dimension):
             raise ValueError(f"vectors {vectors.shape} do not match "
                              f"{len(passages)} passages × {model.dimension}")
-        index = faiss.IndexFlatIP(model.dimension)
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        ids = np.arange(len(passages), dtype=np.int64)
+        kind = ann.resolve_kind(index_type, len(passages))
+        faiss_index = ann.build_index(kind, vectors, progress, ids=ids)
         manifest = Manifest(
-            format_version=FORMAT_VERSION, model=model, metric=METRIC, index_type="flat",
-            passage_count=len(passages), corpus_fingerprint=corpus,
+            format_version=FORMAT_VERSION, model=model, metric=METRIC, index_type=kind,
+            passage_count=len(passages), corpus_fingerprint=corpus_fingerprint(sources),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"), lexical=LEXICAL,
-            encoder=encoder,
+            encoder=encoder, next_id=len(passages), sources=dict(sources),
         )
-        lexical = LexicalIndex.build([p.lexical_text for p in passages])
-        return cls(manifest=manifest, passages=passages, faiss_index=index, lexical=lexical)
+        lexical = LexicalIndex.build([p.lexical_text for p in passages], ids)
+        return cls(manifest, dict(zip(ids.tolist(), passages, strict=True)), faiss_index, lexical)
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-`k` (scores, ids) for each query vector; ids are -1 past the end."""
-        k = min(k, max(self.faiss_index.ntotal, 1))
-        scores, ids = self.faiss_index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
-        return scores, ids
+        """Top-`k` (scores, passage ids) for each query vector; ids are -1 past the end."""
+        k = max(1, min(k, len(self.passages)))
+        ann.set_search_params(self.faiss_index, k=k)
+        return ann.search(self.faiss_index, vectors, k)
+
+    def add(self, passages: Sequence[Passage], vectors: np.ndarray,
+            sources: dict[str, str], progress: ProgressFn | None = None) -> None:
+        """Add passages under new ids, and record their sources' content hashes."""
+        start = self.manifest.next_id
+        ids = np.arange(start, start + len(passages), dtype=np.int64)
+        if len(passages):
+            ann.add_vectors(self.faiss_index, vectors, ids, progress)
+            self.passages.update(zip(ids.tolist(), passages, strict=True))
+            if self.lexical is not None:
+                self.lexical = self.lexical.updated(
+                    remove=(), add=[(int(i), p.lexical_text) for i, p in zip(ids, passages,
+                                                                            strict=True)])
+        self._refresh(next_id=start + len(passages),
+                      sources={**self.manifest.sources, **sources})
+
+    def remove_sources(self, sources: Sequence[str]) -> int:
+        """Remove every passage of `sources`; returns how many passages went."""
+        doomed = {pid for pid, p in self.passages.items() if p.source in set(sources)}
+        if doomed:
+            ann.remove_ids(self.faiss_index, np.fromiter(doomed, dtype=np.int64))
+            for pid in doomed:
+                del self.passages[pid]
+            if self.lexical is not None:
+                self.lexical = self.lexical.updated(remove=doomed, add=[])
+        kept = {s: h for s, h in self.manifest.sources.items() if s not in set(sources)}
+        self._refresh(sources=kept)
+        return len(doomed)
+
+    def _refresh(self, **changes: Any) -> None:
+        sources = changes.get("sources", self.manifest.sources)
+        self.manifest = replace(self.manifest, passage_count=len(self.passages),
+                                corpus_fingerprint=corpus_fingerprint(sources),
+                                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                                **changes)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the index to directory `path` atomically (temp dir + rename)."""
-        import faiss
+        """Write a new generation under directory `path` and make it the live one.
 
+        Raises IndexLockedError if another process is writing there, IndexWriteError if the
+        write fails (the previous generation stays live), and IndexLoadError if `path` changed
+        since this index was loaded from it (reload and redo the change: nothing is lost).
+        """
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        _check_target(target)
+        target.mkdir(parents=True, exist_ok=True)
+        with writer_lock(target):
+            live = _live_generation(target)
+            if self.origin is not None and self.origin[0].resolve() == target.resolve() \
+                    and live != self.origin[1]:
+                raise IndexLoadError(f"{target} changed since it was loaded (generation "
+                                     f"{self.origin[1]} → {live}); load it again and redo "
+                                     "the change")
+            generation = (live or 0) + 1
+            _remove_stale(target, keep=live)
+            self._write_generation(target, generation)
+            self.origin = (target, generation)
+            for legacy in (MANIFEST, VECTORS, PASSAGES, LEXICAL_DIR):  # a format-1 layout
+                _remove(target / legacy)
+        return target
+
+    def _write_generation(self, target: Path, generation: int) -> None:
+        tmp = target / f"{_TMP_PREFIX}{generation:08d}-{os.getpid()}"
+        final = target / f"{_GEN_PREFIX}{generation:08d}"
         try:
-            tmp.chmod(0o755)
-            faiss.write_index(self.faiss_index, str(tmp / VECTORS))
+            tmp.mkdir(mode=0o755)
+            _failpoint("before-vectors")
+            ann.write_index(self.faiss_index, tmp / VECTORS)
+            _failpoint("after-vectors")
             with (tmp / PASSAGES).open("w", encoding="utf-8") as handle:
-                for passage in self.passages:
-                    handle.write(_passage_json(passage) + "\n")
+                for pid, passage in self.passages.items():
+                    handle.write(_passage_json(pid, passage) + "\n")
             if self.lexical is not None:
                 self.lexical.save(tmp / LEXICAL_DIR)
+            _failpoint("after-passages")
             files = {f.relative_to(tmp).as_posix(): _sha256(f)
                      for f in sorted(tmp.rglob("*")) if f.is_file()}
-            self.manifest = Manifest.from_json({**self.manifest.to_json(), "files": files})
-            (tmp / MANIFEST).write_text(
-                json.dumps(self.manifest.to_json(), ensure_ascii=False, indent=2) + "\n",
-                encoding="utf-8",
-            )
+            manifest = replace(self.manifest, generation=generation, files=files)
+            (tmp / MANIFEST).write_text(json.dumps(manifest.to_json(), ensure_ascii=False,
+                                                   indent=2) + "\n", encoding="utf-8")
             for file in tmp.rglob("*"):
-                if file.is_file():
-                    _fsync(file)
-            _replace_dir(tmp, target)
+                _fsync(file)
+            _fsync(tmp)
+            _failpoint("before-rename")
+            os.rename(tmp, final)
+            _fsync(target)
+            _failpoint("before-current")
+            pointer = target / f".{CURRENT}.tmp-{os.getpid()}"
+            pointer.write_text(f"{final.name} {_sha256(final / MANIFEST)}\n", encoding="utf-8")
+            _fsync(pointer)
+            os.replace(pointer, target / CURRENT)
+            _fsync(target)
+            _failpoint("after-current")
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if (target / CURRENT).is_file() and _live_generation(target) != generation:
+                shutil.rmtree(final, ignore_errors=True)
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            hint = " (disk full?)" if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) \
+                else ""
+            raise IndexWriteError(f"could not write the index to {target}: {reason}{hint}; the "
+                                  "previous index is unchanged") from exc
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return target
+        self.manifest = manifest
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> VectorIndex:
-        """Open an index directory, verifying format version and file checksums."""
-        import faiss
+    def load(cls, path: str | os.PathLike[str], *, mmap: bool = True,
+             verify: bool = True) -> VectorIndex:
+        """Open the live generation of index directory `path`.
 
+        `mmap` memory-maps the vectors where the index type allows (read-only: pass False to
+        add or remove). `verify` checks every file against the manifest's checksums.
+        """
         directory = Path(path)
-        manifest = read_manifest(directory)
+        for attempt in range(3):
+            generation_dir = _generation_dir(directory)
+            try:
+                return cls._load_generation(directory, generation_dir, mmap=mmap, verify=verify)
+            except FileNotFoundError:
+                if attempt == 2 or generation_dir.exists():
+                    raise
+                # a writer retired this generation while we opened it: read CURRENT again
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _load_generation(cls, directory: Path, generation_dir: Path, *, mmap: bool,
+                         verify: bool) -> VectorIndex:
+        pointer = _pointer(directory)
+        manifest_file = generation_dir / MANIFEST
+        if verify and pointer and manifest_file.is_file() and _sha256(manifest_file) != pointer[1]:
+            raise IndexLoadError(f"index manifest {manifest_file} is corrupt (checksum mismatch "
+                                 f"with {CURRENT}); rebuild the index with `semsearch index`")
+        manifest = read_manifest(generation_dir)
         for name in sorted({VECTORS, PASSAGES, *manifest.files}):
-            file = directory / name
+            file = generation_dir / name
             if not file.is_file():
-                raise IndexLoadError(f"index {directory} is missing {name}; rebuild it with "
-                                     "`semsearch index`")
+                raise IndexLoadError(f"index {directory} is missing {name} (generation "
+                                     f"{manifest.generation}); rebuild it with `semsearch index`")
             expected = manifest.files.get(name)
-            if expected and _sha256(file) != expected:
+            if verify and expected and _sha256(file) != expected:
                 raise IndexLoadError(f"index file {file} is corrupt (checksum mismatch); rebuild "
                                      "it with `semsearch index`")
         try:
-            faiss_index = faiss.read_index(str(directory / VECTORS))
-            passages = [_passage_from_json(line) for line in
-                        (directory / PASSAGES).read_text(encoding="utf-8").splitlines()]
-            lexical = (LexicalIndex.load(directory / LEXICAL_DIR, len(passages))
-                       if (directory / LEXICAL_DIR).is_dir() else None)
+            faiss_index = ann.load_index(generation_dir / VECTORS, mmap=mmap)
+            with (generation_dir / PASSAGES).open(encoding="utf-8") as handle:
+                passages = dict(_passage_from_json(line) for line in handle)
+            lexical = LexicalIndex.load(generation_dir / LEXICAL_DIR, len(passages)) \
+                if (generation_dir / LEXICAL_DIR).is_dir() else None
+        except FileNotFoundError:
+            raise
         except (RuntimeError, ValueError, KeyError, TypeError, OSError) as exc:
             raise IndexLoadError(f"index {directory} is corrupt ({exc}); rebuild it with "
                                  "`semsearch index`") from exc
-        if faiss_index.ntotal != len(passages) or len(passages) != manifest.passage_count:
-            raise IndexLoadError(f"index {directory} is inconsistent: {faiss_index.ntotal} "
-                                 f"vectors, {len(passages)} passages, manifest says "
+        live = faiss_index.ntotal - ann.tombstones(faiss_index)
+        if live != len(passages) or len(passages) != manifest.passage_count:
+            raise IndexLoadError(f"index {directory} is inconsistent: {live} vectors, "
+                                 f"{len(passages)} passages, manifest says "
                                  f"{manifest.passage_count}; rebuild it with `semsearch index`")
         if faiss_index.d != manifest.model.dimension:
             raise IndexLoadError(f"index {directory} has {faiss_index.d}-d vectors but its "
                                  f"manifest says {manifest.model.dimension}")
-        return cls(manifest=manifest, passages=passages, faiss_index=faiss_index, lexical=lexical)
+        return cls(manifest, passages, faiss_index, lexical,
+                   origin=(directory, manifest.generation))
 
 
-def read_manifest(directory: Path) -> Manifest:
-    """Read and validate `manifest.json`; refuse newer formats with a clear message."""
-    file = directory / MANIFEST
-    if not directory.is_dir():
-        raise IndexLoadError(f"no index at {directory}; build one with "
-                             f"`semsearch index PATH... --out {directory}`")
+def read_manifest(generation_dir: Path) -> Manifest:
+    """Read and validate a generation's `manifest.json`; refuse other formats clearly."""
+    file = generation_dir / MANIFEST
     if not file.is_file():
-        raise IndexLoadError(f"{directory} is not a semsearch index (no {MANIFEST})")
+        raise IndexLoadError(f"{generation_dir} is not a semsearch index (no {MANIFEST})")
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
         version = data["format_version"]
@@ -204,8 +334,12 @@ def read_manifest(directory: Path) -> Manifest:
         raise IndexLoadError(f"index manifest {file} is corrupt ({exc}); rebuild the index "
                              "with `semsearch index`") from exc
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise IndexLoadError(f"index {directory} has format version {version}, newer than this "
-                             f"semsearch supports ({FORMAT_VERSION}); upgrade semsearch")
+        raise IndexLoadError(f"index {generation_dir} has format version {version}, newer than "
+                             f"this semsearch supports ({FORMAT_VERSION}); upgrade semsearch")
+    if version < FORMAT_VERSION:
+        raise IndexLoadError(f"index {generation_dir} has format version {version}, older than "
+                             f"this semsearch reads ({FORMAT_VERSION}); rebuild it with "
+                             "`semsearch index`")
     try:
         return Manifest.from_json(data)
     except (KeyError, TypeError) as exc:
@@ -213,31 +347,128 @@ def read_manifest(directory: Path) -> Manifest:
                              "with `semsearch index`") from exc
 
 
-def _passage_from_json(line: str) -> Passage:
-    record = json.loads(line)
-    return Passage(text=record["text"], source=record["source"], paragraph=record["paragraph"],
-                   start=record["start"], end=record["end"], heading=record.get("heading", ""),
-                   metadata=record.get("metadata") or {})
+def _pointer(directory: Path) -> tuple[int, str] | None:
+    """(live generation, sha256 of its manifest) from CURRENT; None where there is none."""
+    pointer = directory / CURRENT
+    try:
+        fields = pointer.read_text(encoding="utf-8").split()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexLoadError(f"cannot read {pointer}: {exc}") from exc
+    name = fields[0] if fields else ""
+    digest = fields[1] if len(fields) > 1 else ""
+    if (len(fields) != 2 or not name.startswith(_GEN_PREFIX)
+            or not name[len(_GEN_PREFIX):].isdigit() or len(digest) != 64):
+        raise IndexLoadError(f"{pointer} is corrupt (it says {' '.join(fields)[:40]!r}); it "
+                             f"should name a {_GEN_PREFIX}NNNNNNNN directory of {directory}")
+    return int(name[len(_GEN_PREFIX):]), digest
+
+
+def _live_generation(directory: Path) -> int | None:
+    """The number of the generation CURRENT names, or None for a directory without one."""
+    pointer = _pointer(directory)
+    return pointer[0] if pointer else None
+
+
+def live_dir(directory: Path) -> Path:
+    """The directory of the generation an index directory currently serves."""
+    return _generation_dir(directory)
+
+
+def _generation_dir(directory: Path) -> Path:
+    if not directory.is_dir():
+        raise IndexLoadError(f"no index at {directory}; build one with "
+                             f"`semsearch index PATH... --out {directory}`")
+    live = _live_generation(directory)
+    if live is None:
+        if (directory / MANIFEST).is_file():  # a format-1 index kept its files at the top
+            return directory
+        raise IndexLoadError(f"{directory} is not a semsearch index (no {CURRENT})")
+    return directory / f"{_GEN_PREFIX}{live:08d}"
+
+
+def _check_target(target: Path) -> None:
+    """Refuse to write into a directory that holds something other than an index."""
+    if target.exists() and not target.is_dir():
+        raise IndexWriteError(f"{target} exists and is not a directory")
+    legacy = (target / MANIFEST).is_file()  # a format-1 index: replaced by generations
+    if target.is_dir() and not (target / CURRENT).exists() and not legacy:
+        ours = (LOCK, _TMP_PREFIX, f".{CURRENT}.tmp-", _GEN_PREFIX)  # a crashed first write
+        others = [p.name for p in target.iterdir() if not p.name.startswith(ours)]
+        if others:
+            raise IndexWriteError(f"{target} exists and is not a semsearch index (it holds "
+                                  f"{', '.join(sorted(others)[:3])}…); refusing to write there")
+
+
+def _remove_stale(directory: Path, keep: int | None) -> None:
+    """Before writing a new generation, delete everything but the live one: leftovers of
+    crashed writers (temporaries, generations never made live) and older generations. The live
+    one stays as the new one's predecessor for readers that opened it just before the swap.
+    Called under the writer lock, so nobody is writing what this removes."""
+    for entry in directory.iterdir():
+        if entry.name.startswith((_TMP_PREFIX, f".{CURRENT}.tmp-")):
+            _remove(entry)
+        elif entry.name.startswith(_GEN_PREFIX) and entry.name[len(_GEN_PREFIX):].isdigit():
+            number = int(entry.name[len(_GEN_PREFIX):])
+            if number != keep:
+                _remove(entry)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+_held: dict[Path, int] = {}
+
+
+@contextmanager
+def writer_lock(directory: Path) -> Iterator[None]:
+    """Hold the index's writer lock (re-entrant within a process); a second writer gets an
+    IndexLockedError naming the holder instead of waiting."""
+    if not directory.is_dir():
+        raise IndexLoadError(f"no index at {directory}; build one with "
+                             f"`semsearch index PATH... --out {directory}`")
+    key = directory.resolve()
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    handle = (directory / LOCK).open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise IndexLockedError(f"{directory} is being written by {holder}; wait for it to "
+                                   "finish and try again") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"semsearch pid {os.getpid()}")
+        handle.flush()
+        _held[key] = 1
+        try:
+            yield
+        finally:
+            del _held[key]
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
 
 
 def _fsync(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move `new` to `target`, replacing an existing index only once the new one is complete."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    if not (target / MANIFEST).is_file() and any(target.iterdir()):
-        raise IndexLoadError(f"{target} exists and is not a semsearch index; refusing to "
-                             "overwrite it")
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, old)
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    fd = os.open(path, flags)
     try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ import numpy as np
 
 LEXICAL_DIR = "bm25"
 QUERY_DICT = "query_dict.txt"
+IDS = "ids.npy"
+TOKENS = "tokens.jsonl"
 _UNSEEN_WORD_FREQ = 3  # jieba frequency for Chinese words its HMM found but its dictionary lacks
 # jieba's most frequent words join the query dictionary: they steer the segmentation of query
 # text around indexed words (measured on the seeds set: 8 of 68 queries segmented differently
@@ -99,42 +101,80 @@ def _query_dictionary(vocab: dict[str, int]) -> str:
 
 
 class LexicalIndex:
-    """BM25 over passages (ids = passage positions, as in the vector index).
+    """BM25 over passages, by passage id (the same ids as the vector index).
 
-    `weights` is bm25s's sparse matrix of precomputed BM25 scores in CSC form (one column per
-    vocabulary word): a query's scores are the sums of its words' columns.
+    The weights are bm25s's sparse matrix of precomputed BM25 scores in CSC form (one column per
+    vocabulary word): a query's scores are the sums of its words' columns. Rows are positions;
+    `ids` maps them to passage ids. Each passage's words are kept (`tokens.jsonl`), so adding or
+    removing passages re-weights the collection without segmenting every text again.
     """
 
     def __init__(self, vocab: dict[str, int], data: np.ndarray, indices: np.ndarray,
-                 indptr: np.ndarray, size: int, segmenter: Any) -> None:
+                 indptr: np.ndarray, ids: np.ndarray, segmenter: Any = None,
+                 tokens: list[list[str]] | None = None, directory: Path | None = None) -> None:
         self.vocab = vocab
         self.data, self.indices, self.indptr = data, indices, indptr
-        self.size = size
+        self.ids = ids
+        self.size = len(ids)
         self.segmenter = segmenter
+        self._tokens = tokens
+        self._directory = directory
 
     @classmethod
-    def build(cls, texts: Sequence[str]) -> LexicalIndex:
-        """Index `texts` with bm25s (Lucene BM25, k1=1.5, b=0.75)."""
+    def build(cls, texts: Sequence[str], ids: np.ndarray | None = None) -> LexicalIndex:
+        """Index `texts` with bm25s (Lucene BM25, k1=1.5, b=0.75); ids default to positions."""
+        return cls.from_tokens([tokenize(t) for t in texts],
+                               np.arange(len(texts)) if ids is None else ids)
+
+    @classmethod
+    def from_tokens(cls, tokens: list[list[str]], ids: np.ndarray) -> LexicalIndex:
         import bm25s
 
+        if not tokens:  # an empty collection (every source removed)
+            return cls({}, np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(1, np.int64),
+                       np.zeros(0, np.int64), tokens=[])
         bm25 = bm25s.BM25()
-        bm25.index([tokenize(t) for t in texts], show_progress=False)
+        bm25.index(tokens, show_progress=False)
         scores = bm25.scores
         vocab = {str(k): int(v) for k, v in bm25.vocab_dict.items()}
         return cls(vocab, np.asarray(scores["data"]), np.asarray(scores["indices"]),
-                   np.asarray(scores["indptr"]), len(texts), None)
+                   np.asarray(scores["indptr"]), np.asarray(ids, dtype=np.int64),
+                   tokens=tokens)
+
+    @property
+    def tokens(self) -> list[list[str]]:
+        """Every passage's words, in row order (read from disk on first use)."""
+        if self._tokens is None:
+            if self._directory is None:
+                raise ValueError("this lexical index has no stored words to update from")
+            with (self._directory / TOKENS).open(encoding="utf-8") as handle:
+                self._tokens = [json.loads(line) for line in handle]
+        return self._tokens
+
+    def updated(self, remove: Iterable[int], add: Sequence[tuple[int, str]]) -> LexicalIndex:
+        """A new index without the passages `remove` and with `add` (id, text) pairs: BM25's
+        statistics (idf, average length) depend on the whole collection, so all are re-weighted."""
+        gone = set(remove)
+        keep = [row for row, pid in enumerate(self.ids.tolist()) if pid not in gone]
+        tokens = [self.tokens[row] for row in keep] + [tokenize(text) for _, text in add]
+        ids = np.concatenate([self.ids[keep], np.array([pid for pid, _ in add], dtype=np.int64)])
+        return LexicalIndex.from_tokens(tokens, ids)
 
     def save(self, directory: Path) -> None:
-        """Write the weights (bm25s's file names and layout) and the query dictionary."""
+        """Write the weights (bm25s's file names and layout), ids, words and query dictionary."""
         directory.mkdir(parents=True, exist_ok=True)
         np.save(directory / "data.csc.index.npy", self.data)
         np.save(directory / "indices.csc.index.npy", self.indices)
         np.save(directory / "indptr.csc.index.npy", self.indptr)
+        np.save(directory / IDS, self.ids)
         (directory / "vocab.index.json").write_text(json.dumps(self.vocab, ensure_ascii=False),
                                                      encoding="utf-8")
         (directory / "params.index.json").write_text(
             json.dumps({"k1": 1.5, "b": 0.75, "method": "lucene", "num_docs": self.size}),
             encoding="utf-8")
+        with (directory / TOKENS).open("w", encoding="utf-8") as handle:
+            for words in self.tokens:
+                handle.write(json.dumps(words, ensure_ascii=False) + "\n")
         (directory / QUERY_DICT).write_text(_query_dictionary(self.vocab), encoding="utf-8")
 
     @classmethod
@@ -146,9 +186,11 @@ class LexicalIndex:
         vocab = json.loads((directory / "vocab.index.json").read_text(encoding="utf-8"))
         data, indices, indptr = (np.load(directory / f"{name}.csc.index.npy", mmap_mode="r")
                                  for name in ("data", "indices", "indptr"))
-        query_dict = directory / QUERY_DICT  # indexes written before it existed use full jieba
-        segmenter = jieba.Tokenizer(dictionary=str(query_dict)) if query_dict.is_file() else None
-        return cls(vocab, data, indices, indptr, size, segmenter)
+        ids = np.load(directory / IDS) if (directory / IDS).is_file() else np.arange(size)
+        if len(ids) != size:
+            raise ValueError(f"{directory} holds {len(ids)} passages, not {size}")
+        segmenter = jieba.Tokenizer(dictionary=str(directory / QUERY_DICT))
+        return cls(vocab, data, indices, indptr, ids, segmenter, directory=directory)
 
     def query_tokens(self, query: str) -> list[str]:
         """The query's words that are in the vocabulary (the only ones that can score)."""
@@ -168,16 +210,16 @@ class LexicalIndex:
         return out
 
     def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-`k` (scores, ids) per query, like `VectorIndex.search`; passages with no query
-        word in common are left out (id -1), since a zero BM25 score ranks nothing."""
+        """Top-`k` (scores, passage ids) per query, like `VectorIndex.search`; passages with no
+        query word in common are left out (id -1), since a zero BM25 score ranks nothing."""
         k = max(1, min(k, self.size))
         scores = np.zeros((len(queries), k), dtype=np.float32)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
-        for row, query in enumerate(queries):
+        for row, query in enumerate(queries if self.size else ()):
             all_scores = self.scores(query)
             top = np.argpartition(-all_scores, k - 1)[:k] if k < self.size else np.arange(k)
             top = top[np.lexsort((top, -all_scores[top]))]
             top = top[all_scores[top] > 0]
-            ids[row, : len(top)] = top
+            ids[row, : len(top)] = self.ids[top]
             scores[row, : len(top)] = all_scores[top]
         return scores, ids

@@ -21,7 +21,7 @@ import numpy as np
 
 from semsearch import corpus
 from semsearch.errors import ModelMismatchError, QueryError
-from semsearch.index import VectorIndex, corpus_fingerprint
+from semsearch.index import VectorIndex
 from semsearch.lexical import to_simplified
 from semsearch.models.encoder import Backend, Encoder, load_encoder
 from semsearch.models.resolve import ModelRef, resolve
@@ -52,10 +52,11 @@ def default_index_path() -> Path:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result: the passage, its score (cosine similarity), and where it came from."""
+    """One search result: the passage, its score, where it came from, and its stable id."""
 
     rank: int
     score: float
+    id: int
     text: str
     source: str
     paragraph: int
@@ -63,6 +64,16 @@ class Hit:
     end: int
     heading: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """What `Index.add` did, by source."""
+
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    passages: int = 0
 
 
 @dataclass(frozen=True)
@@ -140,30 +151,57 @@ class Index:
 
     @property
     def passages(self) -> list[Passage]:
-        return self.store.passages
+        return list(self.store.passages.values())
 
     @classmethod
     def build(cls, paths: Iterable[str | os.PathLike[str]], model: str | None = None, *,
               max_tokens: int = MAX_TOKENS, progress: BuildProgress | None = None,
-              backend: Backend | None = None) -> Index:
-        """Read, clean and split the files under `paths`, embed the passages, index them."""
+              backend: Backend | None = None, index_type: str = "auto") -> Index:
+        """Read, clean and split the files under `paths`, embed the passages, index them
+        (`index_type`: flat, hnsw, ivf-pq, sq8, or auto to choose by size)."""
         documents = corpus.load(paths)
         encoder = load_encoder(model, backend)
-        budget = min(max_tokens, encoder.max_tokens - 16)
-        passages = make_passages(documents, encoder.count_tokens, budget)
-        if progress is not None:
-            progress.start(len(passages))
-        vectors = encoder.encode_passages([p.text for p in passages],
-                                          progress.advance if progress else None)
-        store = VectorIndex.create(passages, vectors, encoder.info,
-                                   corpus_fingerprint(documents), encoder.backend)
+        passages, vectors = _embed(documents, encoder, max_tokens, progress)
+        sources = {d.source: d.sha256 for d in documents}
+        try:
+            store = VectorIndex.create(passages, vectors, encoder.info, sources, encoder.backend,
+                                       index_type)
+        except ValueError as exc:  # unknown index type, or too few vectors to train it
+            raise QueryError(str(exc)) from exc
         return cls(store, encoder)
 
+    def add(self, paths: Iterable[str | os.PathLike[str]], *, max_tokens: int = MAX_TOKENS,
+            progress: BuildProgress | None = None) -> UpdateReport:
+        """Index new files, re-index changed ones (by content hash), skip unchanged ones."""
+        documents = corpus.load(paths)
+        known = self.manifest.sources
+        by_source: dict[str, list[corpus.Document]] = {}
+        for doc in documents:
+            by_source.setdefault(doc.source, []).append(doc)
+        unchanged = [s for s, docs in by_source.items() if known.get(s) == docs[0].sha256]
+        replaced = [s for s in by_source if s in known and s not in unchanged]
+        fresh = [d for d in documents if d.source not in unchanged]
+        self.store.remove_sources(replaced)
+        passages, vectors = _embed(fresh, self.encoder, max_tokens, progress)
+        self.store.add(passages, vectors, {d.source: d.sha256 for d in fresh})
+        return UpdateReport(added=[s for s in by_source if s not in known], replaced=replaced,
+                            unchanged=unchanged, passages=len(passages))
+
+    def remove(self, source: str) -> int:
+        """Remove every passage of `source` (a name as indexed); returns how many went."""
+        if source not in self.manifest.sources:
+            known = ", ".join(sorted(self.manifest.sources)[:5]) or "none"
+            raise QueryError(f"no source {source!r} in this index (sources: {known}"
+                             f"{', …' if len(self.manifest.sources) > 5 else ''})")
+        return self.store.remove_sources([source])
+
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None, model: str | None = None) -> Index:
+    def load(cls, path: str | os.PathLike[str] | None = None, model: str | None = None, *,
+             writable: bool = False) -> Index:
         """Open a saved index (default: the seeds index); `model` must be the one it was built
-        with, and defaults to it."""
-        store = VectorIndex.load(path or default_index_path())
+        with, and defaults to it. `writable` loads the vectors into memory so that `add` and
+        `remove` can change them (otherwise they may be memory-mapped, read-only)."""
+        store = VectorIndex.load(path or default_index_path(), mmap=not writable)
         recorded = store.manifest.model
         ref = resolve(model or recorded.name)
         if ref.is_local:
@@ -252,7 +290,7 @@ class Index:
             if any(_overlaps(passage, other) for other in kept):
                 continue
             kept.append(passage)
-            hits.append(Hit(rank=len(hits) + 1, score=float(score), text=passage.text,
+            hits.append(Hit(rank=len(hits) + 1, score=float(score), id=idx, text=passage.text,
                             source=passage.source, paragraph=passage.paragraph,
                             start=passage.start, end=passage.end, heading=passage.heading,
                             metadata=passage.metadata))
@@ -261,12 +299,26 @@ class Index:
         return hits
 
 
+def _embed(documents: Sequence[corpus.Document], encoder: Encoder, max_tokens: int,
+           progress: BuildProgress | None) -> tuple[list[Passage], np.ndarray]:
+    """Passages of `documents` and their vectors (the passage text alone: see Passage)."""
+    budget = min(max_tokens, encoder.max_tokens - 16)
+    passages = make_passages(documents, encoder.count_tokens, budget)
+    if progress is not None:
+        progress.start(len(passages))
+    vectors = encoder.encode_passages([p.text for p in passages],
+                                      progress.advance if progress else None)
+    return passages, vectors
+
+
 def build(paths: Iterable[str | os.PathLike[str]], model: str | None = None, *,
-          progress: BuildProgress | None = None, backend: Backend | None = None) -> Index:
+          progress: BuildProgress | None = None, backend: Backend | None = None,
+          index_type: str = "auto") -> Index:
     """Build an in-memory index from files and directories (see `Index.build`)."""
-    return Index.build(paths, model, progress=progress, backend=backend)
+    return Index.build(paths, model, progress=progress, backend=backend, index_type=index_type)
 
 
-def load(path: str | os.PathLike[str] | None = None, model: str | None = None) -> Index:
+def load(path: str | os.PathLike[str] | None = None, model: str | None = None, *,
+         writable: bool = False) -> Index:
     """Open a saved index; without a path, the seeds index (see `Index.load`)."""
-    return Index.load(path, model)
+    return Index.load(path, model, writable=writable)

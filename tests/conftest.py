@@ -50,7 +50,25 @@ def make_tiny_model(out: Path, hidden: int = 32, seed: int = 0) -> Path:
         prompts={"query": "query: ", "passage": "passage: "}, device="cpu",
     )
     model.save(str(out))
+    from semsearch.models.onnx import export_onnx
+
+    export_onnx(out, quantize=False)  # subprocess tests then start without torch
     return out
+
+
+def rewrite_manifest(index_dir: Path, **changes: object) -> None:
+    """Edit the live manifest as a (newer) semsearch would: CURRENT gets the new checksum."""
+    import hashlib
+    import json
+
+    from semsearch.index import CURRENT, live_dir
+
+    file = live_dir(index_dir) / "manifest.json"
+    manifest = json.loads(file.read_text("utf-8"))
+    manifest.update(changes)
+    file.write_text(json.dumps(manifest), encoding="utf-8")
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    (index_dir / CURRENT).write_text(f"{file.parent.name} {digest}\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="session")

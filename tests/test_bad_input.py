@@ -25,7 +25,7 @@ from semsearch.corpus import CorpusWarning, load
 from semsearch.errors import CorpusError
 from semsearch.passages import document_passages
 
-from .conftest import REPO, SEEDS
+from .conftest import REPO, SEEDS, rewrite_manifest
 
 runner = CliRunner()
 TEXT = (SEEDS / "002_b3706f758604a439.txt").read_text("utf-8")
@@ -185,10 +185,7 @@ def test_index_from_another_model_and_newer_format(index_dir: Path, other_model:
                   "built with model")
     newer = tmp_path / "newer"
     shutil.copytree(index_dir, newer)
-    manifest_file = next(newer.rglob("manifest.json"))
-    manifest = json.loads(manifest_file.read_text("utf-8"))
-    manifest["format_version"] = 99
-    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    rewrite_manifest(newer, format_version=99)
     _one_red_line(["query", "党员", "--index", str(newer)], "newer than this semsearch")
 
 

@@ -88,9 +88,11 @@ def test_missing_index(tmp_path: Path) -> None:
 def test_corrupt_index(index_dir: Path, tmp_path: Path) -> None:
     import shutil
 
+    from semsearch.index import live_dir
+
     broken = tmp_path / "broken"
     shutil.copytree(index_dir, broken)
-    (broken / "passages.jsonl").write_text("garbage\n", encoding="utf-8")
+    (live_dir(broken) / "passages.jsonl").write_text("garbage\n", encoding="utf-8")
     _fails_cleanly(["query", "抗疫", "--index", str(broken)], "passages.jsonl")
 
 

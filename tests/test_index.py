@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import semsearch
-from semsearch.errors import IndexLoadError, ModelMismatchError, QueryError
+from semsearch.errors import IndexLoadError, IndexWriteError, ModelMismatchError, QueryError
+from semsearch.index import live_dir
 
-from .conftest import SEEDS
+from .conftest import SEEDS, rewrite_manifest
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +32,17 @@ def test_round_trip_keeps_passages_vectors_and_manifest(built: Path, tiny_model:
     assert loaded.manifest.corpus_fingerprint == fresh.manifest.corpus_fingerprint
     n = loaded.store.faiss_index.ntotal
     assert n == len(loaded.passages) == loaded.manifest.passage_count
-    np.testing.assert_allclose(loaded.store.faiss_index.reconstruct_n(0, n),
-                               fresh.store.faiss_index.reconstruct_n(0, n), atol=1e-6)
-    data = json.loads((built / "manifest.json").read_text("utf-8"))
+    np.testing.assert_allclose(vectors(loaded), vectors(fresh), atol=1e-6)
+    data = json.loads((live_dir(built) / "manifest.json").read_text("utf-8"))
     assert {"format_version", "model", "metric", "passage_count", "corpus_fingerprint",
             "created_at", "files"} <= set(data)
     assert data["model"]["dimension"] == 32 and data["model"]["fingerprint"]
+
+
+def vectors(index: semsearch.Index) -> np.ndarray:
+    """All vectors, in passage-id order."""
+    store = index.store.faiss_index
+    return np.stack([store.reconstruct(pid) for pid in sorted(index.store.passages)])
 
 
 def test_search_returns_ranked_unique_hits(built: Path) -> None:
@@ -80,19 +86,27 @@ def _copy(built: Path, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("name", ["vectors.faiss", "passages.jsonl"])
 def test_corrupt_file_is_named(built: Path, tmp_path: Path, name: str) -> None:
     index = _copy(built, tmp_path)
-    data = bytearray((index / name).read_bytes())
+    file = live_dir(index) / name
+    data = bytearray(file.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (index / name).write_bytes(bytes(data))
+    file.write_bytes(bytes(data))
     with pytest.raises(IndexLoadError, match=name):
         semsearch.load(index)
 
 
 def test_missing_or_garbled_manifest(built: Path, tmp_path: Path) -> None:
     index = _copy(built, tmp_path)
-    (index / "manifest.json").write_text("{not json", encoding="utf-8")
+    manifest = live_dir(index) / "manifest.json"
+    manifest.write_text("{not json", encoding="utf-8")
     with pytest.raises(IndexLoadError, match="corrupt"):
         semsearch.load(index)
-    (index / "manifest.json").unlink()
+    manifest.unlink()
+    with pytest.raises(IndexLoadError, match="not a semsearch index"):
+        semsearch.load(index)
+    (index / "CURRENT").write_text("garbage", encoding="utf-8")
+    with pytest.raises(IndexLoadError, match="CURRENT is corrupt"):
+        semsearch.load(index)
+    (index / "CURRENT").unlink()
     with pytest.raises(IndexLoadError, match="not a semsearch index"):
         semsearch.load(index)
     with pytest.raises(IndexLoadError, match="no index at"):
@@ -101,9 +115,7 @@ def test_missing_or_garbled_manifest(built: Path, tmp_path: Path) -> None:
 
 def test_newer_format_version_is_refused(built: Path, tmp_path: Path) -> None:
     index = _copy(built, tmp_path)
-    manifest = json.loads((index / "manifest.json").read_text("utf-8"))
-    manifest["format_version"] = 99
-    (index / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    rewrite_manifest(index, format_version=99)
     with pytest.raises(IndexLoadError, match="newer"):
         semsearch.load(index)
 
@@ -116,12 +128,14 @@ def test_save_replaces_an_index_atomically(built: Path, tmp_path: Path, tiny_mod
     semsearch.build([small], model=str(tiny_model)).save(index)
     assert semsearch.load(index).manifest.passage_count == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "small"]
+    assert sorted(p.name for p in index.iterdir()) == [".lock", "CURRENT", "gen-00000001",
+                                                       "gen-00000002"]
 
 
 def test_save_refuses_to_overwrite_a_non_index_directory(built: Path, tmp_path: Path) -> None:
     victim = tmp_path / "important"
     victim.mkdir()
     (victim / "thesis.txt").write_text("do not delete", encoding="utf-8")
-    with pytest.raises(IndexLoadError, match="refusing"):
+    with pytest.raises(IndexWriteError, match="refusing"):
         semsearch.load(built).save(victim)
     assert (victim / "thesis.txt").read_text("utf-8") == "do not delete"
