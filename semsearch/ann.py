@@ -215,16 +215,25 @@ def set_search_params(index: Any, *, k: int = 10, ef_search: int | None = None,
         inner.nprobe = min(nprobe or DEFAULT_NPROBE, inner.nlist)
 
 
-def search(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (scores, ids) for each query; removed hnsw ids are filtered out, not just hidden."""
+def search(index: Any, queries: np.ndarray, k: int,
+           allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (scores, ids) for each query, among `allowed` ids if given (a metadata filter);
+    removed hnsw ids are filtered out, not just hidden."""
     faiss = _faiss()
     q = _as_vectors(queries)
-    if kind_of(index) == "hnsw":
-        params = faiss.SearchParameters(sel=faiss.IDSelectorRange(0, _LIVE_MAX))
-        scores, ids = index.search(q, k, params=params)
+    kind = kind_of(index)
+    selector: Any = None
+    if allowed is not None:
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+    elif kind == "hnsw":
+        selector = faiss.IDSelectorRange(0, _LIVE_MAX)
+    if selector is None:
+        return index.search(q, k)
+    if kind in ("ivf-pq", "sq8"):
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=_inner(index).nprobe)
     else:
-        scores, ids = index.search(q, k)
-    return scores, ids
+        params = faiss.SearchParameters(sel=selector)
+    return index.search(q, k, params=params)
 
 
 def _hnsw_id_map(index: Any) -> np.ndarray:

@@ -162,6 +162,9 @@ def query(
     fusion: Annotated[
         str, typer.Option("--fusion", help="hybrid fusion: weighted (scores) or rrf (ranks).")
     ] = "weighted",
+    where: Annotated[
+        str | None, typer.Option("--where", help='Filter, e.g. \'source == "a.txt"\'.')
+    ] = None,
 ) -> None:
     """Search an index for the passages most similar to the query."""
     from semsearch.search import Index, check_query
@@ -171,7 +174,8 @@ def query(
         if k < 1:
             raise QueryError(f"-k must be at least 1, got {k}")
         searcher = Index.load(index_dir, model)
-        results = searcher.search_batch(queries, k, mode, fusion)  # type: ignore[arg-type]
+        results = searcher.search_batch(queries, k, mode, fusion,  # type: ignore[arg-type]
+                                        where)
         for q, hits in zip(queries, results, strict=True):
             if as_json:
                 record = {"query": q, "hits": [

@@ -25,7 +25,7 @@ import json
 import os
 import shutil
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from semsearch import ann
+from semsearch import ann, filters
 from semsearch.errors import IndexLoadError, IndexLockedError, IndexWriteError
 from semsearch.lexical import LEXICAL_DIR, LexicalIndex
 from semsearch.models.encoder import ModelInfo
@@ -150,11 +150,43 @@ class VectorIndex:
         lexical = LexicalIndex.build([p.lexical_text for p in passages], ids)
         return cls(manifest, dict(zip(ids.tolist(), passages, strict=True)), faiss_index, lexical)
 
-    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-`k` (scores, passage ids) for each query vector; ids are -1 past the end."""
+    def _allowed(self, where: str | None) -> np.ndarray | None:
+        """Ids of the passages a filter expression keeps (None: no filter)."""
+        if where is None or not where.strip():
+            return None
+        predicate = filters.parse(where)
+        return np.array([pid for pid, p in self.passages.items() if predicate(p)],
+                        dtype=np.int64)
+
+    def search(self, vectors: np.ndarray, k: int,
+               where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` (scores, passage ids) for each query vector, among the passages `where`
+        keeps (a filter expression, see `filters`); ids are -1 past the end."""
+        allowed = self._allowed(where)
+        if allowed is not None and not len(allowed):
+            return _no_hits(len(vectors))
         k = max(1, min(k, len(self.passages)))
         ann.set_search_params(self.faiss_index, k=k)
-        return ann.search(self.faiss_index, vectors, k)
+        return ann.search(self.faiss_index, vectors, k, allowed)
+
+    @property
+    def has_lexical(self) -> bool:
+        return self.lexical is not None
+
+    def lexical_search(self, queries: Sequence[str], k: int,
+                       where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 top-`k` (scores, passage ids) per query, among the passages `where` keeps."""
+        if self.lexical is None:
+            raise IndexLoadError("this index has no lexical (BM25) part; rebuild it with "
+                                 "`semsearch index`")
+        allowed = self._allowed(where)
+        if allowed is not None and not len(allowed):
+            return _no_hits(len(queries))
+        return self.lexical.search(queries, k, allowed)
+
+    def get(self, ids: Iterable[int]) -> dict[int, Passage]:
+        """The passages with these ids."""
+        return {pid: self.passages[pid] for pid in ids}
 
     def add(self, passages: Sequence[Passage], vectors: np.ndarray,
             sources: dict[str, str], progress: ProgressFn | None = None) -> None:
@@ -320,6 +352,10 @@ class VectorIndex:
                                  f"manifest says {manifest.model.dimension}")
         return cls(manifest, passages, faiss_index, lexical,
                    origin=(directory, manifest.generation))
+
+
+def _no_hits(rows: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((rows, 1), dtype=np.float32), np.full((rows, 1), -1, dtype=np.int64)
 
 
 def read_manifest(generation_dir: Path) -> Manifest:

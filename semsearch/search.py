@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from semsearch import corpus
+from semsearch import corpus, filters
 from semsearch.errors import ModelMismatchError, QueryError
 from semsearch.index import VectorIndex
 from semsearch.lexical import to_simplified
@@ -236,16 +236,19 @@ class Index:
         return self._encoder
 
     def search(self, query: str, k: int = 5, mode: Mode = DEFAULT_MODE,
-               fusion: Fusion = DEFAULT_FUSION) -> list[Hit]:
+               fusion: Fusion = DEFAULT_FUSION, where: str | None = None) -> list[Hit]:
         """The `k` passages most similar to `query`, best first."""
-        return self.search_batch([query], k, mode, fusion)[0]
+        return self.search_batch([query], k, mode, fusion, where)[0]
 
     def search_batch(self, queries: Sequence[str], k: int = 5, mode: Mode = DEFAULT_MODE,
-                     fusion: Fusion = DEFAULT_FUSION) -> list[list[Hit]]:
+                     fusion: Fusion = DEFAULT_FUSION,
+                     where: str | None = None) -> list[list[Hit]]:
         """`search` for many queries at once (one encoder call, one FAISS call).
 
         `score` is the cosine similarity in `dense` mode, the BM25 score in `bm25` mode and the
         fused score in `hybrid` mode. Near-duplicate passages are collapsed into the best one.
+        `where` keeps only passages matching a filter expression (see `filters`), e.g.
+        `source == "a.txt" and paragraph > 2`.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise QueryError(f"k must be a whole number ≥ 1, got {k!r}")
@@ -256,17 +259,19 @@ class Index:
         cleaned = [check_query(q) for q in queries]
         if not cleaned:
             return []
-        if mode != "dense" and self.store.lexical is None:
+        if mode != "dense" and not self.store.has_lexical:
             raise QueryError(f"this index has no lexical (BM25) part, so mode {mode!r} cannot "
                              "run; use --mode dense or rebuild it with `semsearch index`")
+        if where is not None:
+            filters.parse(where)  # a bad expression is the user's error, whatever the backend
         depth = max(CANDIDATES, k * 4)
         dense = bm25 = None
         if mode != "bm25":
             # traditional → simplified helps the encoder too (dense MRR@10 0.778 → 0.804)
             folded = [to_simplified(q) for q in cleaned]
-            dense = self.store.search(self.encoder.encode_queries(folded), depth)
-        if mode != "dense" and self.store.lexical is not None:
-            bm25 = self.store.lexical.search(cleaned, depth)
+            dense = self.store.search(self.encoder.encode_queries(folded), depth, where)
+        if mode != "dense":
+            bm25 = self.store.lexical_search(cleaned, depth, where)
         results = []
         for row in range(len(cleaned)):
             if dense is not None and bm25 is not None:
@@ -281,12 +286,13 @@ class Index:
             results.append(self._hits(ranked, k))
         return results
 
-    def _hits(self, ranked: Iterable[tuple[int, float]], k: int) -> list[Hit]:
+    def _hits(self, ranked: Sequence[tuple[int, float]], k: int) -> list[Hit]:
         """The first `k` of `ranked` (id, score) pairs as hits, skipping near-duplicates."""
         hits: list[Hit] = []
         kept: list[Passage] = []
+        found = self.store.get(idx for idx, _ in ranked)
         for idx, score in ranked:
-            passage = self.store.passages[idx]
+            passage = found[idx]
             if any(_overlaps(passage, other) for other in kept):
                 continue
             kept.append(passage)

@@ -1,0 +1,69 @@
+"""Metadata filters: the expression language, and filtered search on every index type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import semsearch
+from semsearch import ann
+from semsearch.errors import QueryError
+from semsearch.filters import parse
+from semsearch.index import VectorIndex
+from semsearch.models.encoder import ModelInfo
+from semsearch.passages import Passage
+
+from .conftest import SEEDS
+
+P = Passage("一段文字", "news/a!.txt", 3, 10, 20, "献爱心 / 捐赠", {"year": 2021, "tag": "x"})
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ('source == "news/a!.txt"', True),
+        ('source != "news/a!.txt"', False),
+        ('source in ["b.txt", "news/a!.txt"] && paragraph > 2', True),
+        ("paragraph >= 3 and start < 10", False),
+        ("!(paragraph > 5) || year < 2000", True),
+        ('heading like "献爱心%"', True),
+        ('source like "news/_!.txt"', True),
+        ('year >= 2020 and not tag == "y"', True),
+        ("missing == 1", False),
+        ('year > "text"', False),  # incomparable types: no match, no crash
+    ],
+)
+def test_expressions(expression: str, expected: bool) -> None:
+    assert parse(expression)(P) is expected
+
+
+@pytest.mark.parametrize("bad", ['__import__("os")', "source ==", "a.b == 1", "", "x = 1",
+                                 "lambda: 1"])
+def test_bad_expressions_say_so(bad: str) -> None:
+    with pytest.raises(QueryError, match="bad filter"):
+        parse(bad)
+
+
+def test_filtered_search_on_the_seeds(tiny_model: Path) -> None:
+    index = semsearch.build([SEEDS], model=str(tiny_model))
+    where = 'source == "002_b3706f758604a439.txt" and paragraph > 10'
+    for mode in ("dense", "bm25", "hybrid"):
+        hits = index.search("党员 志愿者 社区", k=8, mode=mode, where=where)  # type: ignore[arg-type]
+        assert hits and all(h.source.startswith("002") and h.paragraph > 10 for h in hits)
+    assert index.search("党员", where='source == "none.txt"') == []
+
+
+@pytest.mark.parametrize("kind", ann.INDEX_TYPES)
+def test_filter_works_on_every_index_type(kind: str) -> None:
+    rng = np.random.default_rng(1)
+    n, d = 1500, 16
+    vectors = rng.normal(size=(n, d)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    passages = [Passage(f"p{i}", f"s{i % 5}.txt", i, 0, 1) for i in range(n)]
+    store = VectorIndex.create(passages, vectors, ModelInfo("m", "f", d),
+                               {f"s{i}.txt": "h" for i in range(5)}, index_type=kind)
+    _, ids = store.search(vectors[:20], 10, 'source == "s2.txt"')
+    found = ids[ids >= 0]
+    assert len(found) > 0 and all(i % 5 == 2 for i in found.tolist())
