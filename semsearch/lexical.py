@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
+import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from functools import cache
@@ -194,10 +196,15 @@ class LexicalIndex:
 
     def query_tokens(self, query: str) -> list[str]:
         """The query's words that are in the vocabulary (the only ones that can score)."""
-        if self.segmenter is None:
-            words = tokenize(query)
-        else:
-            words = _keep(self.segmenter.lcut_for_search(normalize(query)))
+        if self.segmenter is None:  # built in memory: segment as a saved index would
+            import jieba
+
+            folder = Path(tempfile.mkdtemp(prefix="semsearch-dict-"))
+            (folder / QUERY_DICT).write_text(_query_dictionary(self.vocab), encoding="utf-8")
+            self.segmenter = jieba.Tokenizer(dictionary=str(folder / QUERY_DICT))
+            self.segmenter.initialize()
+            shutil.rmtree(folder, ignore_errors=True)
+        words = _keep(self.segmenter.lcut_for_search(normalize(query)))
         return [w for w in words if w in self.vocab]
 
     def scores(self, query: str) -> np.ndarray:
@@ -209,14 +216,19 @@ class LexicalIndex:
             out[np.asarray(self.indices[start:end])] += self.data[start:end]  # unique per column
         return out
 
-    def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-`k` (scores, passage ids) per query, like `VectorIndex.search`; passages with no
-        query word in common are left out (id -1), since a zero BM25 score ranks nothing."""
+    def search(self, queries: Sequence[str], k: int,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` (scores, passage ids) per query, like `VectorIndex.search`, among `allowed`
+        ids if given; passages with no query word in common are left out (id -1), since a zero
+        BM25 score ranks nothing."""
         k = max(1, min(k, self.size))
         scores = np.zeros((len(queries), k), dtype=np.float32)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
+        mask = None if allowed is None else np.isin(self.ids, allowed)
         for row, query in enumerate(queries if self.size else ()):
             all_scores = self.scores(query)
+            if mask is not None:
+                all_scores[~mask] = 0
             top = np.argpartition(-all_scores, k - 1)[:k] if k < self.size else np.arange(k)
             top = top[np.lexsort((top, -all_scores[top]))]
             top = top[all_scores[top] > 0]
