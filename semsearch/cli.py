@@ -71,9 +71,9 @@ def index(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to index.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Index directory to write.")],
     model: ModelOpt = None,
-    backend: Annotated[
-        str, typer.Option("--backend", help="Encoder: auto (ONNX if exported), torch, onnx, "
-                          "onnx-int8.")
+    encoder: Annotated[
+        str, typer.Option("--encoder", help="Encoder backend: auto (ONNX if exported), torch, "
+                          "onnx, onnx-int8.")
     ] = "auto",
     index_type: Annotated[
         str, typer.Option("--index-type", help="flat (exact), hnsw, ivf-pq, sq8, or auto "
@@ -88,7 +88,7 @@ def index(
         bar, progress = _progress_bar()
         with bar:
             built = Index.build(paths, model, progress=progress, index_type=index_type,
-                                backend=backend)  # type: ignore[arg-type]
+                                backend=encoder)  # type: ignore[arg-type]
         built.save(out_dir)
         seconds = time.perf_counter() - started
         count = built.manifest.passage_count
@@ -308,6 +308,19 @@ def bench(
         out.print(kinds)
         json_path, md_path = b.write_results(results, out_dir or b.RESULTS_DIR)
         err.print(f"wrote {escape(str(json_path))} and {escape(str(md_path))}")
+
+
+@app.command()
+def serve(
+    index_dir: IndexOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve search over HTTP: POST /search, GET /health (the model is loaded once)."""
+    from semsearch.serve import run
+
+    with user_errors():
+        run(index_dir, host=host, port=port)
 
 
 @app.command()
