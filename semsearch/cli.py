@@ -317,9 +317,12 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
 ) -> None:
     """Serve search over HTTP: POST /search, GET /health (the model is loaded once)."""
-    from semsearch.serve import run
-
     with user_errors():
+        try:
+            from semsearch.serve import run
+        except ImportError as exc:
+            raise QueryError(f"semsearch serve needs FastAPI and uvicorn ({exc.name} is "
+                             "missing): pip install 'semsearch[serve]'") from exc
         run(index_dir, host=host, port=port)
 
 
