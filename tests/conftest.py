@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,6 +55,24 @@ def make_tiny_model(out: Path, hidden: int = 32, seed: int = 0) -> Path:
 
     export_onnx(out, quantize=False)  # subprocess tests then start without torch
     return out
+
+
+def synthetic_store(kind: str, n: int, sources: int, d: int = 16) -> tuple[Any, Any]:
+    """A VectorIndex of `kind` over n random unit vectors; passage i is from s{i % sources}.txt.
+    Returns (store, vectors)."""
+    import numpy as np
+
+    from semsearch.index import VectorIndex
+    from semsearch.models.encoder import ModelInfo
+    from semsearch.passages import Passage
+
+    rng = np.random.default_rng(n)
+    vectors = rng.normal(size=(n, d)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    passages = [Passage(f"passage {i}", f"s{i % sources}.txt", i, 0, 1) for i in range(n)]
+    store = VectorIndex.create(passages, vectors, ModelInfo("synthetic", "x", d),
+                               {f"s{i}.txt": "h" for i in range(sources)}, index_type=kind)
+    return store, vectors
 
 
 def rewrite_manifest(index_dir: Path, **changes: object) -> None:

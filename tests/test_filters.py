@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import semsearch
 from semsearch import ann
 from semsearch.errors import QueryError
 from semsearch.filters import parse
-from semsearch.index import VectorIndex
-from semsearch.models.encoder import ModelInfo
 from semsearch.passages import Passage
 
-from .conftest import SEEDS
+from .conftest import SEEDS, synthetic_store
 
 P = Passage("一段文字", "news/a!.txt", 3, 10, 20, "献爱心 / 捐赠", {"year": 2021, "tag": "x"})
 
@@ -57,13 +54,7 @@ def test_filtered_search_on_the_seeds(tiny_model: Path) -> None:
 
 @pytest.mark.parametrize("kind", ann.INDEX_TYPES)
 def test_filter_works_on_every_index_type(kind: str) -> None:
-    rng = np.random.default_rng(1)
-    n, d = 1500, 16
-    vectors = rng.normal(size=(n, d)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    passages = [Passage(f"p{i}", f"s{i % 5}.txt", i, 0, 1) for i in range(n)]
-    store = VectorIndex.create(passages, vectors, ModelInfo("m", "f", d),
-                               {f"s{i}.txt": "h" for i in range(5)}, index_type=kind)
+    store, vectors = synthetic_store(kind, 1500, sources=5)
     _, ids = store.search(vectors[:20], 10, 'source == "s2.txt"')
     found = ids[ids >= 0]
     assert len(found) > 0 and all(i % 5 == 2 for i in found.tolist())

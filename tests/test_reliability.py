@@ -22,12 +22,10 @@ import pytest
 import semsearch
 from semsearch import ann
 from semsearch.errors import IndexLoadError, IndexLockedError, QueryError
-from semsearch.index import VectorIndex, live_dir, writer_lock
+from semsearch.index import live_dir, writer_lock
 from semsearch.lexical import LexicalIndex
-from semsearch.models.encoder import ModelInfo
-from semsearch.passages import Passage
 
-from .conftest import REPO, SEEDS
+from .conftest import REPO, SEEDS, synthetic_store
 
 QUERIES = ["夫妻党员抗疫", "志愿者送物资", "12345热线", "下沉干部"]
 NEW_TEXT = "爱心企业向社区捐赠了三千只口罩和两百箱消毒液，志愿者连夜分发到居民手中。\n"
@@ -105,14 +103,8 @@ def test_remove_source_everywhere(index_dir: Path) -> None:
 
 @pytest.mark.parametrize("kind", ann.INDEX_TYPES)
 def test_removal_works_for_every_index_type(kind: str) -> None:
-    rng = np.random.default_rng(0)
-    n, d = 1200, 16
-    vectors = rng.normal(size=(n, d)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    passages = [Passage(f"passage {i}", f"s{i % 3}.txt", i, 0, 1) for i in range(n)]
-    info = ModelInfo("synthetic", "x", d)
-    store = VectorIndex.create(passages, vectors, info, {f"s{i}.txt": "h" for i in range(3)},
-                               index_type=kind)
+    n = 1200
+    store, vectors = synthetic_store(kind, n, sources=3)
     store.remove_sources(["s1.txt"])
     _, ids = store.search(vectors[:50], 20)
     live = ids[ids >= 0]
