@@ -7,9 +7,11 @@
 
     index = semsearch.build(["docs/"])            # clean → passages → embeddings → FAISS
     index.save("indexes/docs")
+    index = semsearch.connect("./docs.db")        # an index in Milvus (Lite file or server)
 """
 
 from semsearch.errors import (
+    BackendUnavailableError,
     CorpusError,
     IndexLoadError,
     ModelError,
@@ -19,11 +21,12 @@ from semsearch.errors import (
 )
 from semsearch.index import Manifest
 from semsearch.passages import Passage
-from semsearch.search import Hit, Index, build, load
+from semsearch.search import Hit, Index, build, connect, load
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendUnavailableError",
     "CorpusError",
     "Hit",
     "Index",
@@ -35,5 +38,6 @@ __all__ = [
     "QueryError",
     "SemsearchError",
     "build",
+    "connect",
     "load",
 ]

@@ -62,7 +62,7 @@ def load_qrels(path: Path) -> list[LabelledQuery]:
 def judge(index: Index, queries: Sequence[LabelledQuery]) -> dict[str, dict[str, int]]:
     """ranx qrels: for each query, the id of the passage holding each labelled phrase."""
     squeezed = [(pid, "".join(p.text.split()), p.source)
-                for pid, p in index.store.passages.items()]
+                for pid, p in index.store.iter_passages()]
     qrels: dict[str, dict[str, int]] = {}
     for q in queries:
         judged: dict[str, int] = {}

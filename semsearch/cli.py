@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from semsearch.errors import QueryError, SemsearchError
-from semsearch.search import BuildProgress
+from semsearch.search import BuildProgress, Index
 
 app = typer.Typer(
     help="Semantic search over text collections (Chinese first, multilingual throughout).",
@@ -44,6 +44,38 @@ ModelOpt = Annotated[
 ModeOpt = Annotated[
     str, typer.Option("--mode", help="dense (embeddings), bm25 (words) or hybrid (both, fused).")
 ]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option("--backend", help="Where the index lives: faiss (a directory, the default) or "
+                 "milvus (a collection; implied by --uri)."),
+]
+UriOpt = Annotated[
+    str | None,
+    typer.Option("--uri", help="Milvus URI: ./file.db (Milvus Lite) or http://host:19530 "
+                 "(default: SEMSEARCH_MILVUS_URI)."),
+]
+CollectionOpt = Annotated[
+    str | None, typer.Option("--collection", help="Milvus collection (default: semsearch).")
+]
+
+
+def _milvus(backend: str | None, uri: str | None) -> bool:
+    """Whether the options choose the Milvus backend; QueryError for an unknown backend."""
+    if backend is not None and backend not in ("faiss", "milvus"):
+        raise QueryError(f"unknown backend {backend!r}; choose faiss or milvus")
+    if backend == "faiss" and uri is not None:
+        raise QueryError("--uri is for --backend milvus; a FAISS index is a directory (--index)")
+    return backend == "milvus" or (backend is None and uri is not None)
+
+
+def _open(index_dir: Path | None, backend: str | None, uri: str | None,
+          collection: str | None, model: str | None = None, writable: bool = False) -> Index:
+    """The index the options name: a FAISS directory or a Milvus collection."""
+    if _milvus(backend, uri):
+        if index_dir is not None:
+            raise QueryError("--index is a FAISS directory; with --backend milvus give --uri")
+        return Index.open(uri, collection, model)
+    return Index.load(index_dir, model, writable=writable)
 
 
 @contextmanager
@@ -69,7 +101,9 @@ def user_errors() -> Iterator[None]:
 @app.command()
 def index(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to index.")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Index directory to write.")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Index directory to write (FAISS).")
+    ] = None,
     model: ModelOpt = None,
     encoder: Annotated[
         str, typer.Option("--encoder", help="Encoder backend: auto (ONNX if exported), torch, "
@@ -79,21 +113,40 @@ def index(
         str, typer.Option("--index-type", help="flat (exact), hnsw, ivf-pq, sq8, or auto "
                           "(chosen by collection size).")
     ] = "auto",
+    backend: BackendOpt = None,
+    uri: UriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
-    """Build an index from .txt, .md and .jsonl files and write it to --out."""
+    """Build an index from .txt, .md and .jsonl files and write it to --out (FAISS) or to a
+    Milvus collection (--backend milvus --uri URI)."""
     from semsearch.search import Index
 
     with user_errors():
+        milvus = _milvus(backend, uri)
+        if milvus == (out_dir is not None):
+            raise QueryError("give --out DIR for a FAISS index, or --backend milvus --uri URI "
+                             "for Milvus (not both)" if milvus else "give --out DIR (where to "
+                             "write the index), or --backend milvus --uri URI")
         started = time.perf_counter()
         bar, progress = _progress_bar()
         with bar:
-            built = Index.build(paths, model, progress=progress, index_type=index_type,
-                                backend=encoder)  # type: ignore[arg-type]
-        built.save(out_dir)
+            if milvus:
+                from semsearch.milvus import DEFAULT_COLLECTION, resolve_uri
+
+                built = Index.build(paths, model, progress=progress, index_type=index_type,
+                                    backend=encoder,  # type: ignore[arg-type]
+                                    uri=resolve_uri(uri),
+                                    collection=collection or DEFAULT_COLLECTION)
+                where = f"{resolve_uri(uri)} (collection {collection or DEFAULT_COLLECTION})"
+            else:
+                built = Index.build(paths, model, progress=progress, index_type=index_type,
+                                    backend=encoder)  # type: ignore[arg-type]
+                built.save(out_dir)
+                where = str(out_dir)
         seconds = time.perf_counter() - started
         count = built.manifest.passage_count
         err.print(f"[green]indexed[/] {count} passages from "
-                  f"{len({p.source for p in built.passages})} sources into {escape(str(out_dir))} "
+                  f"{len(built.manifest.sources)} sources into {escape(where)} "
                   f"in {seconds:.1f}s ({count / max(seconds, 1e-9):.1f} passages/s)")
 
 
@@ -165,15 +218,18 @@ def query(
     where: Annotated[
         str | None, typer.Option("--where", help='Filter, e.g. \'source == "a.txt"\'.')
     ] = None,
+    backend: BackendOpt = None,
+    uri: UriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Search an index for the passages most similar to the query."""
-    from semsearch.search import Index, check_query
+    from semsearch.search import check_query
 
     with user_errors():
         queries = [check_query(q) for q in _read_queries(text, queries_file)]
         if k < 1:
             raise QueryError(f"-k must be at least 1, got {k}")
-        searcher = Index.load(index_dir, model)
+        searcher = _open(index_dir, backend, uri, collection, model)
         results = searcher.search_batch(queries, k, mode, fusion,  # type: ignore[arg-type]
                                         where)
         for q, hits in zip(queries, results, strict=True):
@@ -199,14 +255,22 @@ def query(
 
 
 @app.command()
-def info(index_dir: IndexOpt = None) -> None:
+def info(index_dir: IndexOpt = None, backend: BackendOpt = None, uri: UriOpt = None,
+         collection: CollectionOpt = None) -> None:
     """Show an index's manifest and passage counts per source."""
     from semsearch.index import VectorIndex
-    from semsearch.search import default_index_path
+    from semsearch.search import Store, default_index_path
 
     with user_errors():
-        path = index_dir or default_index_path()
-        store = VectorIndex.load(path)
+        store: Store
+        if _milvus(backend, uri):
+            from semsearch.milvus import DEFAULT_COLLECTION, MilvusStore
+
+            store = MilvusStore.open(uri, collection or DEFAULT_COLLECTION)
+            path: Any = f"{store.uri} (Milvus collection {store.collection})"
+        else:
+            path = index_dir or default_index_path()
+            store = VectorIndex.load(path)
         m = store.manifest
         table = Table(title=f"index {escape(str(path))}", show_header=False, title_justify="left")
         rows = {
@@ -221,13 +285,13 @@ def info(index_dir: IndexOpt = None) -> None:
             table.add_row(key, escape(value))
         out.print(table)
         per_source = Table("source", "passages", title="sources", title_justify="left")
-        counts = Counter(p.source for p in store.passages.values())
+        counts = Counter(p.source for _, p in store.iter_passages())
         for source, count in sorted(counts.items()):
             per_source.add_row(escape(source), str(count))
         out.print(per_source)
 
 
-def _progress_bar() -> tuple[Any, BuildProgress]:
+def _progress_bar(doing: str = "encoding passages") -> tuple[Any, BuildProgress]:
     """A rich progress bar on stderr and the callbacks that drive it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -235,7 +299,7 @@ def _progress_bar() -> tuple[Any, BuildProgress]:
                    MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True)
     task = bar.add_task("loading", total=None)
     progress = BuildProgress(
-        start=lambda n: bar.update(task, description="encoding passages", total=n),
+        start=lambda n: bar.update(task, description=doing, total=n),
         advance=lambda n: bar.advance(task, n),
     )
     return bar, progress
@@ -244,38 +308,96 @@ def _progress_bar() -> tuple[Any, BuildProgress]:
 @app.command()
 def add(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to add.")],
-    index_dir: Annotated[Path, typer.Option("--index", "-i", help="Index directory to update.")],
+    index_dir: Annotated[
+        Path | None, typer.Option("--index", "-i", help="Index directory to update.")
+    ] = None,
+    backend: BackendOpt = None,
+    uri: UriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Add new files to an index; changed files are re-indexed, unchanged ones skipped."""
-    from semsearch.index import writer_lock
-    from semsearch.search import Index
-
-    with user_errors(), writer_lock(index_dir):
-        searcher = Index.load(index_dir, writable=True)
+    with user_errors(), _writing(index_dir, backend, uri):
+        searcher = _open(index_dir, backend, uri, collection, writable=True)
         bar, progress = _progress_bar()
         with bar:
             report = searcher.add(paths, progress=progress)
-        searcher.save(index_dir)
+        where = searcher.save(index_dir)
         err.print(f"[green]added[/] {report.passages} passages: {len(report.added)} new, "
                   f"{len(report.replaced)} changed, {len(report.unchanged)} unchanged sources; "
-                  f"{searcher.manifest.passage_count} passages in {escape(str(index_dir))}")
+                  f"{searcher.manifest.passage_count} passages in {escape(str(where))}")
+
+
+@contextmanager
+def _writing(index_dir: Path | None, backend: str | None, uri: str | None) -> Iterator[None]:
+    """Hold a FAISS directory's writer lock (Milvus Lite locks its file itself)."""
+    from semsearch.index import writer_lock
+
+    if _milvus(backend, uri):
+        yield
+        return
+    if index_dir is None:
+        raise QueryError("give the index to update: --index DIR, or --backend milvus --uri URI")
+    with writer_lock(index_dir):
+        yield
 
 
 @app.command()
 def remove(
     source: Annotated[str, typer.Option("--source", "-s", help="Source name as indexed.")],
-    index_dir: Annotated[Path, typer.Option("--index", "-i", help="Index directory to update.")],
+    index_dir: Annotated[
+        Path | None, typer.Option("--index", "-i", help="Index directory to update.")
+    ] = None,
+    backend: BackendOpt = None,
+    uri: UriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Remove every passage of one source from an index."""
-    from semsearch.index import writer_lock
-    from semsearch.search import Index
-
-    with user_errors(), writer_lock(index_dir):
-        searcher = Index.load(index_dir, writable=True)
+    with user_errors(), _writing(index_dir, backend, uri):
+        searcher = _open(index_dir, backend, uri, collection, writable=True)
         count = searcher.remove(source)
-        searcher.save(index_dir)
+        where = searcher.save(index_dir)
         err.print(f"[green]removed[/] {count} passages of {escape(source)}; "
-                  f"{searcher.manifest.passage_count} left in {escape(str(index_dir))}")
+                  f"{searcher.manifest.passage_count} left in {escape(str(where))}")
+
+
+@app.command()
+def migrate(
+    from_dir: Annotated[Path, typer.Option("--from", help="FAISS index directory to copy.")],
+    to_uri: Annotated[
+        str | None, typer.Option("--to", help="Milvus URI: ./file.db (Milvus Lite) or "
+                                 "http://host:19530 (default: SEMSEARCH_MILVUS_URI).")
+    ] = None,
+    collection: CollectionOpt = None,
+    index_type: Annotated[
+        str | None, typer.Option("--index-type", help="Milvus index: flat, hnsw, sq8, ivf-pq "
+                                 "(default: the source's type).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per insert.")] = 1000,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a collection holding something else.")
+    ] = False,
+) -> None:
+    """Copy a FAISS index into Milvus without re-encoding; rerun to resume after an interruption."""
+    from semsearch import milvus
+    from semsearch.index import VectorIndex
+
+    with user_errors():
+        if batch_size < 1:
+            raise QueryError(f"--batch-size must be at least 1, got {batch_size}")
+        started = time.perf_counter()
+        source = VectorIndex.load(from_dir, mmap=False)
+        bar, progress = _progress_bar("copying passages")
+        with bar:
+            store, report = milvus.migrate(
+                source, to_uri, collection or milvus.DEFAULT_COLLECTION, index_type=index_type,
+                batch_size=batch_size, overwrite=overwrite,
+                start=progress.start, progress=progress.advance)
+        seconds = time.perf_counter() - started
+        resumed = f" ({report.resumed} copied by an earlier run)" if report.resumed else ""
+        err.print(f"[green]migrated[/] {report.total} passages from {escape(str(from_dir))} to "
+                  f"{escape(store.uri)} (collection {escape(store.collection)}): "
+                  f"{report.copied} copied{resumed} in {seconds:.1f}s "
+                  f"({report.copied / max(seconds, 1e-9):.0f} passages/s)")
 
 
 @app.command()
@@ -287,15 +409,17 @@ def bench(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Where to write quality.json/.md.")
     ] = None,
+    backend: BackendOpt = None,
+    uri: UriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Measure Recall@1/5/10, MRR@10 and nDCG@10 of each search mode on labelled queries."""
     from semsearch import bench as b
-    from semsearch.search import Index
 
     with user_errors():
         queries = b.load_qrels(qrels or b.DEFAULT_QRELS)
         with err.status(f"evaluating {len(queries)} queries × {len(b.METRICS)} metrics…"):
-            results = b.evaluate(Index.load(index_dir), queries)
+            results = b.evaluate(_open(index_dir, backend, uri, collection), queries)
         table = Table("mode", *b.METRICS, title=f"{results['queries']} labelled queries",
                       title_justify="left")
         for mode, scores in results["metrics"].items():

@@ -28,6 +28,11 @@ class IndexLockedError(SemsearchError):
     """Another process is writing the index; only one writer at a time."""
 
 
+class BackendUnavailableError(IndexLoadError):
+    """The storage backend cannot be reached: a bad Milvus URI, a server that is down, a Milvus
+    Lite file another process holds, or pymilvus not installed."""
+
+
 class ModelMismatchError(IndexLoadError):
     """The index was built with a different model (or dimension) than the one asked for."""
 
@@ -37,6 +42,7 @@ class QueryError(SemsearchError):
 
 
 __all__ = [
+    "BackendUnavailableError",
     "CorpusError",
     "IndexLoadError",
     "IndexLockedError",

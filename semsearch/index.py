@@ -188,6 +188,10 @@ class VectorIndex:
         """The passages with these ids."""
         return {pid: self.passages[pid] for pid in ids}
 
+    def iter_passages(self) -> Iterator[tuple[int, Passage]]:
+        """Every (id, passage), as the Milvus backend streams them (see search.Store)."""
+        return iter(list(self.passages.items()))
+
     def add(self, passages: Sequence[Passage], vectors: np.ndarray,
             sources: dict[str, str], progress: ProgressFn | None = None) -> None:
         """Add passages under new ids, and record their sources' content hashes."""

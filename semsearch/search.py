@@ -1,8 +1,9 @@
 """The public search object: build an index from files, save it, load it, query it.
 
-    corpus.load → passages.make_passages → Encoder.encode_passages → VectorIndex → Hit
+    corpus.load → passages.make_passages → Encoder.encode_passages → Store → Hit
 
-`Index` pairs a `VectorIndex` with the encoder that must embed its queries; the encoder is
+`Index` pairs a `Store` — a FAISS directory (`index.VectorIndex`, the default) or a Milvus
+collection (`milvus.MilvusStore`) — with the encoder that must embed its queries; the encoder is
 loaded on first search, after checking that it is the model the index was built with.
 Three modes: `dense` (cosine over embeddings), `bm25` (lexical), and `hybrid`, which fuses the two
 rankings — a weighted sum of min-max normalised scores by default, or reciprocal rank fusion.
@@ -12,16 +13,16 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from semsearch import corpus, filters
 from semsearch.errors import ModelMismatchError, QueryError
-from semsearch.index import VectorIndex
+from semsearch.index import Manifest, VectorIndex
 from semsearch.lexical import to_simplified
 from semsearch.models.encoder import Backend, Encoder, load_encoder
 from semsearch.models.resolve import ModelRef, resolve
@@ -42,6 +43,37 @@ RRF_K = 60  # the constant of Cormack et al. (2009), also ranx's default
 DENSE_WEIGHT = 0.5  # weighted fusion: share of the dense score
 CANDIDATES = 50  # depth of each ranking that hybrid fusion looks at
 MAX_QUERY_CHARS = 10_000
+
+
+class Store(Protocol):
+    """What `Index` needs from a storage backend: passages by stable id, their vectors and BM25
+    weights, and the manifest. Implemented by `index.VectorIndex` and `milvus.MilvusStore`."""
+
+    manifest: Manifest
+
+    @property
+    def has_lexical(self) -> bool: ...
+
+    def search(self, vectors: np.ndarray, k: int,
+               where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores [n, k] float32, ids [n, k] int64, -1 padded) by inner product."""
+        ...
+
+    def lexical_search(self, queries: Sequence[str], k: int,
+                       where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 top-k, shaped like `search`; passages with no query word are left out (-1)."""
+        ...
+
+    def get(self, ids: Iterable[int]) -> dict[int, Passage]: ...
+
+    def iter_passages(self) -> Iterator[tuple[int, Passage]]: ...
+
+    def add(self, passages: Sequence[Passage], vectors: np.ndarray,
+            sources: dict[str, str]) -> None: ...
+
+    def remove_sources(self, sources: Sequence[str]) -> int: ...
+
+    def save(self, path: str | os.PathLike[str], /) -> Any: ...
 
 
 def default_index_path() -> Path:
@@ -138,7 +170,7 @@ def check_query(query: str) -> str:
 class Index:
     """A searchable collection: passages with their vectors and the model that embeds queries."""
 
-    def __init__(self, store: VectorIndex, encoder: Encoder | None = None,
+    def __init__(self, store: Store, encoder: Encoder | None = None,
                  model: ModelRef | None = None) -> None:
         self.store = store
         self._encoder = encoder
@@ -151,21 +183,34 @@ class Index:
 
     @property
     def passages(self) -> list[Passage]:
-        return list(self.store.passages.values())
+        """Every passage (streamed from the store: on Milvus this reads the collection)."""
+        return [passage for _, passage in self.store.iter_passages()]
 
     @classmethod
     def build(cls, paths: Iterable[str | os.PathLike[str]], model: str | None = None, *,
               max_tokens: int = MAX_TOKENS, progress: BuildProgress | None = None,
-              backend: Backend | None = None, index_type: str = "auto") -> Index:
+              backend: Backend | None = None, index_type: str = "auto",
+              uri: str | os.PathLike[str] | None = None,
+              collection: str | None = None) -> Index:
         """Read, clean and split the files under `paths`, embed the passages, index them
-        (`index_type`: flat, hnsw, ivf-pq, sq8, or auto to choose by size)."""
+        (`index_type`: flat, hnsw, ivf-pq, sq8, or auto to choose by size). With `uri` the index
+        is written to that Milvus collection (replacing it), otherwise kept in memory for
+        `save`. `backend` is the encoder's (torch, onnx...), not the store's."""
         documents = corpus.load(paths)
         encoder = load_encoder(model, backend)
         passages, vectors = _embed(documents, encoder, max_tokens, progress)
         sources = {d.source: d.sha256 for d in documents}
+        store: Store
         try:
-            store = VectorIndex.create(passages, vectors, encoder.info, sources, encoder.backend,
-                                       index_type)
+            if uri is not None or collection is not None:
+                from semsearch import milvus
+
+                store = milvus.create(passages, vectors, encoder.info, sources, uri,
+                                      collection or milvus.DEFAULT_COLLECTION,
+                                      encoder=encoder.backend, index_type=index_type)
+            else:
+                store = VectorIndex.create(passages, vectors, encoder.info, sources,
+                                           encoder.backend, index_type)
         except ValueError as exc:  # unknown index type, or too few vectors to train it
             raise QueryError(str(exc)) from exc
         return cls(store, encoder)
@@ -202,21 +247,25 @@ class Index:
         with, and defaults to it. `writable` loads the vectors into memory so that `add` and
         `remove` can change them (otherwise they may be memory-mapped, read-only)."""
         store = VectorIndex.load(path or default_index_path(), mmap=not writable)
-        recorded = store.manifest.model
-        ref = resolve(model or recorded.name)
-        if ref.is_local:
-            found = model_fingerprint(Path(ref.location))
-            if found != recorded.fingerprint:
-                raise ModelMismatchError(
-                    f"the index was built with model {recorded.name} (weights "
-                    f"{recorded.fingerprint[:12]}, dim {recorded.dimension}) but {ref.name} at "
-                    f"{ref.location} has weights "
-                    f"{found[:12]}; query with the same model or rebuild the index with "
-                    f"`semsearch index ... --model {model or ref.name}`")
-        return cls(store, model=ref)
+        return cls(store, model=_model_for(store, model))
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the index directory atomically; returns its path."""
+    @classmethod
+    def open(cls, uri: str | os.PathLike[str] | None = None, collection: str | None = None,
+             model: str | None = None) -> Index:
+        """Open an index in a Milvus collection: `uri` is a Milvus Lite file (./x.db) or a
+        server (http://host:19530), default SEMSEARCH_MILVUS_URI; `model` as for `load`."""
+        from semsearch import milvus
+
+        store = milvus.MilvusStore.open(uri, collection or milvus.DEFAULT_COLLECTION)
+        return cls(store, model=_model_for(store, model))
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Any:
+        """Write the index: a FAISS index to directory `path`, atomically (returns its path);
+        a Milvus one is already written, so this flushes it (returns its URI)."""
+        if path is None:
+            if isinstance(self.store, VectorIndex):
+                raise QueryError("give a directory to save a FAISS index to")
+            return self.store.save(path)  # type: ignore[arg-type]  # MilvusStore: optional
         return self.store.save(path)
 
     @property
@@ -305,6 +354,23 @@ class Index:
         return hits
 
 
+def _model_for(store: Store, model: str | None) -> ModelRef:
+    """The model to query `store` with (default: the one it records), refused early with
+    ModelMismatchError if its local weights are not the ones the index was built with."""
+    recorded = store.manifest.model
+    ref = resolve(model or recorded.name)
+    if ref.is_local:
+        found = model_fingerprint(Path(ref.location))
+        if found != recorded.fingerprint:
+            raise ModelMismatchError(
+                f"the index was built with model {recorded.name} (weights "
+                f"{recorded.fingerprint[:12]}, dim {recorded.dimension}) but {ref.name} at "
+                f"{ref.location} has weights "
+                f"{found[:12]}; query with the same model or rebuild the index with "
+                f"`semsearch index ... --model {model or ref.name}`")
+    return ref
+
+
 def _embed(documents: Sequence[corpus.Document], encoder: Encoder, max_tokens: int,
            progress: BuildProgress | None) -> tuple[list[Passage], np.ndarray]:
     """Passages of `documents` and their vectors (the passage text alone: see Passage)."""
@@ -328,3 +394,9 @@ def load(path: str | os.PathLike[str] | None = None, model: str | None = None, *
          writable: bool = False) -> Index:
     """Open a saved index; without a path, the seeds index (see `Index.load`)."""
     return Index.load(path, model, writable=writable)
+
+
+def connect(uri: str | os.PathLike[str] | None = None, collection: str | None = None,
+            model: str | None = None) -> Index:
+    """Open an index in Milvus (see `Index.open`): `semsearch.connect("./x.db")`."""
+    return Index.open(uri, collection, model)

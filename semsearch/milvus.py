@@ -1,0 +1,626 @@
+"""The Milvus backend: one collection per index, on a server, a cluster, or Milvus Lite.
+
+    URI  ./x.db or /abs/x.db   Milvus Lite (in-process, one process per file)
+         http(s)://host:19530   a Milvus server or cluster (SEMSEARCH_MILVUS_TOKEN if it needs one)
+
+A collection holds one row per passage: `id` (the stable passage id, primary key), `vector`
+(FLOAT_VECTOR, inner product), `text`, `source`, `paragraph`, `start`, `end`, `heading`,
+`metadata` (JSON) and `lexical` (the folded text BM25 reads, analysed by Milvus's jieba
+tokenizer into the `sparse` field by a BM25 function). The manifest (model, sources, counts) is
+a JSON collection property, `semsearch.manifest`: it is the commit record.
+
+Milvus has no transactions, so writes follow the manifest: an `add` inserts rows with ids at or
+above the manifest's `next_id` and only then commits the new manifest; searches keep
+`id < next_id`, so a crashed add is never half-visible, and the next write deletes its rows.
+`remove_sources` commits the manifest without the sources together with a
+`semsearch.removing` marker, then deletes; readers hide the marked sources until it is cleared.
+One writer at a time (as for a FAISS directory); Milvus Lite enforces it by locking the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semsearch import ann, filters
+from semsearch.errors import (
+    BackendUnavailableError,
+    IndexLoadError,
+    IndexWriteError,
+    QueryError,
+)
+from semsearch.index import (
+    FORMAT_VERSION,
+    METRIC,
+    Manifest,
+    VectorIndex,
+    _failpoint,
+    corpus_fingerprint,
+)
+from semsearch.lexical import STOPWORDS, normalize
+from semsearch.models.encoder import ModelInfo
+from semsearch.passages import Passage
+
+URI_ENV = "SEMSEARCH_MILVUS_URI"
+TOKEN_ENV = "SEMSEARCH_MILVUS_TOKEN"
+DEFAULT_COLLECTION = "semsearch"
+MANIFEST_KEY = "semsearch.manifest"
+REMOVING_KEY = "semsearch.removing"
+MIGRATING_KEY = "semsearch.migrating"
+BATCH = 1_000  # rows per insert: ~1.6 MB of 384-d vectors, well under Milvus's 64 MB message cap
+MAX_LIMIT = 16_384  # Milvus's largest topk
+MAX_VARCHAR = 65_535  # bytes
+BM25_K1, BM25_B = 1.5, 0.75  # as bm25s (lexical.py), so scores are comparable
+LEXICAL = (f"Milvus BM25 (k1={BM25_K1}, b={BM25_B}) over jieba search-mode words, "
+           "OpenCC t2s, NFKC, lowercase")
+PASSAGE_FIELDS = ["id", "text", "source", "paragraph", "start", "end", "heading", "metadata"]
+# Milvus index type and build parameters for each of ann.INDEX_TYPES (same choices as FAISS)
+INDEX_TYPES = {"flat": "FLAT", "hnsw": "HNSW", "sq8": "IVF_SQ8", "ivf-pq": "IVF_PQ"}
+_PUNCTUATION = set("，。！？、；：“”‘’（）《》【】…—·,.!?;:\"'()[]{}<>-_/\\|@#$%^&*+=~`")
+# our tokenizer drops stopwords and tokens without a word character: a stop filter does both
+STOP_WORDS = sorted(STOPWORDS | _PUNCTUATION)
+ANALYZER = {"tokenizer": {"type": "jieba", "mode": "search"},
+            "filter": ["lowercase", {"type": "stop", "stop_words": STOP_WORDS}]}
+_KEYWORDS = {"and", "or", "not", "in", "like", "true", "false", "AND", "OR", "NOT", "IN", "LIKE",
+             "True", "False"}
+_STRING = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
+_NAME = re.compile(r"(?<![\w\"'\]])([A-Za-z_]\w*)")
+
+ProgressFn = Callable[[int], None]
+
+
+def resolve_uri(uri: str | os.PathLike[str] | None) -> str:
+    """The Milvus URI to use: `uri`, else SEMSEARCH_MILVUS_URI; BackendUnavailableError saying
+    what a URI looks like if neither is given or it is neither a `.db` file nor http(s)."""
+    text = str(uri) if uri is not None else os.environ.get(URI_ENV, "")
+    if not text.strip():
+        raise BackendUnavailableError(f"no Milvus URI: pass --uri (./file.db for Milvus Lite, "
+                                      f"http://host:19530 for a server) or set {URI_ENV}")
+    text = text.strip()
+    if is_lite(text):
+        return str(Path(text).expanduser().absolute())
+    if re.match(r"^(https?|tcp|unix)://", text):
+        return text
+    raise BackendUnavailableError(f"bad Milvus URI {text!r}: use a path ending in .db for Milvus "
+                                  "Lite or http://host:19530 for a Milvus server")
+
+
+def is_lite(uri: str) -> bool:
+    """A Milvus Lite URI: a local path ending in `.db`."""
+    return "://" not in uri and uri.endswith(".db")
+
+
+def connect(uri: str | os.PathLike[str] | None = None, timeout: float = 10.0) -> Any:
+    """A pymilvus MilvusClient for `uri`, with our errors for a bad URI or an unreachable server."""
+    target = resolve_uri(uri)
+    try:
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+    except ImportError as exc:
+        raise BackendUnavailableError("the Milvus backend needs pymilvus and milvus-lite: "
+                                      "pip install 'semsearch[milvus]'") from exc
+    logging.getLogger("pymilvus").setLevel(logging.ERROR)  # iterator mvcc chatter
+    if is_lite(target):
+        import jieba  # Milvus Lite tokenizes with the process's jieba: keep its banner quiet
+
+        jieba.setLogLevel(logging.WARNING)
+        parent = Path(target).parent
+        if not parent.is_dir():
+            raise BackendUnavailableError(f"cannot open Milvus Lite file {target}: directory "
+                                          f"{parent} does not exist")
+    try:
+        return MilvusClient(target, token=os.environ.get(TOKEN_ENV, ""), timeout=timeout)
+    except MilvusException as exc:
+        hint = ("is another process using this Milvus Lite file? Lite allows one process per "
+                "file; use a Milvus server to share an index" if is_lite(target)
+                else "is the server running and reachable?")
+        raise BackendUnavailableError(f"cannot connect to Milvus at {target}: "
+                                      f"{getattr(exc, 'message', exc)}; {hint}") from exc
+
+
+def to_milvus_filter(where: str) -> str:
+    """A `filters` expression in Milvus's syntax: metadata keys become `metadata["key"]`
+    (core fields are columns), `True`/`False` lower-case; the rest is already Milvus's."""
+    filters.parse(where)  # QueryError for anything our own evaluator would refuse
+    parts = _STRING.split(where)
+    for i in range(0, len(parts), 2):  # even parts are code, odd ones string literals
+        parts[i] = _NAME.sub(_rename, parts[i])
+    return "".join(parts)
+
+
+def _rename(match: re.Match[str]) -> str:
+    name = match.group(1)
+    if name in ("True", "False"):
+        return name.lower()
+    if name in _KEYWORDS or name in filters.FIELDS:
+        return name
+    return f'metadata["{name}"]'
+
+
+def _quote(values: Iterable[str]) -> str:
+    return "[" + ", ".join(json.dumps(v, ensure_ascii=False) for v in values) + "]"
+
+
+def _index_params(client: Any, kind: str, n: int, dimension: int) -> Any:
+    """Milvus index parameters mirroring ann.py's FAISS choices for `kind`, and BM25's."""
+    params = client.prepare_index_params()
+    build: dict[str, Any] = {}
+    if kind == "hnsw":
+        build = {"M": ann.HNSW_M, "efConstruction": ann.HNSW_EF_CONSTRUCTION}
+    elif kind in ("sq8", "ivf-pq"):
+        build = {"nlist": max(1, min(ann.nlist_for(max(n, 1)), 65_536))}
+        if kind == "ivf-pq":
+            build |= {"m": ann.pq_subquantizers(dimension), "nbits": 8}
+    params.add_index("vector", index_type=INDEX_TYPES[kind], metric_type="IP", params=build)
+    params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                     params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
+    return params
+
+
+def _schema(dimension: int) -> Any:
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+    schema.add_field("text", DataType.VARCHAR, max_length=MAX_VARCHAR)
+    schema.add_field("lexical", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True,
+                     analyzer_params=ANALYZER)
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_field("source", DataType.VARCHAR, max_length=MAX_VARCHAR)
+    schema.add_field("paragraph", DataType.INT64)
+    schema.add_field("start", DataType.INT64)
+    schema.add_field("end", DataType.INT64)
+    schema.add_field("heading", DataType.VARCHAR, max_length=MAX_VARCHAR)
+    schema.add_field("metadata", DataType.JSON)
+    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
+                                 input_field_names=["lexical"], output_field_names=["sparse"]))
+    return schema
+
+
+def _row(pid: int, passage: Passage, vector: np.ndarray) -> dict[str, Any]:
+    lexical = normalize(passage.lexical_text)
+    for name, value in (("text", passage.text), ("source", passage.source),
+                        ("heading", passage.heading), ("lexical", lexical)):
+        if len(value.encode("utf-8")) > MAX_VARCHAR:
+            raise IndexWriteError(f"passage {pid} of {passage.source}: its {name} is longer than "
+                                  f"Milvus's {MAX_VARCHAR} bytes; index with a smaller "
+                                  "--max-tokens")
+    return {"id": pid, "vector": vector.tolist(), "text": passage.text, "lexical": lexical,
+            "source": passage.source, "paragraph": passage.paragraph, "start": passage.start,
+            "end": passage.end, "heading": passage.heading, "metadata": passage.metadata}
+
+
+def _passage(row: dict[str, Any]) -> Passage:
+    return Passage(text=row["text"], source=row["source"], paragraph=int(row["paragraph"]),
+                   start=int(row["start"]), end=int(row["end"]), heading=row.get("heading") or "",
+                   metadata=row.get("metadata") or {})
+
+
+def _no_hits(rows: int, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((rows, k), dtype=np.float32), np.full((rows, k), -1, dtype=np.int64)
+
+
+class MilvusStore:
+    """A semsearch index in a Milvus collection: the same interface as `VectorIndex`."""
+
+    has_lexical = True
+
+    def __init__(self, client: Any, uri: str, collection: str, manifest: Manifest,
+                 removing: Sequence[str] = ()) -> None:
+        self.client = client
+        self.uri = uri
+        self.collection = collection
+        self.manifest = manifest
+        self.removing = list(removing)
+
+    # ── opening ──────────────────────────────────────────────────────────
+
+    @classmethod
+    def open(cls, uri: str | os.PathLike[str] | None = None,
+             collection: str = DEFAULT_COLLECTION) -> MilvusStore:
+        """Open the index in `collection` at `uri`; IndexLoadError if there is none (yet)."""
+        target = resolve_uri(uri)
+        client = connect(target)
+        properties = _properties(client, collection, target)
+        if MIGRATING_KEY in properties:
+            raise IndexLoadError(f"collection {collection!r} at {target} holds an unfinished "
+                                 "migration; run `semsearch migrate` again to complete it")
+        if MANIFEST_KEY not in properties:
+            raise IndexLoadError(f"collection {collection!r} at {target} is not a semsearch "
+                                 "index (no manifest); choose another --collection")
+        manifest = _manifest(properties[MANIFEST_KEY], collection, target)
+        removing = json.loads(properties.get(REMOVING_KEY) or "[]")
+        store = cls(client, target, collection, manifest, removing)
+        store._load()
+        return store
+
+    def _load(self) -> None:
+        """Load the collection into memory for search (a no-op when it already is)."""
+        state = self._call("load", lambda: self.client.get_load_state(self.collection))
+        if "NotLoad" in str(state.get("state")):
+            self._call("load", lambda: self.client.load_collection(self.collection))
+
+    def close(self) -> None:
+        """Close the connection (a Milvus Lite file stays open for this process's other clients
+        until it exits; see `release_lite`)."""
+        self.client.close()
+
+    # ── reading ──────────────────────────────────────────────────────────
+
+    def _guard(self, where: str | None) -> str:
+        """The filter every read uses: committed rows, not being removed, matching `where`."""
+        parts = [f"id < {self.manifest.next_id}"]
+        if self.removing:
+            parts.append(f"source not in {_quote(self.removing)}")
+        if where is not None and where.strip():
+            parts.append(f"({to_milvus_filter(where)})")
+        return " and ".join(parts)
+
+    def _limit(self, k: int) -> int:
+        return max(1, min(k, max(self.manifest.passage_count, 1), MAX_LIMIT))
+
+    def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            return call()
+        except MilvusException as exc:
+            message = getattr(exc, "message", str(exc))
+            if "filter" in message.lower() or "expr" in message.lower():
+                raise QueryError(f"Milvus refused the filter: {message}") from exc
+            raise BackendUnavailableError(f"Milvus at {self.uri} failed to {what} "
+                                          f"(collection {self.collection!r}): {message}") from exc
+
+    def search(self, vectors: np.ndarray, k: int,
+               where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` (scores, ids) per query vector by inner product; ids are -1 past the end."""
+        k = self._limit(k)
+        params: dict[str, Any] = {"metric_type": "IP"}
+        kind = self.manifest.index_type
+        if kind == "hnsw":
+            params["params"] = {"ef": max(ann.DEFAULT_EF_SEARCH, k)}
+        elif kind in ("sq8", "ivf-pq"):
+            params["params"] = {"nprobe": ann.DEFAULT_NPROBE}
+        data = np.asarray(vectors, dtype=np.float32).tolist()
+        result = self._call("search", lambda: self.client.search(
+            self.collection, data=data, anns_field="vector", limit=k, filter=self._guard(where),
+            search_params=params, output_fields=["id"]))
+        return _arrays(result, k, lexical=False)
+
+    def lexical_search(self, queries: Sequence[str], k: int,
+                       where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 top-`k` (scores, ids) per query, computed by Milvus over the `lexical` field."""
+        k = self._limit(k)
+        data = [normalize(q) for q in queries]
+        result = self._call("search", lambda: self.client.search(
+            self.collection, data=data, anns_field="sparse", limit=k, filter=self._guard(where),
+            search_params={"metric_type": "BM25"}, output_fields=["id"]))
+        return _arrays(result, k, lexical=True)
+
+    def get(self, ids: Iterable[int]) -> dict[int, Passage]:
+        """The passages with these ids."""
+        wanted = sorted({int(i) for i in ids})
+        if not wanted:
+            return {}
+        rows = self._call("get passages", lambda: self.client.get(
+            self.collection, ids=wanted, output_fields=PASSAGE_FIELDS))
+        return {int(row["id"]): _passage(row) for row in rows}
+
+    def iter_passages(self, batch_size: int = BATCH) -> Iterator[tuple[int, Passage]]:
+        """Every (id, passage), streamed in batches (never all in memory at once)."""
+        for batch in self._iterate(PASSAGE_FIELDS, self._guard(None), batch_size):
+            for row in batch:
+                yield int(row["id"]), _passage(row)
+
+    def _iterate(self, fields: list[str], expr: str,
+                 batch_size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
+        iterator = self._call("read passages", lambda: self.client.query_iterator(
+            self.collection, batch_size=batch_size, filter=expr, output_fields=fields))
+        try:
+            while batch := self._call("read passages", iterator.next):
+                yield batch
+        finally:
+            iterator.close()
+
+    def count(self, where: str | None = None, *, raw: bool = False) -> int:
+        """How many passages match `where` (`raw`: a Milvus filter over every row, committed
+        or not, instead of a `filters` expression over the committed ones)."""
+        expr = (where or "") if raw else self._guard(where)
+        rows = self._call("count", lambda: self.client.query(
+            self.collection, filter=expr, output_fields=["count(*)"]))
+        return int(rows[0]["count(*)"])
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of `ids`, in that order."""
+        rows = self._call("get vectors", lambda: self.client.get(
+            self.collection, ids=list(ids), output_fields=["id", "vector"]))
+        by_id = {int(r["id"]): r["vector"] for r in rows}
+        return np.array([by_id[int(i)] for i in ids], dtype=np.float32)
+
+    # ── writing ──────────────────────────────────────────────────────────
+
+    def add(self, passages: Sequence[Passage], vectors: np.ndarray, sources: dict[str, str],
+            progress: ProgressFn | None = None) -> None:
+        """Insert passages under new ids, then commit the manifest that makes them visible."""
+        self._recover()
+        start = self.manifest.next_id
+        _insert(self.client, self.collection, range(start, start + len(passages)), passages,
+                vectors, progress)
+        _failpoint("milvus-before-commit")
+        self._commit(replace(self.manifest, next_id=start + len(passages),
+                             passage_count=self.manifest.passage_count + len(passages),
+                             sources={**self.manifest.sources, **sources}))
+
+    def remove_sources(self, sources: Sequence[str]) -> int:
+        """Remove every passage of `sources`; returns how many went."""
+        self._recover()
+        doomed = sorted(set(sources))
+        if not doomed:
+            return 0
+        count = self.count(f"source in {_quote(doomed)}")
+        kept = {s: h for s, h in self.manifest.sources.items() if s not in set(doomed)}
+        self._commit(replace(self.manifest, passage_count=self.manifest.passage_count - count,
+                             sources=kept), {REMOVING_KEY: json.dumps(doomed, ensure_ascii=False)})
+        self.removing = doomed
+        self._finish_removal()
+        return count
+
+    def _finish_removal(self) -> None:
+        if not self.removing:
+            return
+        expr = f"source in {_quote(self.removing)}"
+        self._call("delete", lambda: self.client.delete(self.collection, filter=expr))
+        _failpoint("milvus-after-delete")
+        self._call("flush", lambda: self.client.flush(self.collection))
+        self._call("commit", lambda: self.client.drop_collection_properties(
+            self.collection, property_keys=[REMOVING_KEY]))
+        self.removing = []
+
+    def _recover(self) -> None:
+        """Undo what a crashed writer left: uncommitted rows, an unfinished removal. Refuses
+        (IndexLoadError) if another writer committed since this store was opened."""
+        properties = _properties(self.client, self.collection, self.uri)
+        stored = _manifest(properties.get(MANIFEST_KEY, "{}"), self.collection, self.uri)
+        if stored.generation != self.manifest.generation:
+            raise IndexLoadError(f"collection {self.collection!r} at {self.uri} changed since it "
+                                 f"was opened (generation {self.manifest.generation} → "
+                                 f"{stored.generation}); open it again and redo the change")
+        self.removing = json.loads(properties.get(REMOVING_KEY) or "[]")
+        self._finish_removal()
+        expr = f"id >= {self.manifest.next_id}"
+        if self.count(expr, raw=True):
+            self._call("delete", lambda: self.client.delete(self.collection, filter=expr))
+
+    def _commit(self, manifest: Manifest, extra: dict[str, str] | None = None) -> None:
+        manifest = replace(manifest, generation=manifest.generation + 1,
+                           corpus_fingerprint=corpus_fingerprint(manifest.sources),
+                           created_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        self._call("flush", lambda: self.client.flush(self.collection))
+        properties = {MANIFEST_KEY: _manifest_json(manifest), **(extra or {})}
+        self._call("commit", lambda: self.client.alter_collection_properties(
+            self.collection, properties=properties))
+        self.manifest = manifest
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Writes already went to Milvus and were committed; flush them to storage. Returns the
+        URI (`path`, if given, must be it: a Milvus index cannot be saved elsewhere)."""
+        if path is not None and resolve_uri(path) != self.uri:
+            raise IndexWriteError(f"this index lives in Milvus at {self.uri}; to copy it "
+                                  f"elsewhere use `semsearch migrate`")
+        self._call("flush", lambda: self.client.flush(self.collection))
+        return self.uri
+
+
+def _arrays(result: Any, k: int, *, lexical: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Milvus hits as (scores, ids) arrays; BM25 ties ordered by id, as `LexicalIndex` does."""
+    scores, ids = _no_hits(len(result), k)
+    for row, hits in enumerate(result):
+        # Milvus Lite reports BM25 as a negated distance; a server, as the (positive) score
+        pairs = [(abs(float(h["distance"])) if lexical else float(h["distance"]), int(h["id"]))
+                 for h in list(hits)[:k]]
+        if lexical:
+            pairs.sort(key=lambda pair: (-pair[0], pair[1]))
+        for col, (score, pid) in enumerate(pairs):
+            scores[row, col], ids[row, col] = score, pid
+    return scores, ids
+
+
+def _properties(client: Any, collection: str, uri: str) -> dict[str, str]:
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        if not client.has_collection(collection):
+            known = client.list_collections()
+            raise IndexLoadError(f"no collection {collection!r} at {uri} (it has "
+                                 f"{', '.join(sorted(known)[:5]) or 'none'}); create it with "
+                                 f"`semsearch index PATH --backend milvus --uri {uri}` or "
+                                 f"`semsearch migrate --from DIR --to {uri}`")
+        described = client.describe_collection(collection)
+    except MilvusException as exc:
+        raise BackendUnavailableError(f"Milvus at {uri} failed to describe {collection!r}: "
+                                      f"{getattr(exc, 'message', exc)}") from exc
+    return {str(k): str(v) for k, v in (described.get("properties") or {}).items()}
+
+
+def _manifest_json(manifest: Manifest) -> str:
+    return json.dumps(manifest.to_json(), ensure_ascii=False, separators=(",", ":"))
+
+
+def _manifest(text: str, collection: str, uri: str) -> Manifest:
+    try:
+        data = json.loads(text)
+        if data.get("format_version") != FORMAT_VERSION:
+            raise IndexLoadError(f"collection {collection!r} at {uri} has format version "
+                                 f"{data.get('format_version')}, this semsearch reads "
+                                 f"{FORMAT_VERSION}; migrate it again")
+        return Manifest.from_json(data)
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise IndexLoadError(f"the manifest of collection {collection!r} at {uri} is corrupt "
+                             f"({exc}); migrate the index again") from exc
+
+
+def _insert(client: Any, collection: str, ids: Iterable[int], passages: Sequence[Passage],
+            vectors: np.ndarray, progress: ProgressFn | None, batch_size: int = BATCH) -> None:
+    """Insert rows in batches (each insert is applied whole or not at all by Milvus)."""
+    from pymilvus.exceptions import MilvusException
+
+    rows = list(ids)
+    for start in range(0, len(rows), batch_size):
+        stop = min(start + batch_size, len(rows))
+        data = [_row(rows[i], passages[i], vectors[i]) for i in range(start, stop)]
+        try:
+            client.insert(collection, data)
+        except MilvusException as exc:
+            raise IndexWriteError(f"Milvus refused an insert into {collection!r}: "
+                                  f"{getattr(exc, 'message', exc)}; the index is unchanged "
+                                  "(uncommitted rows are cleaned up by the next write)") from exc
+        if progress is not None:
+            progress(stop - start)
+
+
+def _vectors(index: Any, ids: np.ndarray) -> np.ndarray:
+    """Stored vectors of `ids` from a FAISS index of any kind (quantised kinds give their
+    decoded approximations, as their own searches see them)."""
+    faiss = ann._faiss()
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexIVF):
+        if inner.direct_map.type == faiss.DirectMap.NoMap:
+            inner.set_direct_map_type(faiss.DirectMap.Hashtable)
+        return np.stack([inner.reconstruct(int(i)) for i in ids]).astype(np.float32)
+    return np.asarray(index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64)),
+                      dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class MigrateReport:
+    """What `migrate` did: rows copied now, rows a previous (interrupted) run had copied."""
+
+    copied: int
+    resumed: int
+    total: int
+
+
+def migrate(source: VectorIndex, uri: str | os.PathLike[str] | None = None,
+            collection: str = DEFAULT_COLLECTION, *, index_type: str | None = None,
+            batch_size: int = BATCH, overwrite: bool = False,
+            start: Callable[[int], None] | None = None,
+            progress: ProgressFn | None = None) -> tuple[MilvusStore, MigrateReport]:
+    """Copy a FAISS index (passages, vectors, manifest) into a Milvus collection, without
+    re-encoding. Resumable: a rerun after an interruption copies only the missing rows.
+
+    `index_type` (flat, hnsw, sq8, ivf-pq; default: the source's) picks the Milvus index;
+    `overwrite` replaces a collection that holds something else.
+    """
+    target = resolve_uri(uri)
+    client = connect(target)
+    m = source.manifest
+    kind = ann.resolve_kind(index_type or m.index_type, m.passage_count)
+    marker = json.dumps({"corpus": m.corpus_fingerprint, "passages": m.passage_count,
+                         "next_id": m.next_id, "model": m.model.fingerprint, "index_type": kind},
+                        sort_keys=True)
+    if client.has_collection(collection):
+        properties = _properties(client, collection, target)
+        if properties.get(MIGRATING_KEY) == marker:
+            pass  # an interrupted run of this very migration: resume
+        elif MIGRATING_KEY not in properties and MANIFEST_KEY in properties \
+                and _same_index(_manifest(properties[MANIFEST_KEY], collection, target), m) \
+                and not overwrite:
+            store = MilvusStore.open(target, collection)
+            return store, MigrateReport(0, store.manifest.passage_count, m.passage_count)
+        elif overwrite:
+            client.drop_collection(collection)
+        else:
+            what = ("an unfinished migration of another index" if MIGRATING_KEY in properties
+                    else "another index" if MANIFEST_KEY in properties else "other data")
+            raise IndexWriteError(f"collection {collection!r} at {target} holds {what}; pass "
+                                  "--overwrite to replace it, or choose another --collection")
+    if not client.has_collection(collection):
+        index_params = _index_params(client, kind, m.passage_count, m.model.dimension)
+        try:
+            client.create_collection(collection, schema=_schema(m.model.dimension),
+                                     index_params=index_params, consistency_level="Strong",
+                                     properties={MIGRATING_KEY: marker})
+        except Exception as exc:  # pymilvus raises MilvusException; Lite may raise others
+            raise IndexWriteError(f"cannot create collection {collection!r} at {target}: "
+                                  f"{getattr(exc, 'message', exc)}") from exc
+    store = MilvusStore(client, target, collection, replace(
+        m, index_type=kind, lexical=LEXICAL, files={}, generation=0))
+    store._load()
+    present: set[int] = set()
+    for batch in store._iterate(["id"], "", batch_size=max(batch_size, 1000)):
+        present.update(int(r["id"]) for r in batch)
+    ids = np.array(sorted(source.passages), dtype=np.int64)
+    todo = ids[~np.isin(ids, np.fromiter(present, dtype=np.int64, count=len(present)))]
+    stray = present - set(ids.tolist())
+    if stray:  # rows the source no longer has (it cannot change mid-migration, but be exact)
+        store._call("delete", lambda: client.delete(collection, ids=sorted(stray)))
+    if start is not None:
+        start(len(ids))
+    if progress is not None and len(ids) - len(todo):
+        progress(len(ids) - len(todo))
+    for n, first in enumerate(range(0, len(todo), batch_size), start=1):
+        chunk = todo[first:first + batch_size]
+        _insert(client, collection, chunk.tolist(), [source.passages[int(i)] for i in chunk],
+                _vectors(source.faiss_index, chunk), progress, batch_size)
+        _failpoint(f"migrate-batch-{n}")
+    store._call("flush", lambda: client.flush(collection))
+    copied = store.count(raw=True)
+    if copied != len(ids):
+        raise IndexWriteError(f"collection {collection!r} at {target} holds {copied} rows after "
+                              f"the copy, not {len(ids)}; run `semsearch migrate` again")
+    store._call("commit", lambda: client.alter_collection_properties(
+        collection, properties={MANIFEST_KEY: _manifest_json(store.manifest)}))
+    store._call("commit", lambda: client.drop_collection_properties(
+        collection, property_keys=[MIGRATING_KEY]))
+    return store, MigrateReport(len(todo), int(len(ids) - len(todo)), len(ids))
+
+
+def _same_index(a: Manifest, b: Manifest) -> bool:
+    """Whether two manifests describe the same passages and vectors (a finished migration)."""
+    return (a.corpus_fingerprint, a.passage_count, a.next_id, a.model) == \
+        (b.corpus_fingerprint, b.passage_count, b.next_id, b.model)
+
+
+def create(passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
+           sources: dict[str, str], uri: str | os.PathLike[str] | None = None,
+           collection: str = DEFAULT_COLLECTION, *, encoder: str = "",
+           index_type: str = "auto", progress: ProgressFn | None = None) -> MilvusStore:
+    """A new index in `collection` from passages and their vectors, replacing what was there:
+    written under a temporary name and renamed into place, so a crash leaves the old one."""
+    kind = ann.resolve_kind(index_type, len(passages))
+    staging = VectorIndex.create(passages, vectors, model, sources, encoder, "flat")
+    target = resolve_uri(uri)
+    temporary = f"{collection}__building"
+    store, _ = migrate(staging, target, temporary, index_type=kind, overwrite=True,
+                       progress=progress)
+    client = store.client
+    try:
+        if client.has_collection(collection):
+            client.drop_collection(collection)
+        client.rename_collection(temporary, collection)
+    except Exception as exc:
+        raise IndexWriteError(f"cannot put collection {collection!r} in place at {target}: "
+                              f"{getattr(exc, 'message', exc)}") from exc
+    return MilvusStore.open(target, collection)
+
+
+def release_lite(uri: str) -> None:
+    """Stop this process's Milvus Lite server for a `.db` file, so another process may open it."""
+    if is_lite(uri):
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(resolve_uri(uri))
+
+
+__all__ = ["DEFAULT_COLLECTION", "METRIC", "MigrateReport", "MilvusStore", "connect", "create",
+           "migrate", "release_lite", "resolve_uri", "to_milvus_filter"]

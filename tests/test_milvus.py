@@ -1,0 +1,237 @@
+"""The Milvus backend on Milvus Lite: the same answers as FAISS, filters, writes that a crash
+cannot half-apply, a resumable migration, and the CLI; a Milvus server when one is configured."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import semsearch
+from semsearch import milvus
+from semsearch.cli import app
+from semsearch.errors import (
+    BackendUnavailableError,
+    IndexLoadError,
+    ModelMismatchError,
+    QueryError,
+)
+from semsearch.index import VectorIndex
+from semsearch.search import DEFAULT_INDEX
+
+from .conftest import SEEDS
+
+runner = CliRunner()
+SOURCE = "002_b3706f758604a439.txt"
+
+
+@pytest.fixture(scope="module")
+def faiss_dir(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("milvus-src") / "idx"
+    semsearch.build([SEEDS], model=str(tiny_model)).save(out)
+    return out
+
+
+def _rows(store: milvus.MilvusStore) -> dict[int, semsearch.Passage]:
+    rows: dict[int, semsearch.Passage] = {}
+    for pid, passage in store.iter_passages():
+        assert pid not in rows, f"duplicate id {pid}"
+        rows[pid] = passage
+    return rows
+
+
+def _assert_same(store: milvus.MilvusStore, source: VectorIndex) -> None:
+    """The collection holds exactly the source's passages and vectors, each once."""
+    assert store.count(raw=True) == store.count() == len(source.passages)
+    assert _rows(store) == source.passages
+    ids = sorted(source.passages)
+    np.testing.assert_array_equal(store.vectors(ids), milvus._vectors(source.faiss_index,
+                                                                      np.array(ids)))
+    assert store.manifest.sources == source.manifest.sources
+    assert store.manifest.model == source.manifest.model
+
+
+def test_uris_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(milvus.URI_ENV, raising=False)
+    with pytest.raises(BackendUnavailableError, match="no Milvus URI"):
+        milvus.resolve_uri(None)
+    with pytest.raises(BackendUnavailableError, match="bad Milvus URI 'foo'"):
+        milvus.resolve_uri("foo")
+    with pytest.raises(BackendUnavailableError, match="does not exist"):
+        milvus.connect(tmp_path / "missing" / "x.db")
+    with pytest.raises(BackendUnavailableError, match="is the server running"):
+        milvus.connect("http://127.0.0.1:9", timeout=2)
+    monkeypatch.setenv(milvus.URI_ENV, str(tmp_path / "env.db"))
+    assert milvus.resolve_uri(None) == str(tmp_path / "env.db")
+    assert milvus.resolve_uri("http://h:19530") == "http://h:19530"
+    with pytest.raises(IndexLoadError, match="no collection 'nope'"):
+        semsearch.connect(tmp_path / "env.db", collection="nope")
+
+
+def test_filters_translate_to_milvus() -> None:
+    expr = 'source == "year" and year >= 2020 || !(tag in ["a", \'b\']) && heading like "x%"'
+    assert milvus.to_milvus_filter(expr) == (
+        'source == "year" and metadata["year"] >= 2020 || !(metadata["tag"] in ["a", \'b\']) '
+        '&& heading like "x%"')
+    assert milvus.to_milvus_filter("paragraph > 2 and not flag == True") == \
+        'paragraph > 2 and not metadata["flag"] == true'
+    with pytest.raises(QueryError, match="bad filter"):
+        milvus.to_milvus_filter("__import__('os')")
+
+
+def test_build_search_filter_add_remove(tiny_model: Path, other_model: Path,
+                                        tmp_path: Path) -> None:
+    uri = str(tmp_path / "x.db")
+    faiss_index = semsearch.build([SEEDS], model=str(tiny_model))
+    index = semsearch.Index.build([SEEDS], model=str(tiny_model), uri=uri)
+    assert index.manifest.passage_count == len(faiss_index.passages)
+    reopened = semsearch.connect(uri, model=str(tiny_model))
+    assert [p for p in reopened.passages] == faiss_index.passages
+    for mode in ("dense", "bm25", "hybrid"):
+        where = f'source == "{SOURCE}" and paragraph > 10'
+        hits = reopened.search("党员 志愿者 社区", k=8, mode=mode, where=where)  # type: ignore[arg-type]
+        assert hits and all(h.source == SOURCE and h.paragraph > 10 for h in hits)
+    dense_f = faiss_index.search("党员 志愿者 社区", k=10, mode="dense")
+    dense_m = reopened.search("党员 志愿者 社区", k=10, mode="dense")
+    assert [h.id for h in dense_m] == [h.id for h in dense_f]
+    assert reopened.search("党员", where='source == "none.txt"') == []
+
+    gone = reopened.remove(SOURCE)
+    assert gone and reopened.manifest.passage_count == len(faiss_index.passages) - gone
+    assert SOURCE not in reopened.manifest.sources
+    assert all(h.source != SOURCE for h in reopened.search("党员", k=50, mode="dense"))
+    report = reopened.add([SEEDS])
+    assert report.added == [SOURCE] and report.passages == gone
+    fresh = semsearch.connect(uri, model=str(tiny_model))
+    assert fresh.manifest.passage_count == len(faiss_index.passages)
+    assert fresh.store.count(raw=True) == len(faiss_index.passages)  # no stale rows
+    with pytest.raises(ModelMismatchError, match="built with model"):
+        semsearch.connect(uri, model=str(other_model))
+
+
+def test_a_crashed_add_is_invisible_and_cleaned_up(tiny_model: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = str(tmp_path / "crash.db")
+    index = semsearch.Index.build([SEEDS / "000_0db68ecbc2c6cfcf.txt"], model=str(tiny_model),
+                                  uri=uri)
+    before = index.manifest.passage_count
+
+    def die(name: str) -> None:
+        if name == "milvus-before-commit":
+            raise RuntimeError("crash")
+
+    monkeypatch.setattr(milvus, "_failpoint", die)
+    with pytest.raises(RuntimeError):
+        index.add([SEEDS / "001_b0b1c2961d63c9fa.txt"])
+    monkeypatch.undo()
+    reader = semsearch.connect(uri, model=str(tiny_model))
+    assert reader.store.count(raw=True) > reader.manifest.passage_count == before
+    assert len(reader.passages) == before
+    found = reader.search("党员", k=100, mode="bm25")
+    assert found and all("000_" in h.source for h in found), [(h.id, h.source) for h in found]
+    reader.add([SEEDS / "001_b0b1c2961d63c9fa.txt"])  # the next write cleans up, then adds
+    assert reader.store.count(raw=True) == reader.store.count() == reader.manifest.passage_count
+    assert len({p.source for p in reader.passages}) == 2
+
+
+def test_migrate_resumes_after_sigkill(faiss_dir: Path, tmp_path: Path) -> None:
+    uri = str(tmp_path / "m.db")
+    env = {**os.environ, "SEMSEARCH_FAILPOINT": "migrate-batch-2"}
+    killed = subprocess.run([sys.executable, "-m", "semsearch.cli", "migrate", "--from",
+                             str(faiss_dir), "--to", uri, "--batch-size", "10"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    with pytest.raises(IndexLoadError, match="unfinished migration"):
+        semsearch.connect(uri)
+    source = VectorIndex.load(faiss_dir, mmap=False)
+    store, report = milvus.migrate(source, uri, batch_size=10)
+    assert report.resumed == 20 and report.copied == len(source.passages) - 20
+    _assert_same(store, source)
+    again, report = milvus.migrate(source, uri)  # complete: nothing to do
+    assert report.copied == 0 and again.count() == len(source.passages)
+    with pytest.raises(Exception, match="holds another index"):
+        milvus.migrate(VectorIndex.load(DEFAULT_INDEX), uri)
+
+
+def test_migrated_seeds_answer_like_faiss(real_model: Path, tmp_path: Path) -> None:
+    """The done criterion: exact (FLAT) Milvus returns FAISS's top-5 for all 68 queries."""
+    from semsearch import bench
+
+    source = VectorIndex.load(DEFAULT_INDEX, mmap=False)
+    milvus.migrate(source, str(tmp_path / "seeds.db"))
+    faiss_index = semsearch.load()
+    on_milvus = semsearch.connect(tmp_path / "seeds.db")
+    assert on_milvus.manifest.index_type == "flat"
+    queries = [q.query for q in bench.load_qrels(bench.DEFAULT_QRELS)]
+    assert len(queries) == 68
+    a = faiss_index.search_batch(queries, 5, "dense")
+    b = on_milvus.search_batch(queries, 5, "dense")
+    assert [[h.id for h in hits] for hits in b] == [[h.id for h in hits] for hits in a]
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose([h.score for h in y], [h.score for h in x], atol=1e-5)
+    a = faiss_index.search_batch(queries, 5, "hybrid")
+    b = on_milvus.search_batch(queries, 5, "hybrid")
+    overlap = np.mean([len({h.id for h in x} & {h.id for h in y}) / max(len(x), 1)
+                       for x, y in zip(a, b, strict=True)])
+    assert overlap >= 0.95  # BM25 segments queries with full jieba on Milvus (see milvus.md)
+
+
+def test_cli_on_milvus(tiny_model: Path, faiss_dir: Path, tmp_path: Path) -> None:
+    uri = str(tmp_path / "cli.db")
+    result = runner.invoke(app, ["index", str(SEEDS), "--backend", "milvus", "--uri", uri,
+                                 "--model", str(tiny_model)])
+    assert result.exit_code == 0, result.output
+    assert "indexed" in result.stderr and "cli.db" in result.stderr
+    result = runner.invoke(app, ["query", "夫妻党员抗疫", "--uri", uri, "-k", "3", "--json",
+                                 "--model", str(tiny_model), "--where", f'source == "{SOURCE}"'])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)["hits"]
+    assert len(hits) == 3 and all(h["source"] == SOURCE for h in hits)
+    result = runner.invoke(app, ["info", "--uri", uri])
+    assert result.exit_code == 0 and SOURCE in result.stdout
+    result = runner.invoke(app, ["remove", "--source", SOURCE, "--uri", uri])
+    assert result.exit_code == 0 and "removed" in result.stderr
+    result = runner.invoke(app, ["migrate", "--from", str(faiss_dir), "--to", uri,
+                                 "--collection", "copy"])
+    assert result.exit_code == 0 and "migrated" in result.stderr, result.output
+    for args, needle in (
+        (["query", "x", "--uri", "nowhere"], "bad Milvus URI"),
+        (["query", "x", "--uri", uri, "--collection", "nope"], "no collection 'nope'"),
+        (["query", "x", "--uri", "http://127.0.0.1:9"], "cannot connect to Milvus"),
+        (["query", "x", "--backend", "milvus", "--uri", uri, "--model",
+          str(SEEDS.parent / "missing")], "model"),
+        (["migrate", "--from", str(faiss_dir), "--to", uri], "holds another index"),
+        (["index", str(SEEDS)], "give --out DIR"),
+    ):
+        result = runner.invoke(app, args)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.exit_code == 1 and len(lines) == 1, (args, result.output)
+        assert lines[0].startswith("error:") and needle in lines[0], lines[0]
+
+
+SERVER = os.environ.get(milvus.URI_ENV, "")
+
+
+@pytest.mark.skipif(not SERVER.startswith(("http://", "https://")),
+                    reason=f"no Milvus server: set {milvus.URI_ENV}=http://host:19530 to run")
+def test_on_a_milvus_server(faiss_dir: Path) -> None:
+    collection = f"semsearch_test_{uuid.uuid4().hex[:8]}"
+    source = VectorIndex.load(faiss_dir, mmap=False)
+    store, _ = milvus.migrate(source, SERVER, collection)
+    try:
+        _assert_same(store, source)
+        vectors = milvus._vectors(source.faiss_index, np.arange(5))
+        _, ids = source.search(vectors, 10)
+        _, m_ids = store.search(vectors, 10)
+        np.testing.assert_array_equal(m_ids[:, :5], ids[:, :5])
+        _, lexical = store.lexical_search(["党员 志愿者"], 5, f'source == "{SOURCE}"')
+        assert (lexical[0] >= 0).any()
+    finally:
+        store.client.drop_collection(collection)
