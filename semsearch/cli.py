@@ -439,6 +439,9 @@ def serve(
     index_dir: IndexOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    backend: BackendOpt = None,
+    uri: UriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Serve search over HTTP: POST /search, GET /health (the model is loaded once)."""
     with user_errors():
@@ -447,7 +450,7 @@ def serve(
         except ImportError as exc:
             raise QueryError(f"semsearch serve needs FastAPI and uvicorn ({exc.name} is "
                              "missing): pip install 'semsearch[serve]'") from exc
-        run(index_dir, host=host, port=port)
+        run(_open(index_dir, backend, uri, collection), host=host, port=port)
 
 
 @app.command()

@@ -10,7 +10,6 @@ refuses, 422 for a body that is not the right shape), never a stack trace.
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -66,10 +65,9 @@ def create_app(index: Index) -> FastAPI:
     return app
 
 
-def run(index_dir: Path | None, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Load the index and its model, then serve until interrupted."""
+def run(index: Index, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Load the index's model, then serve until interrupted."""
     import uvicorn
 
-    index = Index.load(index_dir)
     index.search("warm up", k=1)  # load the encoder and the lexical dictionary now, not later
     uvicorn.run(create_app(index), host=host, port=port, log_level="warning")
