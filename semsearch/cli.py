@@ -147,7 +147,8 @@ def index(
         count = built.manifest.passage_count
         err.print(f"[green]indexed[/] {count} passages from "
                   f"{len(built.manifest.sources)} sources into {escape(where)} "
-                  f"in {seconds:.1f}s ({count / max(seconds, 1e-9):.1f} passages/s)")
+                  f"in {seconds:.1f}s, model loading included "
+                  f"({count / max(seconds, 1e-9):.1f} passages/s)")
 
 
 def _read_queries(text: list[str] | None, queries_file: str | None) -> list[str]:
@@ -291,7 +292,7 @@ def info(index_dir: IndexOpt = None, backend: BackendOpt = None, uri: UriOpt = N
         out.print(per_source)
 
 
-def _progress_bar(doing: str = "encoding passages") -> tuple[Any, BuildProgress]:
+def _progress_bar() -> tuple[Any, BuildProgress]:
     """A rich progress bar on stderr and the callbacks that drive it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -299,7 +300,7 @@ def _progress_bar(doing: str = "encoding passages") -> tuple[Any, BuildProgress]
                    MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True)
     task = bar.add_task("loading", total=None)
     progress = BuildProgress(
-        start=lambda n: bar.update(task, description=doing, total=n),
+        start=lambda n, what: bar.update(task, description=what, total=n, completed=0),
         advance=lambda n: bar.advance(task, n),
     )
     return bar, progress
@@ -386,12 +387,12 @@ def migrate(
             raise QueryError(f"--batch-size must be at least 1, got {batch_size}")
         started = time.perf_counter()
         source = VectorIndex.load(from_dir, mmap=False)
-        bar, progress = _progress_bar("copying passages")
+        bar, progress = _progress_bar()
         with bar:
             store, report = milvus.migrate(
                 source, to_uri, collection or milvus.DEFAULT_COLLECTION, index_type=index_type,
                 batch_size=batch_size, overwrite=overwrite,
-                start=progress.start, progress=progress.advance)
+                start=lambda n: progress.start(n, "copying passages"), progress=progress.advance)
         seconds = time.perf_counter() - started
         resumed = f" ({report.resumed} copied by an earlier run)" if report.resumed else ""
         err.print(f"[green]migrated[/] {report.total} passages from {escape(str(from_dir))} to "

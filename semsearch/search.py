@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from semsearch import corpus, filters
+from semsearch import ann, corpus, filters
 from semsearch.errors import ModelMismatchError, QueryError
 from semsearch.index import Manifest, VectorIndex
 from semsearch.lexical import to_simplified
@@ -82,20 +82,14 @@ def default_index_path() -> Path:
     return Path(env) if env else DEFAULT_INDEX
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One search result: the passage, its score, where it came from, and its stable id."""
+@dataclass(frozen=True, kw_only=True)
+class Hit(Passage):
+    """One search result: a passage (text, source, paragraph, offsets, heading, metadata) with
+    its rank, its score and its stable id."""
 
     rank: int
     score: float
     id: int
-    text: str
-    source: str
-    paragraph: int
-    start: int
-    end: int
-    heading: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,9 +104,10 @@ class UpdateReport:
 
 @dataclass(frozen=True)
 class BuildProgress:
-    """Callbacks for long steps: `start(total)` once, then `advance(n)` per encoded batch."""
+    """Callbacks for long steps: `start(total, what)` at each step (encoding, building the
+    index), then `advance(n)` as items of that step finish."""
 
-    start: Callable[[int], None]
+    start: Callable[[int, str], None]
     advance: Callable[[int], None]
 
 
@@ -200,17 +195,23 @@ class Index:
         encoder = load_encoder(model, backend)
         passages, vectors = _embed(documents, encoder, max_tokens, progress)
         sources = {d.source: d.sha256 for d in documents}
+        advance = progress.advance if progress else None
         store: Store
         try:
+            if progress is not None:
+                kind = ann.resolve_kind(index_type, len(passages))
+                progress.start(len(passages), f"building the {kind} index (training first)"
+                               if kind in ("ivf-pq", "sq8", "hnsw") else "building the index")
             if uri is not None or collection is not None:
                 from semsearch import milvus
 
                 store = milvus.create(passages, vectors, encoder.info, sources, uri,
                                       collection or milvus.DEFAULT_COLLECTION,
-                                      encoder=encoder.backend, index_type=index_type)
+                                      encoder=encoder.backend, index_type=index_type,
+                                      progress=advance)
             else:
                 store = VectorIndex.create(passages, vectors, encoder.info, sources,
-                                           encoder.backend, index_type)
+                                           encoder.backend, index_type, advance)
         except ValueError as exc:  # unknown index type, or too few vectors to train it
             raise QueryError(str(exc)) from exc
         return cls(store, encoder)
@@ -345,10 +346,7 @@ class Index:
             if any(_overlaps(passage, other) for other in kept):
                 continue
             kept.append(passage)
-            hits.append(Hit(rank=len(hits) + 1, score=float(score), id=idx, text=passage.text,
-                            source=passage.source, paragraph=passage.paragraph,
-                            start=passage.start, end=passage.end, heading=passage.heading,
-                            metadata=passage.metadata))
+            hits.append(Hit(**vars(passage), rank=len(hits) + 1, score=float(score), id=idx))
             if len(hits) == k:
                 break
         return hits
@@ -377,7 +375,7 @@ def _embed(documents: Sequence[corpus.Document], encoder: Encoder, max_tokens: i
     budget = min(max_tokens, encoder.max_tokens - 16)
     passages = make_passages(documents, encoder.count_tokens, budget)
     if progress is not None:
-        progress.start(len(passages))
+        progress.start(len(passages), "encoding passages")
     vectors = encoder.encode_passages([p.text for p in passages],
                                       progress.advance if progress else None)
     return passages, vectors
