@@ -38,6 +38,7 @@ from semsearch import ann, filters
 from semsearch.errors import IndexLoadError, IndexLockedError, IndexWriteError
 from semsearch.lexical import LEXICAL_DIR, LexicalIndex
 from semsearch.models.encoder import ModelInfo
+from semsearch.models.resolve import sha256_file
 from semsearch.passages import Passage
 
 FORMAT_VERSION = 2
@@ -86,14 +87,6 @@ def corpus_fingerprint(sources: dict[str, str]) -> str:
     digest = hashlib.sha256()
     for source, sha in sorted(sources.items()):
         digest.update(f"{source}\0{sha}\n".encode())
-    return digest.hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -164,7 +157,7 @@ class VectorIndex:
         keeps (a filter expression, see `filters`); ids are -1 past the end."""
         allowed = self._allowed(where)
         if allowed is not None and not len(allowed):
-            return _no_hits(len(vectors))
+            return no_hits(len(vectors))
         k = max(1, min(k, len(self.passages)))
         ann.set_search_params(self.faiss_index, k=k)
         return ann.search(self.faiss_index, vectors, k, allowed)
@@ -181,7 +174,7 @@ class VectorIndex:
                                  "`semsearch index`")
         allowed = self._allowed(where)
         if allowed is not None and not len(allowed):
-            return _no_hits(len(queries))
+            return no_hits(len(queries))
         return self.lexical.search(queries, k, allowed)
 
     def get(self, ids: Iterable[int]) -> dict[int, Passage]:
@@ -266,7 +259,7 @@ class VectorIndex:
             if self.lexical is not None:
                 self.lexical.save(tmp / LEXICAL_DIR)
             _failpoint("after-passages")
-            files = {f.relative_to(tmp).as_posix(): _sha256(f)
+            files = {f.relative_to(tmp).as_posix(): sha256_file(f)
                      for f in sorted(tmp.rglob("*")) if f.is_file()}
             manifest = replace(self.manifest, generation=generation, files=files)
             (tmp / MANIFEST).write_text(json.dumps(manifest.to_json(), ensure_ascii=False,
@@ -279,7 +272,7 @@ class VectorIndex:
             _fsync(target)
             _failpoint("before-current")
             pointer = target / f".{CURRENT}.tmp-{os.getpid()}"
-            pointer.write_text(f"{final.name} {_sha256(final / MANIFEST)}\n", encoding="utf-8")
+            pointer.write_text(f"{final.name} {sha256_file(final / MANIFEST)}\n", encoding="utf-8")
             _fsync(pointer)
             os.replace(pointer, target / CURRENT)
             _fsync(target)
@@ -322,7 +315,8 @@ class VectorIndex:
                          verify: bool) -> VectorIndex:
         pointer = _pointer(directory)
         manifest_file = generation_dir / MANIFEST
-        if verify and pointer and manifest_file.is_file() and _sha256(manifest_file) != pointer[1]:
+        if (verify and pointer and manifest_file.is_file()
+                and sha256_file(manifest_file) != pointer[1]):
             raise IndexLoadError(f"index manifest {manifest_file} is corrupt (checksum mismatch "
                                  f"with {CURRENT}); rebuild the index with `semsearch index`")
         manifest = read_manifest(generation_dir)
@@ -332,7 +326,7 @@ class VectorIndex:
                 raise IndexLoadError(f"index {directory} is missing {name} (generation "
                                      f"{manifest.generation}); rebuild it with `semsearch index`")
             expected = manifest.files.get(name)
-            if verify and expected and _sha256(file) != expected:
+            if verify and expected and sha256_file(file) != expected:
                 raise IndexLoadError(f"index file {file} is corrupt (checksum mismatch); rebuild "
                                      "it with `semsearch index`")
         try:
@@ -358,8 +352,9 @@ class VectorIndex:
                    origin=(directory, manifest.generation))
 
 
-def _no_hits(rows: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.zeros((rows, 1), dtype=np.float32), np.full((rows, 1), -1, dtype=np.int64)
+def no_hits(rows: int, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Search results with nothing found: scores 0, ids -1."""
+    return np.zeros((rows, k), dtype=np.float32), np.full((rows, k), -1, dtype=np.int64)
 
 
 def read_manifest(generation_dir: Path) -> Manifest:

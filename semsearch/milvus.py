@@ -45,6 +45,7 @@ from semsearch.index import (
     VectorIndex,
     _failpoint,
     corpus_fingerprint,
+    no_hits,
 )
 from semsearch.lexical import STOPWORDS, normalize
 from semsearch.models.encoder import ModelInfo
@@ -204,10 +205,6 @@ def _passage(row: dict[str, Any]) -> Passage:
     return Passage(text=row["text"], source=row["source"], paragraph=int(row["paragraph"]),
                    start=int(row["start"]), end=int(row["end"]), heading=row.get("heading") or "",
                    metadata=row.get("metadata") or {})
-
-
-def _no_hits(rows: int, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    return np.zeros((rows, k), dtype=np.float32), np.full((rows, k), -1, dtype=np.int64)
 
 
 class MilvusStore:
@@ -423,7 +420,7 @@ class MilvusStore:
 
 def _arrays(result: Any, k: int, *, lexical: bool) -> tuple[np.ndarray, np.ndarray]:
     """Milvus hits as (scores, ids) arrays; BM25 ties ordered by id, as `LexicalIndex` does."""
-    scores, ids = _no_hits(len(result), k)
+    scores, ids = no_hits(len(result), k)
     for row, hits in enumerate(result):
         # Milvus Lite reports BM25 as a negated distance; a server, as the (positive) score
         pairs = [(abs(float(h["distance"])) if lexical else float(h["distance"]), int(h["id"]))

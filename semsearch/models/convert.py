@@ -7,7 +7,6 @@ BERT-style position ids 0, 1, 2, ...), mean pooling, L2 normalisation, the ``que
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from tokenizers import processors as tk_processors
 
 from semsearch.errors import ModelError
 from semsearch.models.e5file import E5File, read_e5_file
+from semsearch.models.resolve import sha256_file
 from semsearch.models.unigram import UNIGRAM_DIR, write_tables
 
 MODEL_NAME = "intfloat/multilingual-e5-small"
@@ -306,15 +306,6 @@ def _write_json(path: Path, obj: Any) -> None:
     """Write pretty, UTF-8 JSON (creating parent folders)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_model_dir(e5: E5File, out: Path, *, dtype: str, source_sha256: str) -> None:

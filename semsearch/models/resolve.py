@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from semsearch.errors import ModelError
 
@@ -108,9 +109,7 @@ def fingerprint(path: Path) -> str:
         return str(cache[key])
     digest = hashlib.sha256()
     for weight in weights:
-        with weight.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
+        _feed(digest, weight)
     value = digest.hexdigest()
     cache[key] = value
     try:
@@ -119,6 +118,19 @@ def fingerprint(path: Path) -> str:
     except OSError:
         pass  # a read-only home only costs recomputation
     return value
+
+
+def _feed(digest: Any, path: Path) -> None:
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    _feed(digest, path)
+    return digest.hexdigest()
 
 
 def hub_snapshot(name: str) -> Path | None:
