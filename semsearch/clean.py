@@ -25,6 +25,10 @@ BULLETS = "•·●▪◦‣-*"
 BROKEN_MIN_CHARS = 60
 HEADING_MAX_CHARS = 50
 DEDUP_MIN_CHARS = 20
+WEB_MIN_CHROME_LINES = 3
+CLEAN_MODES = ("auto", "web", "none")
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(\S.*?)\s*#*$")
+_ITEM = re.compile(r"^([-*+•·●▪◦‣]\s|\d{1,3}[.)、]\s|\|)")
 
 _UI_WORDS = frozenset(
     " ".join((
@@ -112,26 +116,56 @@ def _core(line: str) -> str:
     return line.lstrip(BULLETS + " \u3000\t")
 
 
-def is_boilerplate(line: str) -> bool:
-    """True for site chrome: navigation, share widgets, attribution, copyright, menus, bylines."""
+def boilerplate_reason(line: str) -> str | None:
+    """Why `line` is site chrome ("navigation", "attribution", "copyright", "byline"), or None
+    for content. Only for web pages: in ordinary text these shapes are content."""
     core = _core(line)
     if not core:
-        return True
+        return "navigation"
     if core in _UI_WORDS or core.rstrip(":：") in _UI_WORDS:
-        return True
+        return "navigation"
     if core.count("|") >= 2 or _BREADCRUMB.search(core) or _SITE_TITLE.match(core):
-        return True
+        return "navigation"
     if len(core) < 80 and (_ATTRIBUTION.match(core) or "责任编辑" in core):
-        return True
+        return "attribution"
     if len(core) < 60 and _DATETIME.match(core) and re.search(r"来源|作者|编辑|$", core):
         rest = _DATETIME.sub("", core).strip()
         if not rest or re.match(r"(来源|作者|编辑)", rest):
-            return True
+            return "attribution"
     if _COPYRIGHT.search(core) and (len(core) < 200 or core[0] in "①②③④⑤⑥⑦⑧⑨⑩"):
-        return True
-    if _is_menu(core) or is_byline(core):
-        return True
-    return line != core and _is_link_item(core)
+        return "copyright"
+    if _is_menu(core):
+        return "navigation"
+    if is_byline(core):
+        return "byline"
+    return "related links" if line != core and _is_link_item(core) else None
+
+
+def is_boilerplate(line: str) -> bool:
+    """True for site chrome: navigation, share widgets, attribution, copyright, menus, bylines."""
+    return boilerplate_reason(line) is not None
+
+
+def _is_chrome(core: str) -> bool:
+    """Lines only a web page has: share widgets, breadcrumbs, site titles, 责任编辑/来源 lines
+    (not table rows, names or copyright sentences, which ordinary text has too)."""
+    return (core in _UI_WORDS or core.rstrip(":：") in _UI_WORDS or bool(_BREADCRUMB.search(core))
+            or bool(_SITE_TITLE.match(core))
+            or (len(core) < 80 and (bool(_ATTRIBUTION.match(core)) or "责任编辑" in core)))
+
+
+def looks_like_web_page(text: str) -> bool:
+    """A text saved from a web page: at least three lines of navigation or attribution chrome
+    (share widgets, breadcrumbs, site titles, 责任编辑/来源 lines). Each seed page has 3-30;
+    notes, Markdown, books and records have none, so they keep every line (measured on the
+    seeds, CMRC and DRCD paragraphs and the tests' ordinary documents)."""
+    strong = 0
+    for line in _lines(text):
+        if _is_chrome(_core(line.text)):
+            strong += 1
+            if strong >= WEB_MIN_CHROME_LINES:
+                return True
+    return False
 
 
 def _is_menu(core: str) -> bool:
@@ -206,12 +240,18 @@ class _Draft:
         self.last_block = line.block
 
 
-def _join_broken(lines: list[_Line]) -> list[_Draft]:
+def _is_item(text: str) -> bool:
+    """A list item or a table row: a line of its own in ordinary text, never a heading."""
+    return bool(_ITEM.match(text))
+
+
+def _join_broken(lines: list[_Line], plain: bool = False) -> list[_Draft]:
     """Join lines that continue one another: within a block when the line is unfinished and not
-    a heading, across a blank line only when it was clearly broken mid-sentence."""
+    a heading, across a blank line only when it was clearly broken mid-sentence. `plain` text
+    (not a web page) keeps list items and table rows as lines of their own."""
     drafts: list[_Draft] = []
     for line in lines:
-        if drafts:
+        if drafts and not (plain and (_is_item(line.text) or _is_item(drafts[-1].text))):
             last = drafts[-1]
             same_block = line.block == last.last_block
             tail = last.text
@@ -225,47 +265,102 @@ def _join_broken(lines: list[_Line]) -> list[_Draft]:
     return drafts
 
 
-def _dedup(drafts: list[_Draft]) -> list[_Draft]:
-    """Drop exact repeats (keeping the first) and paragraphs contained in a longer one nearby."""
+def _dedup(drafts: list[_Draft], dropped: list[Dropped]) -> list[_Draft]:
+    """Drop exact repeats (keeping the first) and paragraphs contained in a longer one nearby;
+    each dropped one is recorded in `dropped`."""
     keys = [_dedup_key(d.text) for d in drafts]
     seen: set[str] = set()
     kept: list[_Draft] = []
     window = 200
     for i, (draft, key) in enumerate(zip(drafts, keys, strict=True)):
-        if key in seen:
-            continue
-        if len(key) >= DEDUP_MIN_CHARS and any(
+        if key in seen or (len(key) >= DEDUP_MIN_CHARS and any(
             key in other and len(other) > len(key)
             for other in keys[max(0, i - window) : i + window]
-        ):
+        )):
+            dropped.append(Dropped(draft.text, draft.segments[0][1], "duplicate"))
             continue
         seen.add(key)
         kept.append(draft)
     return kept
 
 
-def clean(text: str) -> list[Paragraph]:
-    """Clean one document's text into body paragraphs with heading context.
+@dataclass(frozen=True)
+class Dropped:
+    """A line (or duplicate paragraph) that cleaning left out, where it was, and why."""
 
-    Boilerplate lines are dropped, broken lines joined, duplicates removed; headings (short
-    lines with no final punctuation that precede body text) are attached to the paragraphs
-    below them instead of standing alone.
-    """
-    lines = [line for line in _lines(text) if not is_boilerplate(line.text)]
-    drafts = _dedup(_join_broken(lines))
+    text: str
+    start: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """What `clean_document` kept (paragraphs) and left out (dropped), and the mode it used."""
+
+    paragraphs: list[Paragraph]
+    dropped: list[Dropped]
+    mode: str
+
+
+def resolve_mode(text: str, mode: str = "auto") -> str:
+    """`web` or `none` for `text`: `auto` is `web` only for text that looks like a saved page."""
+    if mode not in CLEAN_MODES:
+        raise ValueError(f"unknown cleaning mode {mode!r}; choose one of {', '.join(CLEAN_MODES)}")
+    if mode == "auto":
+        return "web" if looks_like_web_page(text) else "none"
+    return mode
+
+
+def clean_document(text: str, mode: str = "auto") -> Cleaned:
+    """Clean one document: `web` drops site chrome and duplicates, `none` keeps every line;
+    `auto` chooses by `looks_like_web_page`. Every left-out line is listed in `dropped`."""
+    resolved = resolve_mode(text, mode)
+    if resolved == "none":
+        return Cleaned(_with_headings(_join_broken(list(_lines(text)), True), True), [],
+                       resolved)
+    dropped: list[Dropped] = []
+    lines = []
+    for line in _lines(text):
+        reason = boilerplate_reason(line.text)
+        if reason is None:
+            lines.append(line)
+        else:
+            dropped.append(Dropped(line.text, line.start, reason))
+    drafts = _dedup(_join_broken(lines), dropped)
+    dropped.sort(key=lambda d: d.start)
+    return Cleaned(_with_headings(drafts), dropped, resolved)
+
+
+def clean(text: str, mode: str = "web") -> list[Paragraph]:
+    """The paragraphs `clean_document` keeps (mode `web`: the rules shaped on saved pages)."""
+    return clean_document(text, mode).paragraphs
+
+
+def _with_headings(drafts: list[_Draft], plain: bool = False) -> list[Paragraph]:
+    """Headings (short lines with no final punctuation that precede body text) are attached to
+    the paragraphs below them instead of standing alone. In `plain` text Markdown `#` headings
+    nest by level (`A / B` for a `##` under a `#`)."""
     paragraphs: list[Paragraph] = []
+    sections: list[tuple[int, str]] = []  # open Markdown sections (plain text only)
     headings: list[str] = []
     heading_run_open = False
     for i, draft in enumerate(drafts):
         is_last = i == len(drafts) - 1
-        if _is_heading(draft.text) and not is_last:
+        marked = _MD_HEADING.match(draft.text) if plain else None
+        if marked and not is_last:
+            level = len(marked.group(1))
+            sections = [(lv, t) for lv, t in sections if lv < level] + [(level, marked.group(2))]
+            headings, heading_run_open = [], False
+            continue
+        if _is_heading(draft.text) and not is_last and not (plain and _is_item(draft.text)):
             if not heading_run_open:
                 headings = []
             headings.append(draft.text.lstrip("# ").strip())
             heading_run_open = True
             continue
         heading_run_open = False
+        context = [title for _, title in sections] + headings
         paragraphs.append(
-            Paragraph(draft.text, draft.number, tuple(draft.segments), " / ".join(headings))
+            Paragraph(draft.text, draft.number, tuple(draft.segments), " / ".join(context))
         )
     return paragraphs

@@ -57,6 +57,42 @@ UriOpt = Annotated[
 CollectionOpt = Annotated[
     str | None, typer.Option("--collection", help="Milvus collection (default: semsearch).")
 ]
+CleanOpt = Annotated[
+    str, typer.Option("--clean", help="auto (drop site chrome only from text that looks like a "
+                      "saved web page), web (always), none (keep every line).")
+]
+TextFieldOpt = Annotated[
+    str | None, typer.Option("--text-field", help="Records (.jsonl/.csv/.json): the field "
+                             "holding the text (default: text).")
+]
+IdFieldOpt = Annotated[
+    str | None, typer.Option("--id-field", help="Records: the field naming each record "
+                             "(default: id or _id, else the line number).")
+]
+FollowLinksOpt = Annotated[
+    bool, typer.Option("--follow-links", help="Follow links that lead outside a folder.")
+]
+
+
+def _options(clean: str, text_field: str | None, id_field: str | None) -> Any:
+    from semsearch.corpus import Options
+
+    return Options(clean=clean, text_field=text_field, id_field=id_field)
+
+
+def _summary(report: Any) -> str:
+    """What a build or add read: files, files skipped, lines dropped by reason."""
+    parts = [f"{report.files} file{'s' if report.files != 1 else ''} read"]
+    if report.skipped:
+        parts.append(f"[yellow]{len(report.skipped)} skipped[/] (see the warnings)")
+    if report.dropped:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in
+                            sorted(report.dropped.items(), key=lambda item: -item[1]))
+        parts.append(f"{sum(report.dropped.values())} lines dropped as web-page chrome or "
+                     f"duplicates ({reasons}; see `semsearch info --dropped SOURCE`)")
+    else:
+        parts.append("no lines dropped")
+    return "; ".join(parts)
 
 
 def _milvus(backend: str | None, uri: str | None) -> bool:
@@ -116,9 +152,16 @@ def index(
     backend: BackendOpt = None,
     uri: UriOpt = None,
     collection: CollectionOpt = None,
+    clean: CleanOpt = "auto",
+    text_field: TextFieldOpt = None,
+    id_field: IdFieldOpt = None,
+    follow_links: FollowLinksOpt = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing index at --out.")
+    ] = False,
 ) -> None:
-    """Build an index from .txt, .md and .jsonl files and write it to --out (FAISS) or to a
-    Milvus collection (--backend milvus --uri URI)."""
+    """Build an index from text, Markdown, HTML, PDF, DOCX and record (.jsonl, .csv, .json)
+    files and write it to --out (FAISS) or to a Milvus collection (--backend milvus --uri)."""
     from semsearch.search import Index
 
     with user_errors():
@@ -127,6 +170,10 @@ def index(
             raise QueryError("give --out DIR for a FAISS index, or --backend milvus --uri URI "
                              "for Milvus (not both)" if milvus else "give --out DIR (where to "
                              "write the index), or --backend milvus --uri URI")
+        if out_dir is not None and (out_dir / "CURRENT").exists() and not force:
+            raise QueryError(f"{out_dir} already holds an index; update it with `semsearch add "
+                             f"... --index {out_dir}`, or replace it with --force")
+        options = _options(clean, text_field, id_field)
         started = time.perf_counter()
         bar, progress = _progress_bar()
         with bar:
@@ -136,11 +183,13 @@ def index(
                 built = Index.build(paths, model, progress=progress, index_type=index_type,
                                     backend=encoder,  # type: ignore[arg-type]
                                     uri=resolve_uri(uri),
-                                    collection=collection or DEFAULT_COLLECTION)
+                                    collection=collection or DEFAULT_COLLECTION,
+                                    options=options, follow_links=follow_links)
                 where = f"{resolve_uri(uri)} (collection {collection or DEFAULT_COLLECTION})"
             else:
                 built = Index.build(paths, model, progress=progress, index_type=index_type,
-                                    backend=encoder)  # type: ignore[arg-type]
+                                    backend=encoder,  # type: ignore[arg-type]
+                                    options=options, follow_links=follow_links)
                 built.save(out_dir)
                 where = str(out_dir)
         seconds = time.perf_counter() - started
@@ -149,6 +198,7 @@ def index(
                   f"{len(built.manifest.sources)} sources into {escape(where)} "
                   f"in {seconds:.1f}s, model loading included "
                   f"({count / max(seconds, 1e-9):.1f} passages/s)")
+        err.print(_summary(built.report))
 
 
 def _read_queries(text: list[str] | None, queries_file: str | None) -> list[str]:
@@ -250,15 +300,22 @@ def query(
             table.add_column("source:paragraph")
             table.add_column("passage")
             for h in hits:
-                table.add_row(str(h.rank), f"{h.score:.3f}", escape(f"{h.source}:{h.paragraph}"),
+                page = f" p.{h.metadata['page']}" if "page" in h.metadata else ""
+                table.add_row(str(h.rank), f"{h.score:.3f}",
+                              escape(f"{h.source}:{h.paragraph}{page}"),
                               snippet(h.text, terms))
             out.print(table)
 
 
 @app.command()
 def info(index_dir: IndexOpt = None, backend: BackendOpt = None, uri: UriOpt = None,
-         collection: CollectionOpt = None) -> None:
-    """Show an index's manifest and passage counts per source."""
+         collection: CollectionOpt = None,
+         dropped: Annotated[
+             str | None, typer.Option("--dropped", help="Show the lines cleaning dropped from "
+                                      "this source (a name as indexed).")
+         ] = None) -> None:
+    """Show an index's manifest and passage counts per source (or, with --dropped SOURCE,
+    every line cleaning left out of that source, and why)."""
     from semsearch.index import VectorIndex
     from semsearch.search import Store, default_index_path
 
@@ -273,6 +330,9 @@ def info(index_dir: IndexOpt = None, backend: BackendOpt = None, uri: UriOpt = N
             path = index_dir or default_index_path()
             store = VectorIndex.load(path)
         m = store.manifest
+        if dropped is not None:
+            _show_dropped(m, dropped)
+            return
         table = Table(title=f"index {escape(str(path))}", show_header=False, title_justify="left")
         rows = {
             "format version": str(m.format_version), "model": m.model.name,
@@ -281,15 +341,52 @@ def info(index_dir: IndexOpt = None, backend: BackendOpt = None, uri: UriOpt = N
             "encoder": m.encoder or "?", "metric": m.metric, "index type": m.index_type,
             "passages": str(m.passage_count),
             "corpus": m.corpus_fingerprint[:16], "created": m.created_at,
+            "root": m.root or "?",
+            "lines dropped": f"{sum(sum(r.values()) for r in m.dropped.values())} from "
+                             f"{len(m.web)} sources cleaned as web pages",
         }
         for key, value in rows.items():
             table.add_row(key, escape(value))
         out.print(table)
-        per_source = Table("source", "passages", title="sources", title_justify="left")
+        per_source = Table("source", "passages", "lines dropped", title="sources",
+                           title_justify="left")
         counts = Counter(p.source for _, p in store.iter_passages())
         for source, count in sorted(counts.items()):
-            per_source.add_row(escape(source), str(count))
+            lost = sum(m.dropped.get(source, {}).values())
+            per_source.add_row(escape(source), str(count), str(lost) if lost else "")
         out.print(per_source)
+
+
+def _show_dropped(manifest: Any, source: str) -> None:
+    """The lines cleaning dropped from `source`, read again from its file under the root."""
+    from semsearch import corpus
+    from semsearch.clean import clean_document
+
+    if source not in manifest.sources:
+        raise QueryError(f"no source {source!r} in this index; `semsearch info` lists them")
+    if source not in manifest.web:
+        out.print(f"nothing was dropped from {escape(source)} (cleaned with --clean none: "
+                  "every line kept)")
+        return
+    file = Path(corpus.file_of(source))
+    path = file if file.is_absolute() else Path(manifest.root or ".") / file
+    if not path.is_file():
+        raise QueryError(f"{path} is not on disk any more, so its dropped lines cannot be "
+                         f"shown (counts: {manifest.dropped.get(source, {})})")
+    root = Path(manifest.root) if manifest.root else None
+    documents = corpus.load_file(path, corpus.source_name(path, root))
+    document = next((d for d in documents if d.source == source), None)
+    if document is None or document.sha256 != manifest.sources[source]:
+        err.print(f"[yellow]warning:[/] {escape(str(path))} changed since it was indexed; "
+                  "showing what cleaning drops from it now")
+    if document is None:
+        return
+    lines = clean_document(document.text, "web").dropped
+    table = Table("offset", "reason", "line", title=f"{len(lines)} lines dropped from "
+                  f"{escape(source)}", title_justify="left")
+    for line in lines:
+        table.add_row(str(line.start), line.reason, escape(line.text))
+    out.print(table)
 
 
 def _progress_bar() -> tuple[Any, BuildProgress]:
@@ -315,17 +412,34 @@ def add(
     backend: BackendOpt = None,
     uri: UriOpt = None,
     collection: CollectionOpt = None,
+    clean: CleanOpt = "auto",
+    text_field: TextFieldOpt = None,
+    id_field: IdFieldOpt = None,
+    follow_links: FollowLinksOpt = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove sources under PATHS that are gone from disk.")
+    ] = False,
 ) -> None:
-    """Add new files to an index; changed files are re-indexed, unchanged ones skipped."""
+    """Add new files to an index; changed files are re-indexed, unchanged ones skipped; files
+    gone from a folder are reported (and removed with --prune)."""
     with user_errors(), _writing(index_dir, backend, uri):
         searcher = _open(index_dir, backend, uri, collection, writable=True)
         bar, progress = _progress_bar()
         with bar:
-            report = searcher.add(paths, progress=progress)
+            report = searcher.add(paths, progress=progress,
+                                  options=_options(clean, text_field, id_field),
+                                  follow_links=follow_links, prune=prune)
         where = searcher.save(index_dir)
         err.print(f"[green]added[/] {report.passages} passages: {len(report.added)} new, "
-                  f"{len(report.replaced)} changed, {len(report.unchanged)} unchanged sources; "
+                  f"{len(report.replaced)} changed, {len(report.unchanged)} unchanged sources"
+                  f"{f', {len(report.gone)} removed' if report.pruned and report.gone else ''}; "
                   f"{searcher.manifest.passage_count} passages in {escape(str(where))}")
+        err.print(_summary(report))
+        if report.gone and not report.pruned:
+            shown = ", ".join(report.gone[:5]) + (", …" if len(report.gone) > 5 else "")
+            err.print(f"[yellow]warning:[/] {len(report.gone)} indexed source(s) are no longer "
+                      f"on disk: {escape(shown)}; still indexed — rerun with --prune to remove "
+                      "them")
 
 
 @contextmanager
@@ -403,24 +517,44 @@ def migrate(
 
 @app.command()
 def bench(
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="seeds (the labelled seeds queries, on --index),"
+                          " cmrc-trial or drcd-test (public sets in benchmarks/data), or your own:"
+                          " a BEIR-layout directory (corpus.jsonl, queries.jsonl, "
+                          "qrels/test.tsv) or a SQuAD-layout .json file.")
+    ] = "seeds",
     index_dir: IndexOpt = None,
     qrels: Annotated[
-        Path | None, typer.Option("--qrels", help="Labelled queries (default: the seeds set).")
+        Path | None, typer.Option("--qrels", help="Labelled queries for --dataset seeds "
+                                  "(default: benchmarks/qrels/seeds.jsonl).")
     ] = None,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Where to write quality.json/.md.")
+        Path | None, typer.Option("--out", help="Where to write quality[-DATASET].json/.md.")
     ] = None,
+    model: ModelOpt = None,
+    naive: Annotated[
+        bool, typer.Option("--naive/--no-naive", help="Also run the naive baselines (plain "
+                           "sentence-transformers and plain bm25s) on a record set.")
+    ] = True,
     backend: BackendOpt = None,
     uri: UriOpt = None,
     collection: CollectionOpt = None,
 ) -> None:
-    """Measure Recall@1/5/10, MRR@10 and nDCG@10 of each search mode on labelled queries."""
+    """Measure Recall@1/5/10, MRR@10 and nDCG@10 of each search mode on labelled queries: the
+    seeds set on an index, or a record set (public or your own) indexed in memory, beside two
+    naive baselines on the same records."""
     from semsearch import bench as b
 
     with user_errors():
+        if dataset != b.SEEDS:
+            if qrels is not None or index_dir is not None or _milvus(backend, uri):
+                raise QueryError("--qrels, --index and --uri are for --dataset seeds; a record "
+                                 "set is indexed in memory from its own records")
+            _bench_records(dataset, out_dir, model, naive)
+            return
         queries = b.load_qrels(qrels or b.DEFAULT_QRELS)
         with err.status(f"evaluating {len(queries)} queries × {len(b.METRICS)} metrics…"):
-            results = b.evaluate(_open(index_dir, backend, uri, collection), queries)
+            results = b.evaluate(_open(index_dir, backend, uri, collection, model), queries)
         table = Table("mode", *b.METRICS, title=f"{results['queries']} labelled queries",
                       title_justify="left")
         for mode, scores in results["metrics"].items():
@@ -433,6 +567,28 @@ def bench(
         out.print(kinds)
         json_path, md_path = b.write_results(results, out_dir or b.RESULTS_DIR)
         err.print(f"wrote {escape(str(json_path))} and {escape(str(md_path))}")
+
+
+def _bench_records(dataset: str, out_dir: Path | None, model: str | None, naive: bool) -> None:
+    """`bench` on a record set: index its records in memory, run every mode (and the naive
+    baselines), print the table, write quality-<name>.json/.md."""
+    import re
+
+    from semsearch import bench as b
+
+    records = b.load_dataset(dataset)
+    bar, progress = _progress_bar()
+    with bar:
+        results = b.evaluate_records(records, naive=naive, model=model, progress=progress)
+    table = Table("mode", *b.METRICS, title=f"{escape(records.name)}: {results['queries']} "
+                  f"queries over {results['records']} records ({results['passages']} passages)",
+                  title_justify="left")
+    for mode, scores in results["metrics"].items():
+        table.add_row(mode, *(f"{scores[m]:.3f}" for m in b.METRICS))
+    out.print(table)
+    name = "quality-" + re.sub(r"[^\w.-]+", "_", records.name)
+    json_path, md_path = b.write_results(results, out_dir or b.RESULTS_DIR, name)
+    err.print(f"wrote {escape(str(json_path))} and {escape(str(md_path))}")
 
 
 @app.command()

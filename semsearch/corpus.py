@@ -1,14 +1,26 @@
-"""Find documents on disk and decode them to text, whatever their encoding.
+"""Find documents on disk and turn them into text, whatever their format and encoding.
 
-A `Document` is one unit of text with the name it was indexed under (`source`): a `.txt` or `.md`
-file, or one line of a `.jsonl` file (its `text` field; the other fields become metadata).
-Offsets of passages later point into `Document.text`, the decoded file exactly as it was.
+A `Document` is one unit of text with the name it is indexed under (`source`):
+- a text file (.txt, .md), decoded (charset-normalizer; GB family read as GB18030);
+- a web page (.html, .htm): its main text, title and headings, by trafilatura;
+- a PDF (pypdf): its text page by page, each passage carrying its `page`;
+- a Word file (.docx, python-docx): paragraphs, headings as Markdown headings, tables as rows;
+- one record of a .jsonl, .csv or .json (array of objects) file: named `file#id` (the `id`
+  field, `--id-field`, else the line/row number), its text field (`text` or `--text-field`),
+  the other fields kept as metadata.
+
+Sources are named by their path relative to the root they were indexed from (`root`), so the
+same file has the same name however its path was typed; a file outside the root is named by its
+absolute path. Every file met is either loaded or reported in `Corpus.skipped` with the reason
+(and a `CorpusWarning` naming it): nothing is left out silently.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
 import hashlib
+import io
 import json
 import os
 import warnings
@@ -19,9 +31,15 @@ from typing import Any
 
 from semsearch.errors import CorpusError
 
-TEXT_SUFFIXES = frozenset({".txt", ".md"})
-JSONL_SUFFIXES = frozenset({".jsonl"})
-SUFFIXES = TEXT_SUFFIXES | JSONL_SUFFIXES
+TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown"})
+RECORD_SUFFIXES = frozenset({".jsonl", ".ndjson", ".csv", ".json"})
+HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
+SUFFIXES = TEXT_SUFFIXES | RECORD_SUFFIXES | HTML_SUFFIXES | {".pdf", ".docx"}
+JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
+DEFAULT_TEXT_FIELD = "text"
+ID_FIELDS = ("id", "_id")
+# Formats whose content is known not to be web chrome: cleaned with mode "none" under "auto".
+_PLAIN_FORMATS = frozenset({"markdown", "html", "pdf", "docx", "record"})
 
 # Han-script encodings that charset-normalizer may report for Chinese text; GB18030 decodes all of
 # them (it is a superset of GB2312 and GBK), so we decode with it to lose nothing.
@@ -41,13 +59,50 @@ class CorpusWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Document:
-    """One decoded document: `text` is the file's content, unchanged but for decoding."""
+    """One document: `text` is a text file's content unchanged but for decoding, or the text
+    extracted from a page, PDF, Word file or record; passage offsets point into it."""
 
     source: str
     text: str
     encoding: str
     sha256: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    # How to clean it: "web" (drop site chrome), "none" (keep every line), "auto" (by format,
+    # and for plain text by whether it looks like a saved web page)
+    clean: str = "auto"
+    format: str = "text"  # text | markdown | html | pdf | docx | record
+    # start offset in `text` of each page after the first (PDF): passages carry their page
+    page_starts: tuple[int, ...] = ()
+
+    @property
+    def file(self) -> str:
+        """The name of the file this document came from (a record's source without `#id`)."""
+        return self.source.split("#", 1)[0] if self.format == "record" else self.source
+
+    def clean_mode(self) -> str:
+        """The cleaning mode asked for, with `auto` settled by format (text is guessed later)."""
+        if self.clean == "auto" and self.format in _PLAIN_FORMATS:
+            return "none"
+        return self.clean
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was met but not indexed, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Corpus:
+    """What `scan` found: the documents, the files read, the files skipped, and the root the
+    sources are named from."""
+
+    documents: list[Document]
+    root: Path | None
+    files: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 def decode_bytes(data: bytes) -> tuple[str, str]:
@@ -97,89 +152,376 @@ def _han_ratio(text: str) -> float:
     return sum(1 for ch in letters if "\u4e00" <= ch <= "\u9fff") / len(letters)
 
 
-def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, str]]:
+def common_root(paths: Iterable[str | os.PathLike[str]]) -> Path | None:
+    """The directory sources are named from: a directory given, or a file's folder; for several
+    paths their deepest common folder, or None when that is only the filesystem root."""
+    folders = []
+    for raw in paths:
+        path = Path(os.path.abspath(raw))
+        folders.append(path if path.is_dir() else path.parent)
+    if not folders:
+        return None
+    root = Path(os.path.commonpath([str(f) for f in folders]))
+    return None if root == Path(root.anchor) and len(folders) > 1 else root
+
+
+def source_name(path: Path, root: Path | None) -> str:
+    """`path` relative to `root` (POSIX separators), or absolute when it is not under it."""
+    absolute = Path(os.path.abspath(path))
+    if root is not None:
+        try:
+            return absolute.relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return absolute.as_posix()
+
+
+def iter_files(paths: Iterable[str | os.PathLike[str]], root: Path | None = None, *,
+               follow_links: bool = False,
+               skipped: list[Skipped] | None = None) -> Iterator[tuple[Path, str]]:
     """Yield (file, source name) for every supported file under `paths`, in a stable order.
 
-    A directory contributes its files by path relative to it; a file is named as given.
-    A path that does not exist is an error, not a silent skip.
+    Names are relative to `root` (default: `common_root(paths)`). A path that does not exist is
+    an error; every file met that is not yielded — unsupported format, hidden, a link leading
+    outside its folder — is appended to `skipped` with the reason and warned about.
     """
+    paths = list(paths)
+    if root is None:
+        root = common_root(paths)
+    report = skipped if skipped is not None else []
+
+    def skip(path: Path | str, reason: str) -> None:
+        report.append(Skipped(str(path), reason))
+        warnings.warn(f"skipped {path}: {reason}", CorpusWarning, stacklevel=3)
+
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise CorpusError(f"path does not exist: {raw}")
         if path.is_file():
-            yield path, path.as_posix()
+            if _format(path) is None:
+                skip(path, f"unsupported format {path.suffix or '(no suffix)'} (supported: "
+                     f"{', '.join(sorted(SUFFIXES))})")
+                continue
+            yield path, source_name(path, root)
             continue
+        top = Path(os.path.realpath(path))
         found: list[tuple[Path, str]] = []
-        for root, dirs, files in os.walk(path, followlinks=False):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        visited: set[str] = set()
+        for folder, dirs, files in os.walk(path, followlinks=follow_links):
+            real = os.path.realpath(folder)
+            if real in visited:  # a link loop (only with follow_links)
+                dirs[:] = []
+                continue
+            visited.add(real)
+            keep = []
+            for name in sorted(dirs):
+                sub = Path(folder) / name
+                if name.startswith("."):
+                    skip(f"{sub}{os.sep}", "hidden folder (names starting with '.' are not "
+                         "indexed)")
+                elif sub.is_symlink() and not follow_links:
+                    skip(f"{sub}{os.sep}", "a link to a folder (use --follow-links to index "
+                         "it)")
+                else:
+                    keep.append(name)
+            dirs[:] = keep
             for name in sorted(files):
-                file = Path(root) / name
-                if file.suffix.lower() in SUFFIXES and not name.startswith("."):
-                    found.append((file, file.relative_to(path).as_posix()))
+                file = Path(folder) / name
+                if name.startswith("."):
+                    skip(file, "hidden file (names starting with '.' are not indexed)")
+                elif file.is_symlink() and not follow_links and not _inside(file, top):
+                    skip(file, "a link to a file outside the folder (use --follow-links to "
+                         "index it)")
+                elif _format(file) is None:
+                    skip(file, f"unsupported format {file.suffix or '(no suffix)'}")
+                else:
+                    found.append((file, source_name(file, root)))
         yield from sorted(found, key=lambda item: item[1])
 
 
-def load_file(path: Path, source: str) -> list[Document]:
-    """Read one file into documents; raise ValueError (caught by `load`) when it is unusable."""
+def file_of(source: str) -> str:
+    """The file part of a source name: `data.jsonl#7` → `data.jsonl`."""
+    head, sep, _ = source.partition("#")
+    return head if sep and Path(head).suffix.lower() in RECORD_SUFFIXES else source
+
+
+def in_scope(source: str, scopes: Iterable[str]) -> bool:
+    """Whether `source` lies in one of `scopes` (source names of files or folders)."""
+    name = file_of(source)
+    return any((scope == "." and not name.startswith("/")) or name == scope
+               or name.startswith(scope.rstrip("/") + "/") for scope in scopes)
+
+
+def _inside(link: Path, top: Path) -> bool:
+    target = Path(os.path.realpath(link))
+    return target == top or top in target.parents
+
+
+def _format(path: Path) -> str | None:
+    """The format a file is read as, from its suffix (None: not supported)."""
+    suffix = path.suffix.lower()
+    if suffix in (".md", ".markdown"):
+        return "markdown"
+    if suffix in TEXT_SUFFIXES:
+        return "text"
+    if suffix in RECORD_SUFFIXES:
+        return "record"
+    if suffix in HTML_SUFFIXES:
+        return "html"
+    if suffix in (".pdf", ".docx"):
+        return suffix[1:]
+    return None
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to read files: cleaning mode and the record fields that hold text and ids."""
+
+    clean: str = "auto"
+    text_field: str | None = None
+    id_field: str | None = None
+
+    def __post_init__(self) -> None:
+        from semsearch.clean import CLEAN_MODES
+
+        if self.clean not in CLEAN_MODES:
+            raise CorpusError(f"unknown cleaning mode {self.clean!r}; choose one of "
+                              f"{', '.join(CLEAN_MODES)}")
+
+
+def load_file(path: Path, source: str, options: Options | None = None) -> list[Document]:
+    """Read one file into documents; raise ValueError (caught by `scan`) when it is unusable."""
+    options = options or Options()
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"cannot read ({exc.strerror or exc})") from exc
     if not data.strip():
         raise ValueError("empty file")
-    text, encoding = decode_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
-    if path.suffix.lower() in JSONL_SUFFIXES:
-        return list(_jsonl_documents(text, source, encoding, digest))
-    return [Document(source=source, text=text, encoding=encoding, sha256=digest)]
+    kind = _sniff(data) or _format(path) or "text"
+    if kind == "pdf":
+        return [_pdf_document(data, source, digest, options)]
+    if kind == "docx":
+        return [_docx_document(data, source, digest, options)]
+    if kind == "rtf":
+        raise ValueError("RTF is not supported; save it as .docx or .txt")
+    text, encoding = decode_bytes(data)
+    if kind == "html":
+        return [_html_document(text, source, encoding, digest, options)]
+    if kind == "record":
+        return list(_records(text, path, source, encoding, options))
+    return [Document(source=source, text=text, encoding=encoding, sha256=digest,
+                     clean=options.clean, format=kind)]
 
 
-def _jsonl_documents(text: str, source: str, encoding: str, digest: str) -> Iterator[Document]:
-    """One document per JSON line with a string `text`; other fields are kept as metadata.
+def _sniff(data: bytes) -> str | None:
+    """Formats recognised by content, whatever the suffix says (a page saved as .txt)."""
+    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith(b"%pdf-"):
+        return "pdf"
+    if head.startswith(b"{\\rtf"):
+        return "rtf"
+    if head.startswith(b"pk\x03\x04") and b"word/" in data[:4096]:
+        return "docx"
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "html"
+    return None
 
-    Each keeps the file as its source and its line number as metadata `line`; passage offsets
-    then point into that line's `text`."""
+
+def _extra(module: str, what: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise CorpusError(f"reading {what} needs {module.split('.')[0]}: "
+                          "pip install 'semsearch[formats]'") from exc
+
+
+def _html_document(html: str, source: str, encoding: str, digest: str,
+                   options: Options) -> Document:
+    """The page's main text by trafilatura, as Markdown: title and headings as `#` lines,
+    lists and tables kept; scripts, styles, navigation and footers gone."""
+    trafilatura = _extra("trafilatura", "HTML")
+    text = trafilatura.extract(html, output_format="markdown", include_formatting=True,
+                               include_tables=True, include_comments=False) or ""
+    meta = trafilatura.extract_metadata(html)
+    title = (meta.title or "").strip() if meta is not None else ""
+    if title and not text.lstrip("# ").startswith(title):
+        text = f"# {title}\n\n{text}"
+    if not text.strip():
+        raise ValueError("no text found in the HTML page")
+    return Document(source=source, text=text, encoding=encoding, sha256=digest,
+                    clean=options.clean, format="html")
+
+
+def _pdf_document(data: bytes, source: str, digest: str, options: Options) -> Document:
+    """The text of each page by pypdf, pages separated by a blank line."""
+    pypdf = _extra("pypdf", "PDF")
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ValueError("the PDF is encrypted (give a decrypted copy)")
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+    except ValueError:
+        raise
+    except Exception as exc:  # pypdf raises many types for damaged files
+        raise ValueError(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
+    if not any(pages):
+        raise ValueError("the PDF has no text layer (scanned? run OCR first)")
+    text, starts = "", []
+    for number, page in enumerate(pages):
+        if number:
+            text += "\n\n"
+            starts.append(len(text))
+        text += page
+    return Document(source=source, text=text, encoding="pdf", sha256=digest,
+                    clean=options.clean, format="pdf", page_starts=tuple(starts))
+
+
+def _docx_document(data: bytes, source: str, digest: str, options: Options) -> Document:
+    """Paragraphs and tables in order by python-docx; Heading/Title styles become `#` lines."""
+    docx = _extra("docx", "DOCX")
+    try:
+        document = docx.Document(io.BytesIO(data))
+        blocks = []
+        for item in document.iter_inner_content():
+            if hasattr(item, "rows"):
+                for row in item.rows:
+                    cells = [cell.text.strip() for cell in row.cells]
+                    if any(cells):
+                        blocks.append("| " + " | ".join(cells) + " |")  # a Markdown row
+                continue
+            text = item.text.strip()
+            if not text:
+                continue
+            style = (item.style.name or "") if item.style is not None else ""
+            if style == "Title":
+                blocks.append(f"# {text}")
+            elif style.startswith("Heading") and style[7:].strip().isdigit():
+                blocks.append(f"{'#' * min(6, int(style[7:]) + 1)} {text}")
+            else:
+                blocks.append(text)
+    except Exception as exc:  # python-docx raises many types for damaged files
+        raise ValueError(f"not a readable DOCX ({type(exc).__name__}: {exc})") from exc
+    if not blocks:
+        raise ValueError("the DOCX has no text")
+    return Document(source=source, text="\n\n".join(blocks), encoding="docx", sha256=digest,
+                    clean=options.clean, format="docx")
+
+
+def _records(text: str, path: Path, source: str, encoding: str,
+             options: Options) -> Iterator[Document]:
+    """One document per record of a JSONL, CSV or JSON-array file (see the module doc)."""
+    suffix = path.suffix.lower()
+    rows: Iterable[tuple[int, Any]]
+    if suffix in JSONL_SUFFIXES:
+        rows = _jsonl_rows(text, source)
+    elif suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        rows = ((reader.line_num, row) for row in reader)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        if not isinstance(data, list):
+            raise ValueError("JSON that is not an array of records (objects); use JSONL, or "
+                             "an array of objects")
+        rows = enumerate(data, start=1)
+    text_field = options.text_field or DEFAULT_TEXT_FIELD
+    seen: set[str] = set()
+    missing: list[int] = []
+    fields: set[str] = set()
+    for number, record in rows:
+        if not isinstance(record, dict):
+            missing.append(number)
+            continue
+        fields.update(str(k) for k in record)
+        body = record.get(text_field)
+        if not isinstance(body, str) or not body.strip():
+            missing.append(number)
+            continue
+        rid = _record_id(record, number, options.id_field)
+        name = f"{source}#{rid}"
+        if name in seen:
+            warnings.warn(f"{source}: record id {rid!r} repeats at {number}; that record is "
+                          f"named {source}#{rid}@{number}", CorpusWarning, stacklevel=3)
+            name = f"{source}#{rid}@{number}"
+        seen.add(name)
+        metadata = {str(k): v for k, v in record.items() if k != text_field and v is not None}
+        metadata["line"] = number
+        raw = json.dumps(record, ensure_ascii=False, sort_keys=True, default=str)
+        yield Document(source=name, text=body, encoding=encoding,
+                       sha256=hashlib.sha256(raw.encode("utf-8")).hexdigest(), metadata=metadata,
+                       clean=options.clean, format="record")
+    if missing:
+        shown = ", ".join(str(n) for n in missing[:10]) + (", …" if len(missing) > 10 else "")
+        hint = (f" (fields seen: {', '.join(sorted(fields)[:12])}; choose one with --text-field)"
+                if fields else "")
+        warnings.warn(f"{source}: skipped {len(missing)} record(s) with no text in field "
+                      f"{text_field!r} (at {shown}){hint}", CorpusWarning, stacklevel=3)
+
+
+def _jsonl_rows(text: str, source: str) -> Iterator[tuple[int, Any]]:
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            yield lineno, json.loads(line)
         except json.JSONDecodeError as exc:
-            warnings.warn(f"{source}:{lineno}: skipped, not valid JSON ({exc.msg})", CorpusWarning,
-                          stacklevel=3)
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            warnings.warn(f"{source}:{lineno}: skipped, no string 'text' field", CorpusWarning,
-                          stacklevel=3)
-            continue
-        metadata = {key: value for key, value in record.items() if key != "text"}
-        metadata["line"] = lineno
-        yield Document(source=source, text=record["text"], encoding=encoding,
-                       sha256=digest, metadata=metadata)
+            warnings.warn(f"{source}:{lineno}: skipped, not valid JSON ({exc.msg})",
+                          CorpusWarning, stacklevel=4)
 
 
-def load(paths: Iterable[str | os.PathLike[str]]) -> list[Document]:
-    """Load every readable document under `paths`; unusable files are skipped with a warning.
+def _record_id(record: dict[str, Any], number: int, id_field: str | None) -> str:
+    for key in (id_field,) if id_field else ID_FIELDS:
+        value = record.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()
+    return str(number)
+
+
+def scan(paths: Iterable[str | os.PathLike[str]], *, root: str | os.PathLike[str] | None = None,
+         options: Options | None = None, follow_links: bool = False) -> Corpus:
+    """Load every readable document under `paths`, naming sources relative to `root` (default:
+    the paths' common folder); unusable files are reported in `skipped` and warned about.
 
     Raises CorpusError when a path does not exist or nothing readable was found.
     """
-    paths = list(paths)
+    paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     if not paths:
         raise CorpusError("no input paths given")
-    documents: list[Document] = []
+    if any(not isinstance(p, str | os.PathLike) for p in paths):
+        raise CorpusError("paths must be file or directory names (str or Path)")
+    base = Path(os.path.abspath(root)) if root is not None else common_root(paths)
+    result = Corpus([], base)
     seen: dict[str, Path] = {}
-    for file, source in iter_files(paths):
-        if source in seen and seen[source] != file:
+    for file, source in iter_files(paths, base, follow_links=follow_links,
+                                   skipped=result.skipped):
+        if source in seen:
+            if seen[source] == file or os.path.samefile(seen[source], file):
+                continue  # the same file given twice
             raise CorpusError(f"two files would be indexed as {source!r}: {seen[source]} and "
                               f"{file}; index them from one directory or rename one")
         seen[source] = file
         try:
-            documents.extend(load_file(file, source))
+            documents = load_file(file, source, options)
         except ValueError as exc:
+            result.skipped.append(Skipped(str(file), str(exc)))
             warnings.warn(f"skipped {file}: {exc}", CorpusWarning, stacklevel=2)
-    if not documents:
+            continue
+        result.files.append(source)
+        result.documents.extend(documents)
+    if not result.documents:
         shown = ", ".join(str(p) for p in paths)
         raise CorpusError(f"no readable documents in {shown} (looked for "
                           f"{', '.join(sorted(SUFFIXES))} files)")
-    return documents
+    return result
+
+
+def load(paths: Iterable[str | os.PathLike[str]], options: Options | None = None) -> list[Document]:
+    """The documents of `scan(paths)`."""
+    return scan(paths, options=options).documents

@@ -72,6 +72,10 @@ class Manifest:
     next_id: int = 0
     sources: dict[str, str] = field(default_factory=dict)  # source → sha256 of its file
     files: dict[str, str] = field(default_factory=dict)  # relative path → sha256
+    # the folder sources are named from (saved relative to the index directory)
+    root: str = ""
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)  # source → reason → lines
+    web: list[str] = field(default_factory=list)  # sources cleaned as web pages
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -261,7 +265,10 @@ class VectorIndex:
             _failpoint("after-passages")
             files = {f.relative_to(tmp).as_posix(): sha256_file(f)
                      for f in sorted(tmp.rglob("*")) if f.is_file()}
-            manifest = replace(self.manifest, generation=generation, files=files)
+            root = self.manifest.root
+            if root and os.path.isabs(root):
+                root = os.path.relpath(root, os.path.abspath(target))
+            manifest = replace(self.manifest, generation=generation, files=files, root=root)
             (tmp / MANIFEST).write_text(json.dumps(manifest.to_json(), ensure_ascii=False,
                                                    indent=2) + "\n", encoding="utf-8")
             for file in tmp.rglob("*"):
@@ -289,7 +296,7 @@ class VectorIndex:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        self.manifest = manifest
+        self.manifest = replace(manifest, root=self.manifest.root)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = True,
@@ -320,6 +327,9 @@ class VectorIndex:
             raise IndexLoadError(f"index manifest {manifest_file} is corrupt (checksum mismatch "
                                  f"with {CURRENT}); rebuild the index with `semsearch index`")
         manifest = read_manifest(generation_dir)
+        if manifest.root and not os.path.isabs(manifest.root):
+            manifest = replace(manifest, root=os.path.normpath(
+                os.path.join(os.path.abspath(directory), manifest.root)))
         for name in sorted({VECTORS, PASSAGES, *manifest.files}):
             file = generation_dir / name
             if not file.is_file():

@@ -8,11 +8,13 @@ section. Every passage records its source, paragraph number and offsets into the
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from semsearch.clean import Paragraph, clean
+from semsearch.clean import Paragraph, clean_document
 from semsearch.corpus import Document
 
 MAX_TOKENS = 256
@@ -124,7 +126,8 @@ def merge_fragments(passages: Sequence[Passage], count: TokenCounter = estimate_
         if merged:
             last = merged[-1]
             short = len(last.text) < min_chars or len(passage.text) < min_chars
-            if short and last.heading == passage.heading and last.source == passage.source:
+            if (short and last.heading == passage.heading and last.source == passage.source
+                    and last.metadata == passage.metadata):
                 text = f"{last.text}\n{passage.text}"
                 if count(text) <= max_tokens:
                     merged[-1] = replace(last, text=text, end=passage.end)
@@ -133,19 +136,58 @@ def merge_fragments(passages: Sequence[Passage], count: TokenCounter = estimate_
     return merged
 
 
+@dataclass
+class Prepared:
+    """Passages of some documents, and what cleaning left out of each source (line counts by
+    reason) and which sources were cleaned as web pages."""
+
+    passages: list[Passage] = field(default_factory=list)
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+    web: list[str] = field(default_factory=list)
+
+    def dropped_total(self) -> Counter[str]:
+        """Lines dropped over all sources, by reason."""
+        total: Counter[str] = Counter()
+        for reasons in self.dropped.values():
+            total.update(reasons)
+        return total
+
+
+def _with_page(passage: Passage, document: Document) -> Passage:
+    if document.format != "pdf":
+        return passage
+    page = 1 + bisect_right(document.page_starts, passage.start)
+    return replace(passage, metadata={**passage.metadata, "page": page})
+
+
+def prepare(documents: Iterable[Document], count: TokenCounter = estimate_tokens,
+            max_tokens: int = MAX_TOKENS, min_chars: int = MIN_CHARS) -> Prepared:
+    """Clean each document (its own mode: see `Document.clean_mode`) and cut it into passages,
+    recording what was dropped."""
+    prepared = Prepared()
+    for document in documents:
+        cleaned = clean_document(document.text, document.clean_mode())
+        if cleaned.mode == "web":
+            prepared.web.append(document.source)
+        if cleaned.dropped:
+            prepared.dropped[document.source] = dict(Counter(d.reason for d in cleaned.dropped))
+        passages = [
+            _with_page(passage, document)
+            for paragraph in cleaned.paragraphs
+            for passage in _paragraph_passages(paragraph, document.source, document.metadata,
+                                               count, max_tokens)
+        ]
+        prepared.passages.extend(merge_fragments(passages, count, max_tokens, min_chars))
+    return prepared
+
+
 def document_passages(document: Document, count: TokenCounter = estimate_tokens,
                       max_tokens: int = MAX_TOKENS, min_chars: int = MIN_CHARS) -> list[Passage]:
     """Clean one document and cut it into passages."""
-    passages = [
-        passage
-        for paragraph in clean(document.text)
-        for passage in _paragraph_passages(paragraph, document.source, document.metadata, count,
-                                           max_tokens)
-    ]
-    return merge_fragments(passages, count, max_tokens, min_chars)
+    return prepare([document], count, max_tokens, min_chars).passages
 
 
 def make_passages(documents: Iterable[Document], count: TokenCounter = estimate_tokens,
                   max_tokens: int = MAX_TOKENS, min_chars: int = MIN_CHARS) -> list[Passage]:
     """All passages of `documents`, in document order."""
-    return [p for doc in documents for p in document_passages(doc, count, max_tokens, min_chars)]
+    return prepare(documents, count, max_tokens, min_chars).passages

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -27,7 +27,7 @@ from semsearch.lexical import to_simplified
 from semsearch.models.encoder import Backend, Encoder, load_encoder
 from semsearch.models.resolve import ModelRef, resolve
 from semsearch.models.resolve import fingerprint as model_fingerprint
-from semsearch.passages import MAX_TOKENS, Passage, make_passages
+from semsearch.passages import MAX_TOKENS, Passage, Prepared, prepare
 
 DEFAULT_INDEX = Path(__file__).resolve().parent.parent / "indexes" / "seeds"
 
@@ -43,6 +43,8 @@ RRF_K = 60  # the constant of Cormack et al. (2009), also ranx's default
 DENSE_WEIGHT = 0.5  # weighted fusion: share of the dense score
 CANDIDATES = 50  # depth of each ranking that hybrid fusion looks at
 MAX_QUERY_CHARS = 10_000
+QueryForm = Literal["written", "folded", "both"]
+DENSE_QUERY: QueryForm = "folded"  # what dense mode embeds of a query (see Index._query_vectors)
 
 
 class Store(Protocol):
@@ -94,12 +96,18 @@ class Hit(Passage):
 
 @dataclass(frozen=True)
 class UpdateReport:
-    """What `Index.add` did, by source."""
+    """What `Index.build` or `Index.add` did: sources added, replaced, unchanged, gone from
+    disk (and whether they were pruned), files skipped and lines dropped (by reason)."""
 
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     passages: int = 0
+    files: int = 0
+    skipped: list[corpus.Skipped] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+    gone: list[str] = field(default_factory=list)
+    pruned: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,11 +149,18 @@ def weighted_fusion(runs: Sequence[tuple[np.ndarray, np.ndarray]],
 
 
 def _overlaps(a: Passage, b: Passage) -> bool:
-    """Near-duplicates: the same text, one inside the other, or overlapping spans of one file."""
-    ta, tb = "".join(a.text.split()), "".join(b.text.split())
-    if ta in tb or tb in ta:
+    """True duplicates only: overlapping spans of one document (a file, or one record of a
+    records file: records are their own sources), or the same text up to whitespace and width.
+
+    Containment across documents is not duplication: "男孩趴在草地上。" and "小男孩趴在草地上。"
+    are two records, and collapsing them lost answers on record corpora (issue 11)."""
+    if a.source == b.source and a.start < b.end and b.start < a.end:
         return True
-    return a.source == b.source and a.start < b.end and b.start < a.end
+    return _dedup_text(a.text) == _dedup_text(b.text)
+
+
+def _dedup_text(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split())
 
 
 def check_query(query: str) -> str:
@@ -170,6 +185,7 @@ class Index:
         self.store = store
         self._encoder = encoder
         self._model = model
+        self.report = UpdateReport()  # what the last build or add did
 
     @property
     def manifest(self) -> Any:
@@ -186,14 +202,32 @@ class Index:
               max_tokens: int = MAX_TOKENS, progress: BuildProgress | None = None,
               backend: Backend | None = None, index_type: str = "auto",
               uri: str | os.PathLike[str] | None = None,
-              collection: str | None = None) -> Index:
+              collection: str | None = None, options: corpus.Options | None = None,
+              follow_links: bool = False) -> Index:
         """Read, clean and split the files under `paths`, embed the passages, index them
         (`index_type`: flat, hnsw, ivf-pq, sq8, or auto to choose by size). With `uri` the index
         is written to that Milvus collection (replacing it), otherwise kept in memory for
-        `save`. `backend` is the encoder's (torch, onnx...), not the store's."""
-        documents = corpus.load(paths)
+        `save`. `backend` is the encoder's (torch, onnx...), not the store's; `options` say how
+        to clean and which record fields hold text and ids. `report` tells what was read."""
+        found = corpus.scan(paths, options=options, follow_links=follow_links)
+        index = cls.from_documents(found.documents, model, max_tokens=max_tokens,
+                                   progress=progress, backend=backend, index_type=index_type,
+                                   uri=uri, collection=collection, root=found.root)
+        index.report = replace(index.report, files=len(found.files), skipped=found.skipped)
+        return index
+
+    @classmethod
+    def from_documents(cls, documents: Sequence[corpus.Document], model: str | None = None, *,
+                       max_tokens: int = MAX_TOKENS, progress: BuildProgress | None = None,
+                       backend: Backend | None = None, index_type: str = "auto",
+                       uri: str | os.PathLike[str] | None = None,
+                       collection: str | None = None, root: Path | None = None) -> Index:
+        """`build` from documents already in memory (e.g. a benchmark's corpus records)."""
+        if not documents:
+            raise corpus.CorpusError("no documents to index")
         encoder = load_encoder(model, backend)
-        passages, vectors = _embed(documents, encoder, max_tokens, progress)
+        prepared, vectors = _embed(documents, encoder, max_tokens, progress)
+        passages = prepared.passages
         sources = {d.source: d.sha256 for d in documents}
         advance = progress.advance if progress else None
         store: Store
@@ -214,24 +248,47 @@ class Index:
                                            encoder.backend, index_type, advance)
         except ValueError as exc:  # unknown index type, or too few vectors to train it
             raise QueryError(str(exc)) from exc
-        return cls(store, encoder)
+        store.manifest = replace(store.manifest, root=str(root) if root else "",
+                                 dropped=prepared.dropped, web=sorted(prepared.web))
+        index = cls(store, encoder)
+        index.report = UpdateReport(added=list(sources), passages=len(passages),
+                                    files=len({d.file for d in documents}),
+                                    dropped=dict(prepared.dropped_total()))
+        return index
 
     def add(self, paths: Iterable[str | os.PathLike[str]], *, max_tokens: int = MAX_TOKENS,
-            progress: BuildProgress | None = None) -> UpdateReport:
-        """Index new files, re-index changed ones (by content hash), skip unchanged ones."""
-        documents = corpus.load(paths)
-        known = self.manifest.sources
-        by_source: dict[str, list[corpus.Document]] = {}
-        for doc in documents:
-            by_source.setdefault(doc.source, []).append(doc)
-        unchanged = [s for s, docs in by_source.items() if known.get(s) == docs[0].sha256]
+            progress: BuildProgress | None = None, options: corpus.Options | None = None,
+            follow_links: bool = False, prune: bool = False) -> UpdateReport:
+        """Index new files, re-index changed ones (by content hash), skip unchanged ones.
+
+        Sources are named from the index's root, so a file has one name however its path is
+        typed. Sources under `paths` that are no longer on disk are reported in `gone`, and
+        removed with `prune`."""
+        paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+        manifest = self.manifest
+        root = Path(manifest.root) if manifest.root else None
+        found = corpus.scan(paths, root=root, options=options, follow_links=follow_links)
+        root = root or found.root
+        known = manifest.sources
+        by_source = {doc.source: doc for doc in found.documents}
+        unchanged = [s for s, doc in by_source.items() if known.get(s) == doc.sha256]
         replaced = [s for s in by_source if s in known and s not in unchanged]
-        fresh = [d for d in documents if d.source not in unchanged]
-        self.store.remove_sources(replaced)
-        passages, vectors = _embed(fresh, self.encoder, max_tokens, progress)
-        self.store.add(passages, vectors, {d.source: d.sha256 for d in fresh})
-        return UpdateReport(added=[s for s in by_source if s not in known], replaced=replaced,
-                            unchanged=unchanged, passages=len(passages))
+        scopes = [corpus.source_name(Path(p), root) for p in paths]
+        unread = {corpus.source_name(Path(skip.path.rstrip("/")), root) for skip in found.skipped}
+        gone = sorted(s for s in known if s not in by_source and corpus.in_scope(s, scopes)
+                      and not corpus.in_scope(s, unread))
+        fresh = [d for d in found.documents if d.source not in unchanged]
+        prepared, vectors = _embed(fresh, self.encoder, max_tokens, progress)
+        doomed = replaced + (gone if prune else [])
+        self.store.remove_sources(doomed)
+        self.store.manifest = _noted(self.store.manifest, doomed, prepared, root)
+        self.store.add(prepared.passages, vectors, {d.source: d.sha256 for d in fresh})
+        self.report = UpdateReport(
+            added=[s for s in by_source if s not in known], replaced=replaced,
+            unchanged=unchanged, passages=len(prepared.passages), files=len(found.files),
+            skipped=found.skipped, dropped=dict(prepared.dropped_total()), gone=gone,
+            pruned=prune)
+        return self.report
 
     def remove(self, source: str) -> int:
         """Remove every passage of `source` (a name as indexed); returns how many went."""
@@ -239,7 +296,9 @@ class Index:
             known = ", ".join(sorted(self.manifest.sources)[:5]) or "none"
             raise QueryError(f"no source {source!r} in this index (sources: {known}"
                              f"{', …' if len(self.manifest.sources) > 5 else ''})")
-        return self.store.remove_sources([source])
+        count = self.store.remove_sources([source])
+        self.store.manifest = _noted(self.store.manifest, [source], None, None)
+        return count
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, model: str | None = None, *,
@@ -317,9 +376,7 @@ class Index:
         depth = max(CANDIDATES, k * 4)
         dense = bm25 = None
         if mode != "bm25":
-            # traditional → simplified helps the encoder too (dense MRR@10 0.778 → 0.804)
-            folded = [to_simplified(q) for q in cleaned]
-            dense = self.store.search(self.encoder.encode_queries(folded), depth, where)
+            dense = self.store.search(self._query_vectors(cleaned), depth, where)
         if mode != "dense":
             bm25 = self.store.lexical_search(cleaned, depth, where)
         results = []
@@ -336,16 +393,39 @@ class Index:
             results.append(self._hits(ranked, k))
         return results
 
+    def _query_vectors(self, queries: Sequence[str]) -> np.ndarray:
+        """Query embeddings as `DENSE_QUERY` says: the query as written, folded to simplified,
+        or both (the normalised mean of the two vectors; a query with nothing to fold is
+        embedded once)."""
+        if DENSE_QUERY == "written":
+            return self.encoder.encode_queries(queries)
+        folded = [to_simplified(q) for q in queries]
+        if DENSE_QUERY == "folded":
+            return self.encoder.encode_queries(folded)
+        vectors = self.encoder.encode_queries(queries)
+        changed = [i for i, (q, f) in enumerate(zip(queries, folded, strict=True)) if q != f]
+        if changed:
+            mixed = vectors[changed] + self.encoder.encode_queries([folded[i] for i in changed])
+            vectors[changed] = mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
+        return vectors
+
     def _hits(self, ranked: Sequence[tuple[int, float]], k: int) -> list[Hit]:
         """The first `k` of `ranked` (id, score) pairs as hits, skipping near-duplicates."""
         hits: list[Hit] = []
-        kept: list[Passage] = []
+        # `_overlaps` against every kept passage, with each text normalised once (NFKC over
+        # every pair cost ~0.1 s per query at k=50)
+        texts: set[str] = set()
+        spans: dict[str, list[tuple[int, int]]] = {}
         found = self.store.get(idx for idx, _ in ranked)
         for idx, score in ranked:
             passage = found[idx]
-            if any(_overlaps(passage, other) for other in kept):
+            text = _dedup_text(passage.text)
+            same_source = spans.setdefault(passage.source, [])
+            if text in texts or any(passage.start < end and start < passage.end
+                                    for start, end in same_source):
                 continue
-            kept.append(passage)
+            texts.add(text)
+            same_source.append((passage.start, passage.end))
             hits.append(Hit(**vars(passage), rank=len(hits) + 1, score=float(score), id=idx))
             if len(hits) == k:
                 break
@@ -370,22 +450,38 @@ def _model_for(store: Store, model: str | None) -> ModelRef:
 
 
 def _embed(documents: Sequence[corpus.Document], encoder: Encoder, max_tokens: int,
-           progress: BuildProgress | None) -> tuple[list[Passage], np.ndarray]:
-    """Passages of `documents` and their vectors (the passage text alone: see Passage)."""
+           progress: BuildProgress | None) -> tuple[Prepared, np.ndarray]:
+    """Passages of `documents` (with what cleaning dropped) and their vectors (the passage text
+    alone: see Passage)."""
     budget = min(max_tokens, encoder.max_tokens - 16)
-    passages = make_passages(documents, encoder.count_tokens, budget)
+    prepared = prepare(documents, encoder.count_tokens, budget)
     if progress is not None:
-        progress.start(len(passages), "encoding passages")
-    vectors = encoder.encode_passages([p.text for p in passages],
+        progress.start(len(prepared.passages), "encoding passages")
+    vectors = encoder.encode_passages([p.text for p in prepared.passages],
                                       progress.advance if progress else None)
-    return passages, vectors
+    return prepared, vectors
+
+
+def _noted(manifest: Manifest, removed: Sequence[str], prepared: Prepared | None,
+           root: Path | None) -> Manifest:
+    """The manifest with the dropped-line counts and web sources of `removed` sources gone and
+    those of `prepared` recorded, and the root recorded if it had none."""
+    gone = set(removed) | (set(prepared.dropped) | set(prepared.web) if prepared else set())
+    dropped = {s: r for s, r in manifest.dropped.items() if s not in gone}
+    web = [s for s in manifest.web if s not in gone]
+    if prepared is not None:
+        dropped.update(prepared.dropped)
+        web.extend(prepared.web)
+    return replace(manifest, dropped=dropped, web=sorted(set(web)),
+                   root=manifest.root or (str(root) if root else ""))
 
 
 def build(paths: Iterable[str | os.PathLike[str]], model: str | None = None, *,
           progress: BuildProgress | None = None, backend: Backend | None = None,
-          index_type: str = "auto") -> Index:
+          index_type: str = "auto", options: corpus.Options | None = None) -> Index:
     """Build an in-memory index from files and directories (see `Index.build`)."""
-    return Index.build(paths, model, progress=progress, backend=backend, index_type=index_type)
+    return Index.build(paths, model, progress=progress, backend=backend, index_type=index_type,
+                       options=options)
 
 
 def load(path: str | os.PathLike[str] | None = None, model: str | None = None, *,
