@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -126,6 +127,8 @@ class VectorIndex:
     faiss_index: Any  # faiss.Index (IndexIDMap2 around one of ann.INDEX_TYPES)
     lexical: LexicalIndex | None = None
     origin: tuple[Path, int] | None = None  # (directory, generation) this was loaded from
+    _filtered: tuple[tuple[str, int, int], np.ndarray] | None = field(default=None, repr=False)
+    _fields: tuple[tuple[int, int], frozenset[str]] | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
@@ -148,12 +151,28 @@ class VectorIndex:
         return cls(manifest, dict(zip(ids.tolist(), passages, strict=True)), faiss_index, lexical)
 
     def _allowed(self, where: str | None) -> np.ndarray | None:
-        """Ids of the passages a filter expression keeps (None: no filter)."""
+        """Ids of the passages a filter expression keeps (None: no filter). The last result is
+        kept, so a hybrid query checks each passage once, not once per ranking."""
         if where is None or not where.strip():
             return None
-        predicate = filters.parse(where)
-        return np.array([pid for pid, p in self.passages.items() if predicate(p)],
-                        dtype=np.int64)
+        key = (where, self.manifest.next_id, len(self.passages))
+        if self._filtered is not None and self._filtered[0] == key:
+            return self._filtered[1]
+        predicate = filters.parse(where, self.fields())
+        allowed = np.array([pid for pid, p in self.passages.items() if predicate(p)],
+                           dtype=np.int64)
+        self._filtered = (key, allowed)
+        return allowed
+
+    def fields(self) -> frozenset[str]:
+        """The names a filter may use here: the passage fields and every metadata key."""
+        key = (self.manifest.next_id, len(self.passages))
+        if self._fields is None or self._fields[0] != key:
+            names = set(filters.FIELDS)
+            for passage in self.passages.values():
+                names.update(passage.metadata)
+            self._fields = (key, frozenset(names))
+        return self._fields[1]
 
     def search(self, vectors: np.ndarray, k: int,
                where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -233,7 +252,19 @@ class VectorIndex:
         """
         target = Path(path)
         _check_target(target)
-        target.mkdir(parents=True, exist_ok=True)
+        created = not target.exists()
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IndexWriteError(f"could not create {target}: {exc.strerror or exc}") from exc
+        try:
+            return self._save(target)
+        except BaseException:
+            if created and not (target / CURRENT).exists():
+                shutil.rmtree(target, ignore_errors=True)  # a failed first write leaves nothing
+            raise
+
+    def _save(self, target: Path) -> Path:
         with writer_lock(target):
             live = _live_generation(target)
             if self.origin is not None and self.origin[0].resolve() == target.resolve() \
@@ -284,13 +315,15 @@ class VectorIndex:
             os.replace(pointer, target / CURRENT)
             _fsync(target)
             _failpoint("after-current")
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # FAISS reports a failed write as RuntimeError
             shutil.rmtree(tmp, ignore_errors=True)
+            _remove(target / f".{CURRENT}.tmp-{os.getpid()}")
             if (target / CURRENT).is_file() and _live_generation(target) != generation:
                 shutil.rmtree(final, ignore_errors=True)
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            hint = " (disk full?)" if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) \
-                else ""
+            code = getattr(exc, "errno", None)
+            reason = os.strerror(code) if code else _faiss_reason(str(exc))
+            hint = " (disk full?)" if code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or \
+                "too large" in reason.lower() or "no space" in reason.lower() else ""
             raise IndexWriteError(f"could not write the index to {target}: {reason}{hint}; the "
                                   "previous index is unchanged") from exc
         except BaseException:
@@ -360,6 +393,12 @@ class VectorIndex:
                                  f"manifest says {manifest.model.dimension}")
         return cls(manifest, passages, faiss_index, lexical,
                    origin=(directory, manifest.generation))
+
+
+def _faiss_reason(message: str) -> str:
+    """The cause in a FAISS error ("... write error in x: 0 != 1 (File too large)")."""
+    found = re.findall(r"\(([^()]+)\)\s*$", message.strip())
+    return found[-1] if found else message.strip().splitlines()[-1][:200]
 
 
 def no_hits(rows: int, k: int = 1) -> tuple[np.ndarray, np.ndarray]:

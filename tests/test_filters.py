@@ -58,3 +58,35 @@ def test_filter_works_on_every_index_type(kind: str) -> None:
     _, ids = store.search(vectors[:20], 10, 'source == "s2.txt"')
     found = ids[ids >= 0]
     assert len(found) > 0 and all(i % 5 == 2 for i in found.tolist())
+
+
+def test_like_is_linear_not_backtracking() -> None:
+    """Before: `%` became `.*` in a regex; 5 of them never finished over 112 passages."""
+    import time
+
+    long = Passage("抗疫" * 5000, "a.txt", 1, 0, 1)
+    predicate = parse('text like "' + "%" * 40 + 'X"')
+    started = time.perf_counter()
+    assert not any(predicate(long) for _ in range(20))
+    assert time.perf_counter() - started < 1.0
+    assert parse('text like "%抗%疫%"')(long) and parse('text like "抗_抗%"')(long)
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [("not " * 980 + "paragraph > 1", "nested"),  # before: RecursionError traceback
+     ("(" * 200 + "paragraph > 1" + ")" * 200, "nested"),
+     ("...", "not a value"), ("source == 'a' # comment", "'#'"),
+     ('paragraph > "a"', "is a number"), ('heading == 3', "is text"),
+     (" or ".join(["paragraph > 1"] * 1000), "characters long")],
+)
+def test_hostile_or_meaningless_filters_are_refused(bad: str, why: str) -> None:
+    with pytest.raises(QueryError, match=why):
+        parse(bad)
+
+
+def test_unknown_field_is_refused_by_the_index() -> None:
+    """Before: a filter on a field no passage has silently returned nothing."""
+    store, vectors = synthetic_store("flat", 50, sources=2)
+    with pytest.raises(QueryError, match="unknown field 'yeer'"):
+        store.search(vectors[:1], 5, "yeer > 2000")

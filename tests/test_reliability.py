@@ -192,6 +192,36 @@ def test_full_disk_fails_cleanly_and_keeps_the_index(corpus: Path, index_dir: Pa
     assert sorted(p.name for p in index_dir.iterdir()) == listing
 
 
+def _tiny_file_limit() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2_000, 2_000))  # smaller than vectors.faiss
+
+
+def test_faiss_write_error_is_one_red_line(corpus: Path, index_dir: Path) -> None:
+    """Before: a 75-line traceback ending in FAISS's RuntimeError (File too large)."""
+    before = answers(index_dir)
+    listing = sorted(p.name for p in index_dir.iterdir())
+    (corpus / "new.txt").write_text(NEW_TEXT, encoding="utf-8")
+    result = run_cli("add", str(corpus), "--index", str(index_dir), preexec_fn=_tiny_file_limit)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "could not write the index" in lines[0] and "File too large" in lines[0]
+    assert answers(index_dir) == before
+    assert sorted(p.name for p in index_dir.iterdir()) == listing
+
+
+def test_first_index_onto_a_full_disk_leaves_nothing(corpus: Path, tiny_model: Path,
+                                                     tmp_path: Path) -> None:
+    """Before: a traceback, and a directory holding only `.lock`."""
+    out = tmp_path / "new-index"
+    result = run_cli("index", str(corpus), "--out", str(out), "--model", str(tiny_model),
+                     preexec_fn=_tiny_file_limit)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "could not write the index" in lines[0]
+    assert not out.exists()
+
+
 def test_second_writer_is_refused_with_a_clear_message(corpus: Path, index_dir: Path) -> None:
     with writer_lock(index_dir):
         result = run_cli("add", str(corpus), "--index", str(index_dir))
