@@ -11,7 +11,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -114,6 +114,10 @@ def _open(index_dir: Path | None, backend: str | None, uri: str | None,
     return Index.load(index_dir, model, writable=writable)
 
 
+class CliWarning(UserWarning):
+    """Something the command skipped or changed, shown as a yellow line."""
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn semsearch's own errors into one red line and exit code 1."""
@@ -212,7 +216,17 @@ def _read_queries(text: list[str] | None, queries_file: str | None) -> list[str]
                 lines = Path(queries_file).read_text(encoding="utf-8").splitlines()
             except (OSError, UnicodeDecodeError) as exc:
                 raise QueryError(f"cannot read queries from {queries_file}: {exc}") from exc
-        queries = [line.strip() for line in lines if line.strip()]
+        from semsearch.search import check_query
+
+        queries = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                queries.append(check_query(line))
+            except QueryError as exc:
+                warnings.warn(f"{queries_file}:{number}: skipped ({exc})", CliWarning,
+                              stacklevel=2)
         if not queries:
             raise QueryError(f"no queries in {queries_file}")
         return queries
@@ -390,17 +404,66 @@ def _show_dropped(manifest: Any, source: str) -> None:
 
 
 def _progress_bar() -> tuple[Any, BuildProgress]:
-    """A rich progress bar on stderr and the callbacks that drive it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    """Progress on stderr and the callbacks that drive it: a rich bar (with items/s and time
+    left) on a terminal, otherwise a log line per step and at most every LOG_EVERY seconds, so
+    a long job run under nohup, cron or CI still shows that it moves."""
+    if not err.is_terminal:
+        log = _ProgressLog()
+        return nullcontext(), BuildProgress(start=log.start, advance=log.advance)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TimeRemainingColumn,
+    )
+
+    class Rate(TaskProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed:,.1f}/s" if task.speed else "", style="progress.data.speed")
 
     bar = Progress("[progress.description]{task.description}", BarColumn(),
-                   MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True)
+                   MofNCompleteColumn(), Rate(), TimeRemainingColumn(), console=err,
+                   transient=True)
     task = bar.add_task("loading", total=None)
     progress = BuildProgress(
         start=lambda n, what: bar.update(task, description=what, total=n, completed=0),
         advance=lambda n: bar.advance(task, n),
     )
     return bar, progress
+
+
+LOG_EVERY = 10.0
+
+
+class _ProgressLog:
+    """Plain progress lines for a log: `encoding passages: 1,200/41,169 (29.1/s, 23m left)`."""
+
+    def __init__(self) -> None:
+        self.what, self.total, self.done = "", 0, 0
+        self.started = self.logged = time.monotonic()
+
+    def start(self, total: int, what: str) -> None:
+        if self.what and self.done < self.total:
+            self._line()
+        self.what, self.total, self.done = what, total, 0
+        self.started = self.logged = time.monotonic()
+        err.print(f"{what}: {total:,} to do", highlight=False)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.logged >= LOG_EVERY or self.done >= self.total:
+            self.logged = now
+            self._line()
+
+    def _line(self) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = self.done / elapsed
+        left = (self.total - self.done) / rate if rate > 0 else 0.0
+        eta = f", {left / 60:.0f}m left" if left >= 60 else f", {left:.0f}s left" if left else ""
+        err.print(f"{self.what}: {self.done:,}/{self.total:,} ({rate:,.1f}/s{eta})",
+                  highlight=False)
 
 
 @app.command()

@@ -120,3 +120,26 @@ def test_missing_model_directory(tmp_path: Path) -> None:
 def test_queries_file_missing(index_dir: Path, tmp_path: Path) -> None:
     _fails_cleanly(["query", "--queries", str(tmp_path / "q.txt"), "--index", str(index_dir)],
                    "cannot read queries")
+
+
+def test_a_bad_line_in_a_queries_file_is_named_and_skipped(index_dir: Path,
+                                                           tmp_path: Path) -> None:
+    """Before: one control-only line aborted the whole batch, without its line number."""
+    queries = tmp_path / "q.txt"
+    queries.write_text("志愿者\n\x01\x02\n党员\n", encoding="utf-8")
+    result = runner.invoke(app, ["query", "--queries", str(queries), "--index", str(index_dir),
+                                 "--json", "-k", "1"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["query"] for line in result.stdout.splitlines()] == ["志愿者", "党员"]
+    assert f"{queries}:2: skipped" in " ".join(result.stderr.split())
+
+
+def test_progress_is_logged_when_stderr_is_not_a_terminal(tiny_model: Path,
+                                                          tmp_path: Path) -> None:
+    """Before: `index` printed nothing until the end when stderr was not a terminal."""
+    result = runner.invoke(app, ["index", str(SEEDS), "--out", str(tmp_path / "i"), "--model",
+                                 str(tiny_model)])
+    assert result.exit_code == 0, result.output
+    assert "encoding passages:" in result.stderr
+    assert any(line.startswith("encoding passages:") and "/s" in line
+               for line in result.stderr.splitlines())
