@@ -405,8 +405,8 @@ def _show_dropped(manifest: Any, source: str) -> None:
 
 def _progress_bar() -> tuple[Any, BuildProgress]:
     """Progress on stderr and the callbacks that drive it: a rich bar (with items/s and time
-    left) on a terminal, otherwise a log line per step and at most every LOG_EVERY seconds, so
-    a long job run under nohup, cron or CI still shows that it moves."""
+    left) on a terminal, otherwise a log line every LOG_EVERY seconds, so a long job run under
+    nohup, cron or CI still shows that it moves."""
     if not err.is_terminal:
         log = _ProgressLog()
         return nullcontext(), BuildProgress(start=log.start, advance=log.advance)
@@ -444,16 +444,14 @@ class _ProgressLog:
         self.started = self.logged = time.monotonic()
 
     def start(self, total: int, what: str) -> None:
-        if self.what and self.done < self.total:
-            self._line()
         self.what, self.total, self.done = what, total, 0
         self.started = self.logged = time.monotonic()
-        err.print(f"{what}: {total:,} to do", highlight=False)
 
     def advance(self, n: int) -> None:
+        """Log at most every LOG_EVERY seconds: a short job prints nothing but its result."""
         self.done += n
         now = time.monotonic()
-        if now - self.logged >= LOG_EVERY or self.done >= self.total:
+        if now - self.logged >= LOG_EVERY:
             self.logged = now
             self._line()
 
