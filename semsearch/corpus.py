@@ -491,7 +491,12 @@ def scan(paths: Iterable[str | os.PathLike[str]], *, root: str | os.PathLike[str
 
     Raises CorpusError when a path does not exist or nothing readable was found.
     """
-    paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    elif not isinstance(paths, Iterable):
+        raise CorpusError(f"paths must be file or directory names (str or Path), not "
+                          f"{type(paths).__name__}")
+    paths = list(paths)
     if not paths:
         raise CorpusError("no input paths given")
     if any(not isinstance(p, str | os.PathLike) for p in paths):

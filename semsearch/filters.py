@@ -101,6 +101,8 @@ def parse(expression: str, fields: Iterable[str] | None = None) -> Predicate:
     """Compile a filter expression; QueryError (saying what is wrong) if it is not one. With
     `fields` (the names an index has), a name outside them is refused rather than matching
     nothing."""
+    if not isinstance(expression, str):
+        raise QueryError(f"a filter must be text, not {type(expression).__name__}")
     body = _compile(expression)
     if fields is not None:
         known = set(fields) | set(FIELDS)

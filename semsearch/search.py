@@ -270,6 +270,7 @@ class Index:
         Sources are named from the index's root, so a file has one name however its path is
         typed. Sources under `paths` that are no longer on disk are reported in `gone`, and
         removed with `prune`."""
+        self._check_writable()
         paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
         manifest = self.manifest
         root = Path(manifest.root) if manifest.root else None
@@ -296,12 +297,18 @@ class Index:
             pruned=prune)
         return self.report
 
+    def _check_writable(self) -> None:
+        if isinstance(self.store, VectorIndex) and ann.is_read_only(self.store.faiss_index):
+            raise QueryError("this index was opened read-only (memory-mapped); open it with "
+                             "semsearch.load(path, writable=True) to add or remove")
+
     def remove(self, source: str) -> int:
         """Remove every passage of `source` (a name as indexed); returns how many went."""
         if source not in self.manifest.sources:
             known = ", ".join(sorted(self.manifest.sources)[:5]) or "none"
             raise QueryError(f"no source {source!r} in this index (sources: {known}"
                              f"{', …' if len(self.manifest.sources) > 5 else ''})")
+        self._check_writable()
         count = self.store.remove_sources([source])
         self.store.manifest = _noted(self.store.manifest, [source], None, None)
         return count
@@ -312,6 +319,8 @@ class Index:
         """Open a saved index (default: the seeds index); `model` must be the one it was built
         with, and defaults to it. `writable` loads the vectors into memory so that `add` and
         `remove` can change them (otherwise they may be memory-mapped, read-only)."""
+        if path is not None and not isinstance(path, str | os.PathLike):
+            raise QueryError(f"an index path must be a str or Path, not {type(path).__name__}")
         store = VectorIndex.load(path or default_index_path(), mmap=not writable)
         return cls(store, model=_model_for(store, model))
 
@@ -371,6 +380,10 @@ class Index:
             raise QueryError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if fusion not in FUSIONS:
             raise QueryError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
+        if isinstance(queries, str):  # one query: unambiguous, so take it as such
+            queries = [queries]
+        if not isinstance(queries, Sequence):
+            raise QueryError(f"queries must be a list of texts, not {type(queries).__name__}")
         cleaned = [check_query(q) for q in queries]
         if not cleaned:
             return []
