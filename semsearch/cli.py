@@ -656,19 +656,27 @@ def _bench_records(dataset: str, out_dir: Path | None, model: str | None, naive:
 def serve(
     index_dir: IndexOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (1-65535).")] = 8000,
     backend: BackendOpt = None,
     uri: UriOpt = None,
     collection: CollectionOpt = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds a search may take before the request "
+                            "gets 504.")
+    ] = 10.0,
 ) -> None:
-    """Serve search over HTTP: POST /search, GET /health (the model is loaded once)."""
+    """Serve search over HTTP: POST /search, GET /health (the model is loaded once; a FAISS
+    index directory is followed: writes by `add`/`remove` are served from the next request)."""
     with user_errors():
         try:
-            from semsearch.serve import run
+            from semsearch.serve import check_address, run
         except ImportError as exc:
             raise QueryError(f"semsearch serve needs FastAPI and uvicorn ({exc.name} is "
                              "missing): pip install 'semsearch[serve]'") from exc
-        run(_open(index_dir, backend, uri, collection), host=host, port=port)
+        if not (timeout > 0 and timeout < float("inf")):
+            raise QueryError(f"--timeout must be a positive number of seconds, got {timeout}")
+        check_address(host, port)  # before the slow part: loading the index and the model
+        run(_open(index_dir, backend, uri, collection), host=host, port=port, timeout=timeout)
 
 
 @app.command()

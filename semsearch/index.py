@@ -449,6 +449,17 @@ def _pointer(directory: Path) -> tuple[int, str] | None:
     return int(name[len(_GEN_PREFIX):]), digest
 
 
+def live_pointer(directory: Path) -> tuple[int, str] | None:
+    """What CURRENT says — (live generation, its manifest's sha256), None for no index yet —
+    for readers that follow an index as it is rewritten (the service)."""
+    return _pointer(Path(directory))
+
+
+def generation_path(directory: Path, generation: int) -> Path:
+    """The directory of one generation of index `directory`."""
+    return Path(directory) / f"{_GEN_PREFIX}{generation:08d}"
+
+
 def _live_generation(directory: Path) -> int | None:
     """The number of the generation CURRENT names, or None for a directory without one."""
     pointer = _pointer(directory)

@@ -3,71 +3,459 @@
     curl -s localhost:8000/search -H 'content-type: application/json' \\
          -d '{"query": "夫妻党员抗疫", "k": 3, "mode": "hybrid", "where": "paragraph > 2"}'
 
-Responses are JSON; bad input gets a 4xx with `{"error": "..."}` (400 for a query the search
-refuses, 422 for a body that is not the right shape), never a stack trace.
+Every response is JSON, every error `{"error": "..."}`: 400 for a query the search refuses,
+404/405 for a wrong path or method, 413 for a body over 1 MiB, 422 for a body that is not the
+right shape, 503 for an index that cannot be used (or every worker busy), 504 for a search
+that ran past the time limit, and 500 `{"error": "internal error"}` for anything unforeseen.
+
+Bounded: searches run in a small pool of worker threads, and a request waits at most `timeout`
+seconds for its answer (504 after that). `/health` runs on the event loop and never waits for a
+worker, so a slow search never blocks it or other clients. A search that overruns keeps its
+worker until it ends (a thread cannot be killed), but the workers are daemon threads: SIGTERM
+drains for a few seconds and the process exits.
+
+Live: before each search the service reads the index directory's `CURRENT` (one small file);
+when a writer (`semsearch add`/`remove`/`index`) has committed a new generation, the service
+loads it — reusing the loaded model — and swaps it in, so a passage removed before a request
+arrives is never in its answer. If the new generation cannot be loaded, the old one is served
+while its directory is still on disk (`/health` says "stale"), else every search gets 503.
+Milvus-backed indexes are not followed (their collection is already live).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import math
+import os
+import re
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
+from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from semsearch.errors import QueryError, SemsearchError
-from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, Index
+from semsearch.errors import IndexLoadError, QueryError, SemsearchError
+from semsearch.index import VectorIndex, generation_path, live_pointer
+from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, MAX_QUERY_CHARS, Index
+
+DEFAULT_TIMEOUT = 10.0  # seconds a request may wait for its search
+DEFAULT_WORKERS = 4  # search threads (the encoder and FAISS use their own threads inside)
+BACKLOG = 64  # searches waiting for a worker beyond which new ones get 503 at once
+MAX_BODY = 1 << 20  # bytes of a request body
+MAX_K = 1000
+RETRY_SECONDS = 5.0  # a generation that failed to load is tried again after this long
+GRACEFUL_SECONDS = 3  # SIGTERM: how long in-flight requests get to finish
+
+Pointer = tuple[int, str] | None  # (generation, manifest sha256) that CURRENT names
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _drop_surrogates(value: Any) -> Any:
+    """Lone surrogates ("\\ud800" in JSON) are no text: dropped, as `check_query` does."""
+    return _SURROGATES.sub("", value) if isinstance(value, str) else value
+
+
+Text = BeforeValidator(_drop_surrogates)
 
 
 class SearchRequest(BaseModel):
-    """The body of POST /search."""
+    """The body of POST /search. Types are strict: `"k": "5"` or `"k": true` is refused."""
 
-    query: str = Field(description="What to search for.")
-    k: int = Field(5, description="How many hits.")
+    model_config = ConfigDict(extra="forbid")
+
+    query: Annotated[StrictStr, Field(
+        max_length=4 * MAX_QUERY_CHARS,
+        description=f"What to search for (at most {MAX_QUERY_CHARS:,} characters once control "
+                    "characters are dropped)."), Text]
+    k: Annotated[StrictInt, Field(ge=1, le=MAX_K, description="How many hits.")] = 5
     mode: Literal["dense", "bm25", "hybrid"] = DEFAULT_MODE
     fusion: Literal["weighted", "rrf"] = DEFAULT_FUSION
-    where: str | None = Field(None, description='A filter, e.g. source == "a.txt".')
+    where: Annotated[StrictStr | None, Field(
+        max_length=MAX_QUERY_CHARS, description='A filter, e.g. source == "a.txt".'), Text] = None
 
 
-def create_app(index: Index) -> FastAPI:
-    """A FastAPI app answering from `index` (whose encoder should already be loaded)."""
-    app = FastAPI(title="semsearch", version="1", docs_url="/docs", redoc_url=None)
+class Busy(SemsearchError):
+    """Every worker is busy and the backlog is full."""
+
+
+class SearchTimeout(SemsearchError):
+    """A search ran past the service's time limit."""
+
+
+def _scrub(value: Any) -> Any:
+    """`value` with lone surrogates in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATES.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that always encodes: lone surrogates (which UTF-8 cannot carry, but a JSON request
+    can send as "\\ud800") become U+FFFD, and NaN becomes null."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return json.dumps(content, ensure_ascii=False, allow_nan=False,
+                              separators=(",", ":")).encode("utf-8")
+        except (UnicodeEncodeError, ValueError):
+            return json.dumps(_scrub(content), ensure_ascii=False, allow_nan=False,
+                              separators=(",", ":")).encode("utf-8")
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return SafeJSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class WorkerPool:
+    """A fixed pool of daemon threads with a bounded backlog.
+
+    Unlike `ThreadPoolExecutor`, whose threads the interpreter joins at exit, a search that
+    never ends cannot keep the process alive; and work whose caller gave up (its future
+    cancelled) is dropped before it starts."""
+
+    def __init__(self, workers: int, backlog: int = BACKLOG) -> None:
+        self._cond = threading.Condition()
+        self._jobs: deque[tuple[Future[Any], Callable[[], Any]]] = deque()
+        self._backlog = backlog
+        self._closed = False
+        self.busy = 0
+        self._threads = [threading.Thread(target=self._work, name=f"semsearch-search-{n}",
+                                          daemon=True) for n in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        with self._cond:
+            if self._closed:
+                raise Busy("the service is shutting down")
+            if len(self._jobs) >= self._backlog:
+                self._jobs = deque(job for job in self._jobs if not job[0].cancelled())
+                if len(self._jobs) >= self._backlog:
+                    raise Busy(f"the service is busy ({self.busy} searches running, "
+                               f"{len(self._jobs)} waiting); try again shortly")
+            future: Future[Any] = Future()
+            self._jobs.append((future, fn))
+            self._cond.notify()
+            return future
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                future, fn = self._jobs.popleft()
+                if not future.set_running_or_notify_cancel():
+                    continue
+                self.busy += 1
+            try:
+                result = fn()
+            except BaseException as exc:  # handed to the request, which answers for it
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            finally:
+                with self._cond:
+                    self.busy -= 1
+
+    def shutdown(self) -> None:
+        """Cancel what has not started; running searches are left to finish (or to die with
+        the process: the threads are daemons)."""
+        with self._cond:
+            self._closed = True
+            for future, _ in self._jobs:
+                future.cancel()
+            self._jobs.clear()
+            self._cond.notify_all()
+
+
+class LiveIndex:
+    """The index the service answers from, following the live generation of its directory."""
+
+    def __init__(self, index: Index, path: str | os.PathLike[str] | None) -> None:
+        self.index = index
+        self.path = Path(path) if path is not None else None
+        self.loaded: Pointer = self._identity(index)
+        self.problem: str | None = None  # why the live generation is not the one served
+        self._failed: tuple[Pointer, float] | None = None  # last pointer that failed to load
+        self._lock = threading.Lock()
+        self._background: threading.Thread | None = None
+
+    def _identity(self, index: Index) -> Pointer:
+        """(generation, manifest digest) of what `index` was loaded from, as CURRENT names it
+        now; a pointer that names another generation means a write came in between."""
+        if self.path is None:
+            return None
+        origin = getattr(index.store, "origin", None)
+        try:
+            pointer = live_pointer(self.path)
+        except SemsearchError:
+            pointer = None
+        if pointer is None or origin is None:
+            return pointer if origin is None else (origin[1], "")
+        return pointer if pointer[0] == origin[1] else (origin[1], "")
+
+    def current(self) -> Index:
+        """The index to answer from now: reloaded first if CURRENT names a new generation
+        (blocking: call from a worker). Raises IndexLoadError when nothing can be served."""
+        if self.path is None:
+            return self.index
+        pointer, problem = self._read_pointer()
+        if pointer == self.loaded and problem is None:
+            self.problem = None  # CURRENT names what is served again
+            return self.index
+        with self._lock:
+            if pointer != self.loaded or problem is not None:
+                self._reload(pointer, problem)
+            index, problem = self.index, self.problem
+        if problem is not None and not self._served_on_disk():
+            raise IndexLoadError(f"the index generation this service loaded was removed and "
+                                 f"the live one cannot be loaded: {problem}")
+        return index
+
+    def _read_pointer(self) -> tuple[Pointer, str | None]:
+        """What CURRENT names now, or why it cannot be read."""
+        assert self.path is not None
+        try:
+            return live_pointer(self.path), None
+        except SemsearchError as exc:
+            return None, str(exc)
+
+    def _reload(self, pointer: Pointer, problem: str | None) -> None:
+        assert self.path is not None
+        if self._failed is not None and self._failed[0] == pointer \
+                and time.monotonic() - self._failed[1] < RETRY_SECONDS:
+            return  # tried this very generation a moment ago: keep the verdict
+        try:
+            if problem is not None:
+                raise IndexLoadError(problem)
+            store = VectorIndex.load(self.path)
+            old = self.index
+            if (store.manifest.model.fingerprint != old.manifest.model.fingerprint
+                    or store.manifest.model.dimension != old.manifest.model.dimension):
+                raise IndexLoadError(
+                    f"{self.path} was rebuilt with model {store.manifest.model.name}; restart "
+                    "the service to load that model")
+            fresh = Index(store, encoder=old._encoder, model=old._model)
+        except (SemsearchError, OSError) as exc:
+            self.problem = str(exc)
+            self._failed = (pointer, time.monotonic())
+            return
+        self.loaded = self._identity(fresh)
+        self.index = fresh
+        self.problem = None
+        self._failed = None
+
+    def _served_on_disk(self) -> bool:
+        origin = getattr(self.index.store, "origin", None)
+        if origin is None:
+            return True
+        directory, generation = origin
+        return bool(generation_path(Path(directory), generation).is_dir()
+                    or (generation == 0 and (Path(directory) / "manifest.json").is_file()))
+
+    def health(self) -> dict[str, Any]:
+        """What `/health` says: cheap (one small file read), never waits for a reload; a new
+        generation seen here is loaded in the background."""
+        manifest = self.index.manifest
+        body: dict[str, Any] = {
+            "status": "ok", "passages": manifest.passage_count, "model": manifest.model.name,
+            "dimension": manifest.model.dimension, "index_type": manifest.index_type,
+            "generation": manifest.generation}
+        if self.path is None:
+            return body
+        pointer, problem = self._read_pointer()
+        problem = problem or self.problem
+        body["live_generation"] = pointer[0] if pointer else None
+        if pointer != self.loaded and problem is None:
+            body["status"] = "reloading"
+            self._reload_in_background()
+        elif problem is not None:
+            body["status"] = "stale" if self._served_on_disk() else "unavailable"
+            body["error"] = problem
+            self._reload_in_background()
+        return body
+
+    def _reload_in_background(self) -> None:
+        with self._lock:
+            if self._background is not None and self._background.is_alive():
+                return
+            self._background = threading.Thread(target=self._quiet_current, daemon=True,
+                                                name="semsearch-reload")
+            self._background.start()
+
+    def _quiet_current(self) -> None:
+        with suppress(SemsearchError):  # recorded in self.problem; /health reports it
+            self.current()
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes gets 413 before it is read whole."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_big = error(413, f"the request body is over the limit of {self.limit:,} bytes")
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            await too_big(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise HTTPException(413, f"the request body is over the limit of "
+                                             f"{self.limit:,} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
+               timeout: float = DEFAULT_TIMEOUT, workers: int = DEFAULT_WORKERS,
+               follow: bool = True) -> FastAPI:
+    """A FastAPI app answering from `index` (whose encoder should already be loaded).
+
+    `path` is the index directory to follow (default: the one a FAISS `index` was loaded
+    from; `follow=False` or a Milvus index: none). `timeout` bounds each search in seconds;
+    `workers` searches run at once."""
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise QueryError(f"the timeout must be a positive number of seconds, got {timeout!r}")
+    if path is None and follow:
+        origin = getattr(index.store, "origin", None)
+        path = origin[0] if origin is not None else None
+    live = LiveIndex(index, path if follow else None)
+    pool = WorkerPool(workers)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.shutdown()
+
+    app = FastAPI(title="semsearch", version="1", docs_url="/docs", redoc_url=None,
+                  default_response_class=SafeJSONResponse, lifespan=lifespan)
+    app.state.live = live
+    app.state.pool = pool
+    app.add_middleware(BodyLimit)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}"
                              for e in exc.errors())
-        return JSONResponse({"error": f"bad request: {problems}"}, status_code=422)
+        return error(422, f"bad request: {problems}")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(QueryError)
     async def bad_query(_: Request, exc: QueryError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        return error(400, str(exc))
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(_: Request, exc: RecursionError) -> JSONResponse:
+        return error(400, "bad filter: the expression is nested too deeply")
+
+    @app.exception_handler(SearchTimeout)
+    async def too_slow(_: Request, exc: SearchTimeout) -> JSONResponse:
+        return error(504, str(exc))
 
     @app.exception_handler(SemsearchError)
     async def unavailable(_: Request, exc: SemsearchError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=503)
+        return error(503, str(exc))
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, exc: Exception) -> JSONResponse:
+        return error(500, "internal error")
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        manifest = index.manifest
-        return {"status": "ok", "passages": manifest.passage_count,
-                "model": manifest.model.name, "dimension": manifest.model.dimension,
-                "index_type": manifest.index_type, "generation": manifest.generation}
+    async def health() -> dict[str, Any]:
+        body = live.health()
+        body["workers_busy"] = pool.busy
+        return body
 
     @app.post("/search")
-    def search(request: SearchRequest) -> dict[str, Any]:
-        hits = index.search(request.query, request.k, request.mode, request.fusion,
-                            request.where)
-        return {"query": request.query, "hits": [asdict(h) for h in hits]}
+    async def search(request: SearchRequest) -> JSONResponse:
+        def job() -> list[dict[str, Any]]:
+            hits = live.current().search(request.query, request.k, request.mode,
+                                         request.fusion, request.where)
+            return [asdict(h) for h in hits]
+
+        hits = await bounded(pool.submit(job), timeout)
+        return SafeJSONResponse({"query": request.query, "hits": hits})
 
     return app
 
 
-def run(index: Index, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Load the index's model, then serve until interrupted."""
+async def bounded(future: Future[Any], timeout: float) -> Any:
+    """The result of `future`, or SearchTimeout after `timeout` seconds (a search that has
+    not started is dropped; one that has runs on, its answer discarded)."""
+    waiting: Awaitable[Any] = asyncio.wrap_future(future)
+    try:
+        return await asyncio.wait_for(waiting, timeout)
+    except TimeoutError:
+        future.cancel()
+        raise SearchTimeout(f"the search took longer than {timeout:g} s and was abandoned; "
+                            "simplify the query or its filter") from None
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse an address the service cannot listen on, as a QueryError (one red line)."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise QueryError(f"--port must be between 1 and 65535, got {port!r}")
+    if not host or any(ch.isspace() for ch in host):
+        raise QueryError(f"--host must be an address or host name, got {host!r}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise QueryError(f"--host {host!r} is not an address this machine has ({exc})") from exc
+    family, _, _, _, address = infos[0]
+    try:
+        with socket.create_server(address[:2], family=family):
+            pass
+    except OSError as exc:
+        raise QueryError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def run(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
+        path: str | os.PathLike[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Load the index's model, then serve until interrupted (SIGTERM: in-flight requests get
+    a few seconds, then the process exits)."""
     import uvicorn
 
+    check_address(host, port)
+    app = create_app(index, path, timeout=timeout)
     index.search("warm up", k=1)  # load the encoder and the lexical dictionary now, not later
-    uvicorn.run(create_app(index), host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning",
+                timeout_graceful_shutdown=GRACEFUL_SECONDS)

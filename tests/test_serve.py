@@ -1,4 +1,6 @@
-"""The HTTP service, tested with a real HTTP client against a server on 127.0.0.1."""
+"""The HTTP service: a real `semsearch serve` on 127.0.0.1 (the real model, marked slow), and
+the app in-process or under uvicorn in a thread over a tiny-model index (bad input, time limits,
+following the index, schema fuzzing)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from .conftest import REPO
-
-pytestmark = pytest.mark.slow
 
 
 def free_port() -> int:
@@ -47,11 +50,13 @@ def server(real_model: Path) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_health(server: str) -> None:
     body = httpx.get(f"{server}/health").json()
     assert body["status"] == "ok" and body["passages"] > 0 and body["dimension"] == 384
 
 
+@pytest.mark.slow
 def test_search_answers_the_main_job(server: str) -> None:
     response = httpx.post(f"{server}/search", json={"query": "夫妻党员抗疫", "k": 3})
     assert response.status_code == 200
@@ -61,6 +66,7 @@ def test_search_answers_the_main_job(server: str) -> None:
     assert {"score", "id", "source", "paragraph", "start", "end"} <= set(hits[0])
 
 
+@pytest.mark.slow
 def test_search_with_mode_and_filter(server: str) -> None:
     response = httpx.post(f"{server}/search", json={
         "query": "夫妻党员抗疫", "k": 5, "mode": "bm25",
@@ -69,11 +75,12 @@ def test_search_with_mode_and_filter(server: str) -> None:
     assert {h["source"] for h in response.json()["hits"]} == {"002_b3706f758604a439.txt"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("body", "status", "needle"),
     [
         ({"query": "  "}, 400, "empty"),
-        ({"query": "党员", "k": 0}, 400, "k must be"),
+        ({"query": "党员", "k": 0}, 422, "k: Input should be greater than or equal to 1"),
         ({"query": "党员", "where": "source =="}, 400, "bad filter"),
         ({"query": "党员", "mode": "magic"}, 422, "mode"),
         ({"k": 3}, 422, "query"),
@@ -88,12 +95,14 @@ def test_bad_input_gets_a_json_error(server: str, body: dict[str, object], statu
     assert needle in response.json()["error"]
 
 
+@pytest.mark.slow
 def test_not_json(server: str) -> None:
     response = httpx.post(f"{server}/search", content=b"not json",
                           headers={"content-type": "application/json"})
     assert response.status_code == 422 and "error" in response.json()
 
 
+@pytest.mark.slow
 def test_concurrent_requests_agree(server: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -104,3 +113,351 @@ def test_concurrent_requests_agree(server: str) -> None:
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(ask, range(24)))
     assert all(a == answers[0] for a in answers)
+
+
+# --- in-process: a tiny-model index, the app under test without the real model ---------------
+
+TARGET = "002_b3706f758604a439.txt"
+
+
+@pytest.fixture(scope="module")
+def tiny_index(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import semsearch
+
+    from .conftest import SEEDS
+
+    out = tmp_path_factory.mktemp("serve") / "index"
+    semsearch.build([SEEDS], model=str(tiny_model)).save(out)
+    return out
+
+
+@pytest.fixture
+def index_copy(tiny_index: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(tiny_index, tmp_path / "index")
+    return tmp_path / "index"
+
+
+def make_app(index_dir: Path, **options: Any) -> Any:
+    import semsearch
+    from semsearch.serve import create_app
+
+    index = semsearch.load(index_dir)
+    index.search("warm up", k=1)
+    return create_app(index, **options)
+
+
+@pytest.fixture(scope="module")
+def client(tiny_index: Path) -> Iterator[Any]:
+    from starlette.testclient import TestClient
+
+    with TestClient(make_app(tiny_index), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """`app` under uvicorn in a thread on a loopback port, stopped on exit."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started and time.time() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def post_raw(client: Any, body: bytes, content_type: str = "application/json") -> Any:
+    return client.post("/search", content=body, headers={"content-type": content_type})
+
+
+def test_lone_surrogate_is_dropped_not_a_500(client: Any) -> None:
+    # before: HTTP 500, plain text (the echoed query could not be encoded)
+    response = post_raw(client, b'{"query": "\\ud800\xe6\x8a\x97\xe7\x96\xab", "k": 2}')
+    assert response.status_code == 200
+    assert response.json()["query"] == "抗疫" and len(response.json()["hits"]) == 2
+    response = post_raw(client, b'{"query": "\\udfff\\ud800"}')
+    assert response.status_code == 400 and "empty" in response.json()["error"]
+
+
+@pytest.mark.parametrize("depth", [980, 2000, 5000], ids=str)
+def test_deeply_nested_filter_is_refused_as_json(client: Any, depth: int) -> None:
+    # before: HTTP 500 (RecursionError) for 5,000 nested `not`
+    response = client.post("/search", json={"query": "抗疫",
+                                            "where": "not " * depth + "paragraph > 1"})
+    assert response.status_code in (400, 422)
+    assert "error" in response.json()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "content_type", "status"),
+    [
+        ("GET", "/nope", None, None, 404),
+        ("GET", "/search", None, None, 405),
+        ("DELETE", "/health", None, None, 405),
+        ("POST", "/search", b"query=x", "text/plain", 422),
+        ("POST", "/search", b"[" * 100_000, "application/json", 400),
+        ("POST", "/search", b'"' + b"x" * (2 << 20) + b'"', "application/json", 413),
+        ("POST", "/search", b"\xff\xfe", "application/json", 422),
+    ],
+)
+def test_every_error_body_is_error_json(client: Any, method: str, path: str,
+                                        body: bytes | None, content_type: str | None,
+                                        status: int) -> None:
+    # before: 404/405 bodies were {"detail": ...}
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.request(method, path, content=body, headers=headers)
+    assert response.status_code == status
+    assert set(response.json()) == {"error"} and response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"query": "抗疫", "k": "5"}, {"query": "抗疫", "k": True}, {"query": "抗疫", "k": 5.0},
+     {"query": "抗疫", "k": 1001}, {"query": 5}, {"query": ["抗疫"]}, {"query": "抗疫", "x": 1},
+     {"query": "抗疫", "where": 5}, {"query": "抗疫", "mode": None}],
+)
+def test_wrong_types_are_refused(client: Any, body: dict[str, Any]) -> None:
+    # before: "k": "5" and "k": true were accepted
+    response = client.post("/search", json=body)
+    assert response.status_code == 422 and response.json()["error"].startswith("bad request")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(["--port", "99999"], "--port must be between 1 and 65535"),
+     (["--port", "0"], "--port must be"), (["--host", "nosuch.invalid"], "--host"),
+     (["--timeout", "0"], "--timeout must be")],
+)
+def test_bad_address_is_one_red_line(args: list[str], needle: str) -> None:
+    # before: --port 99999 was a traceback
+    done = subprocess.run([sys.executable, "-m", "semsearch.cli", "serve", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0]
+
+
+def test_slow_search_gets_504_while_health_answers(index_copy: Path) -> None:
+    # before: one slow request froze /health and every other client
+    app = make_app(index_copy, timeout=0.5, workers=2)
+    index = app.state.live.index
+    original = index.search
+
+    def slow(query: str, *args: Any, **kwargs: Any) -> Any:
+        if query == "slow":
+            time.sleep(4)
+        return original(query, *args, **kwargs)
+
+    index.search = slow
+    from concurrent.futures import ThreadPoolExecutor
+
+    with serving(app) as url, ThreadPoolExecutor(4) as pool:
+        slow_answers = [pool.submit(httpx.post, f"{url}/search", json={"query": "slow"},
+                                    timeout=10) for _ in range(3)]
+        time.sleep(0.1)
+        start = time.perf_counter()
+        health = httpx.get(f"{url}/health", timeout=5)
+        health_seconds = time.perf_counter() - start
+        assert health.status_code == 200 and health.json()["workers_busy"] >= 1
+        assert health_seconds < 0.3
+        for answer in slow_answers:
+            response = answer.result()
+            assert response.status_code == 504
+            assert "longer than 0.5 s" in response.json()["error"]
+            assert response.elapsed.total_seconds() < 2
+        # the workers are still busy with the slow ones: a fast search waits or gets 504,
+        # never hangs; once they are free, searches answer again
+        time.sleep(4)
+        fine = httpx.post(f"{url}/search", json={"query": "抗疫"}, timeout=5)
+        assert fine.status_code == 200 and fine.json()["hits"]
+
+
+SIGTERM_SCRIPT = """
+import sys, time
+import semsearch
+from semsearch import serve
+index = semsearch.load(sys.argv[1])
+original = index.search
+def slow(query, *args, **kwargs):
+    if query == "slow":
+        time.sleep(600)
+    return original(query, *args, **kwargs)
+index.search = slow
+serve.run(index, port=int(sys.argv[2]), timeout=300)
+"""
+
+
+def test_sigterm_exits_within_seconds_during_a_stuck_search(index_copy: Path) -> None:
+    # before: SIGTERM did not stop a server busy with a runaway request
+    import signal
+    import threading
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, str(index_copy),
+                                str(port)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        def stuck() -> None:
+            with suppress(httpx.HTTPError):  # the server goes away under it
+                httpx.post(f"{url}/search", json={"query": "slow"}, timeout=30)
+
+        threading.Thread(target=stuck, daemon=True).start()
+        time.sleep(0.5)
+        assert httpx.get(f"{url}/health", timeout=2).json()["workers_busy"] == 1
+        start = time.perf_counter()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        assert time.perf_counter() - start < 6
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def hit_sources(client: Any, **body: Any) -> set[str]:
+    response = client.post("/search", json={"query": "抗疫", "k": 50, "mode": "bm25", **body})
+    assert response.status_code == 200, response.text
+    return {hit["source"] for hit in response.json()["hits"]}
+
+
+def remove_source(index_dir: Path, source: str) -> None:
+    import semsearch
+
+    writer = semsearch.load(index_dir, writable=True)
+    writer.remove(source)
+    writer.save(index_dir)
+
+
+def test_removed_source_is_not_served_after_the_write(index_copy: Path) -> None:
+    # before: the service kept serving generation 1 and the removed passages forever
+    from starlette.testclient import TestClient
+
+    with TestClient(make_app(index_copy), raise_server_exceptions=False) as test_client:
+        assert TARGET in hit_sources(test_client)
+        assert test_client.get("/health").json()["generation"] == 1
+        remove_source(index_copy, TARGET)  # another writer commits generation 2
+        assert TARGET not in hit_sources(test_client)
+        assert TARGET not in hit_sources(test_client, where=f'source == "{TARGET}"') | set()
+        health = test_client.get("/health").json()
+        assert (health["status"], health["generation"], health["live_generation"]) == \
+            ("ok", 2, 2)
+        # the CLI as another process: generation 3, and generation 1 is gone from disk
+        other = "000_" + next(s for s in hit_sources(test_client) if s.startswith("000_"))[4:]
+        done = subprocess.run([sys.executable, "-m", "semsearch.cli", "remove", "--source",
+                               other, "--index", str(index_copy)], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert other not in hit_sources(test_client)
+        assert test_client.get("/health").json()["generation"] == 3
+        assert not (index_copy / "gen-00000001").exists()
+
+
+def test_health_alone_notices_a_new_generation(index_copy: Path) -> None:
+    from starlette.testclient import TestClient
+
+    with TestClient(make_app(index_copy), raise_server_exceptions=False) as test_client:
+        remove_source(index_copy, TARGET)
+        deadline = time.time() + 20
+        seen = []
+        while time.time() < deadline:
+            health = test_client.get("/health").json()
+            seen.append(health["status"])
+            if health["generation"] == 2:
+                break
+            time.sleep(0.05)
+        assert health["generation"] == 2 and health["status"] == "ok"
+        assert set(seen) <= {"ok", "reloading"}
+
+
+def test_unloadable_generation_keeps_the_old_one_only_while_on_disk(index_copy: Path) -> None:
+    import shutil
+
+    from starlette.testclient import TestClient
+
+    with TestClient(make_app(index_copy), raise_server_exceptions=False) as test_client:
+        remove_source(index_copy, TARGET)
+        passages = index_copy / "gen-00000002" / "passages.jsonl"
+        passages.write_bytes(passages.read_bytes()[:-10])  # generation 2 is corrupt
+        assert TARGET in hit_sources(test_client)  # generation 1 is still on disk: served
+        health = test_client.get("/health").json()
+        assert health["status"] == "stale" and "corrupt" in health["error"]
+        assert (health["generation"], health["live_generation"]) == (1, 2)
+        shutil.rmtree(index_copy / "gen-00000001")  # now nothing servable is on disk
+        response = test_client.post("/search", json={"query": "抗疫"})
+        assert response.status_code == 503 and "corrupt" in response.json()["error"]
+        assert test_client.get("/health").json()["status"] == "unavailable"
+
+
+# --- fuzzing the API from its OpenAPI schema (schemathesis), bounded --------------------------
+
+def test_fuzz_from_the_schema_never_500s(client: Any) -> None:
+    """Generated bodies, valid (positive) and invalid (negative) by the schema: never a 5xx,
+    always a JSON object, each answered within the time limit."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from schemathesis.generation import GenerationMode
+
+    schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
+    operation = schema["/search"]["POST"]
+    cases = st.one_of(operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+                      operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+    seen: Counter[int] = Counter()
+
+    @settings(max_examples=300, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=cases)
+    def check(case: Any) -> None:
+        start = time.perf_counter()
+        response = client.request("POST", "/search", content=serialize(case),
+                                  headers={"content-type": case.media_type or
+                                           "application/json"})
+        elapsed = time.perf_counter() - start
+        seen[response.status_code] += 1
+        assert response.status_code < 500, (case.body, response.text)
+        assert isinstance(response.json(), dict)
+        assert elapsed < 10
+
+    check()
+    assert seen[200] > 0 and sum(seen[s] for s in (400, 422)) > 0, seen
+
+
+def serialize(case: Any) -> bytes:
+    import json
+
+    body = case.body
+    if isinstance(body, bytes):
+        return body
+    return json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+@pytest.mark.parametrize("where", ["not (" * 300 + "paragraph > 1" + ")" * 300,
+                                   'text like "%%%%%%X"', "(" * 3000, "a" * 10_001],
+                         ids=["nested-300", "like-6%", "open-3000", "long"])
+def test_hostile_filters_answer_in_bounded_time(client: Any, where: str) -> None:
+    start = time.perf_counter()
+    response = client.post("/search", json={"query": "抗疫", "where": where})
+    assert time.perf_counter() - start < 11
+    assert response.status_code in (200, 400, 422, 504)
+    assert response.status_code == 200 or "error" in response.json()
