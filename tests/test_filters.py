@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import semsearch
 from semsearch import ann
@@ -90,3 +92,25 @@ def test_unknown_field_is_refused_by_the_index() -> None:
     store, vectors = synthetic_store("flat", 50, sources=2)
     with pytest.raises(QueryError, match="unknown field 'yeer'"):
         store.search(vectors[:1], 5, "yeer > 2000")
+
+
+TOKENS = ["source", "paragraph", "heading", "text", "year", "==", "!=", "<", ">=", "in", "not",
+          "and", "or", "&&", "||", "!", "(", ")", "[", "]", ",", "like", '"%"', '"a%b_"', "'x'",
+          "1", "2.5", "-3", "%", "_", "...", "#", "\\", '"', "__like__", "lambda", "=", "*"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=40) | st.text(max_size=200))
+def test_filter_grammar_fuzz(tokens: list[str] | str) -> None:
+    """Any string is either a filter, evaluated quickly without error, or a QueryError."""
+    import time
+
+    expression = tokens if isinstance(tokens, str) else " ".join(tokens)
+    try:
+        predicate = parse(expression)
+    except QueryError:
+        return
+    started = time.perf_counter()
+    predicate(P)
+    predicate(Passage("%" * 2000, "a", 1, 0, 1, "", {"year": "2021"}))
+    assert time.perf_counter() - started < 0.5
