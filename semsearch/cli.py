@@ -6,6 +6,7 @@ Errors a user can fix come out as one red line on stderr and a non-zero exit, ne
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 import warnings
@@ -120,15 +121,21 @@ class CliWarning(UserWarning):
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn semsearch's own errors into one red line and exit code 1."""
+    """Turn semsearch's own errors into one red line and exit code 1. Warnings are shown as
+    yellow lines; a failed write's checkpoint warning is left to the error that follows it."""
+    failed = False
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 yield
+            except BaseException:
+                failed = True
+                raise
             finally:
                 for warning in caught:
-                    if warning.category.__module__.startswith("semsearch"):
+                    if warning.category.__module__.startswith("semsearch") and not (
+                            failed and warning.category.__name__ == "CheckpointWarning"):
                         err.print(f"[yellow]warning:[/] {escape(str(warning.message))}")
     except SemsearchError as exc:
         err.print(f"[bold red]error:[/] [red]{escape(str(exc))}[/]", soft_wrap=True)
@@ -166,6 +173,8 @@ def index(
 ) -> None:
     """Build an index from text, Markdown, HTML, PDF, DOCX and record (.jsonl, .csv, .json)
     files and write it to --out (FAISS) or to a Milvus collection (--backend milvus --uri)."""
+    from semsearch.checkpoint import discard
+    from semsearch.index import CHECKPOINT
     from semsearch.search import Index
 
     with user_errors():
@@ -191,10 +200,25 @@ def index(
                                     options=options, follow_links=follow_links)
                 where = f"{resolve_uri(uri)} (collection {collection or DEFAULT_COLLECTION})"
             else:
-                built = Index.build(paths, model, progress=progress, index_type=index_type,
-                                    backend=encoder,  # type: ignore[arg-type]
-                                    options=options, follow_links=follow_links)
-                built.save(out_dir)
+                assert out_dir is not None
+                checkpoint, existed = out_dir / CHECKPOINT, out_dir.exists()
+                try:
+                    built = Index.build(paths, model, progress=progress, index_type=index_type,
+                                        backend=encoder,  # type: ignore[arg-type]
+                                        options=options, follow_links=follow_links,
+                                        checkpoint=checkpoint)
+                except KeyboardInterrupt:
+                    err.print(f"[red]interrupted[/]: passages encoded so far are kept in "
+                              f"{escape(str(checkpoint))}; run the same command again to "
+                              "resume")
+                    raise typer.Exit(130) from None
+                try:
+                    built.save(out_dir)
+                except SemsearchError:
+                    if not existed and not (out_dir / "CURRENT").exists():
+                        shutil.rmtree(out_dir, ignore_errors=True)  # a first write: no trace
+                    raise
+                discard(checkpoint)
                 where = str(out_dir)
         seconds = time.perf_counter() - started
         count = built.manifest.passage_count
@@ -203,6 +227,9 @@ def index(
                   f"in {seconds:.1f}s, model loading included "
                   f"({count / max(seconds, 1e-9):.1f} passages/s)")
         err.print(_summary(built.report))
+        if built.report.resumed:
+            err.print(f"resumed: {built.report.resumed:,} passages were already encoded by an "
+                      "interrupted run")
 
 
 def _read_queries(text: list[str] | None, queries_file: str | None) -> list[str]:

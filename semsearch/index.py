@@ -45,6 +45,7 @@ from semsearch.passages import Passage
 FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 LOCK = ".lock"
+CHECKPOINT = ".checkpoint"  # encoded chunks of an unfinished build (see checkpoint.py)
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 PASSAGES = "passages.jsonl"
@@ -489,7 +490,8 @@ def _check_target(target: Path) -> None:
         raise IndexWriteError(f"{target} exists and is not a directory")
     legacy = (target / MANIFEST).is_file()  # a format-1 index: replaced by generations
     if target.is_dir() and not (target / CURRENT).exists() and not legacy:
-        ours = (LOCK, _TMP_PREFIX, f".{CURRENT}.tmp-", _GEN_PREFIX)  # a crashed first write
+        # a crashed first write, or an interrupted build's encoded chunks (checkpoint.py)
+        ours = (LOCK, _TMP_PREFIX, f".{CURRENT}.tmp-", _GEN_PREFIX, CHECKPOINT)
         others = [p.name for p in target.iterdir() if not p.name.startswith(ours)]
         if others:
             raise IndexWriteError(f"{target} exists and is not a semsearch index (it holds "

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from semsearch import ann, corpus, filters
+from semsearch.checkpoint import encode_resumable
 from semsearch.errors import ModelMismatchError, QueryError
 from semsearch.index import Manifest, VectorIndex
 from semsearch.lexical import to_simplified
@@ -114,6 +115,7 @@ class UpdateReport:
     dropped: dict[str, int] = field(default_factory=dict)
     gone: list[str] = field(default_factory=list)
     pruned: bool = False
+    resumed: int = 0  # passages whose vectors an interrupted earlier run had already encoded
 
 
 @dataclass(frozen=True)
@@ -209,16 +211,19 @@ class Index:
               backend: Backend | None = None, index_type: str = "auto",
               uri: str | os.PathLike[str] | None = None,
               collection: str | None = None, options: corpus.Options | None = None,
-              follow_links: bool = False) -> Index:
+              follow_links: bool = False, checkpoint: Path | None = None) -> Index:
         """Read, clean and split the files under `paths`, embed the passages, index them
         (`index_type`: flat, hnsw, ivf-pq, sq8, or auto to choose by size). With `uri` the index
         is written to that Milvus collection (replacing it), otherwise kept in memory for
         `save`. `backend` is the encoder's (torch, onnx...), not the store's; `options` say how
-        to clean and which record fields hold text and ids. `report` tells what was read."""
+        to clean and which record fields hold text and ids. `report` tells what was read.
+        With a `checkpoint` directory, encoded passages are kept there as they finish, and a
+        rerun after an interruption encodes only the rest (see `checkpoint`)."""
         found = corpus.scan(paths, options=options, follow_links=follow_links)
         index = cls.from_documents(found.documents, model, max_tokens=max_tokens,
                                    progress=progress, backend=backend, index_type=index_type,
-                                   uri=uri, collection=collection, root=found.root)
+                                   uri=uri, collection=collection, root=found.root,
+                                   checkpoint=checkpoint)
         index.report = replace(index.report, files=len(found.files), skipped=found.skipped)
         return index
 
@@ -227,12 +232,13 @@ class Index:
                        max_tokens: int = MAX_TOKENS, progress: BuildProgress | None = None,
                        backend: Backend | None = None, index_type: str = "auto",
                        uri: str | os.PathLike[str] | None = None,
-                       collection: str | None = None, root: Path | None = None) -> Index:
+                       collection: str | None = None, root: Path | None = None,
+                       checkpoint: Path | None = None) -> Index:
         """`build` from documents already in memory (e.g. a benchmark's corpus records)."""
         if not documents:
             raise corpus.CorpusError("no documents to index")
         encoder = load_encoder(model, backend)
-        prepared, vectors = _embed(documents, encoder, max_tokens, progress)
+        prepared, vectors, resumed = _embed(documents, encoder, max_tokens, progress, checkpoint)
         passages = prepared.passages
         sources = {d.source: d.sha256 for d in documents}
         advance = progress.advance if progress else None
@@ -259,7 +265,7 @@ class Index:
         index = cls(store, encoder)
         index.report = UpdateReport(added=list(sources), passages=len(passages),
                                     files=len({d.file for d in documents}),
-                                    dropped=dict(prepared.dropped_total()))
+                                    dropped=dict(prepared.dropped_total()), resumed=resumed)
         return index
 
     def add(self, paths: Iterable[str | os.PathLike[str]], *, max_tokens: int = MAX_TOKENS,
@@ -285,7 +291,7 @@ class Index:
         gone = sorted(s for s in known if s not in by_source and corpus.in_scope(s, scopes)
                       and not corpus.in_scope(s, unread))
         fresh = [d for d in found.documents if d.source not in unchanged]
-        prepared, vectors = _embed(fresh, self.encoder, max_tokens, progress)
+        prepared, vectors, _ = _embed(fresh, self.encoder, max_tokens, progress)
         doomed = replaced + (gone if prune else [])
         self.store.remove_sources(doomed)
         self.store.manifest = _noted(self.store.manifest, doomed, prepared, root)
@@ -469,16 +475,20 @@ def _model_for(store: Store, model: str | None) -> ModelRef:
 
 
 def _embed(documents: Sequence[corpus.Document], encoder: Encoder, max_tokens: int,
-           progress: BuildProgress | None) -> tuple[Prepared, np.ndarray]:
-    """Passages of `documents` (with what cleaning dropped) and their vectors (the passage text
-    alone: see Passage)."""
+           progress: BuildProgress | None,
+           checkpoint: Path | None = None) -> tuple[Prepared, np.ndarray, int]:
+    """Passages of `documents` (with what cleaning dropped), their vectors (the passage text
+    alone: see Passage), and how many of those a `checkpoint` already held."""
     budget = min(max_tokens, encoder.max_tokens - 16)
     prepared = prepare(documents, encoder.count_tokens, budget)
     if progress is not None:
         progress.start(len(prepared.passages), "encoding passages")
-    vectors = encoder.encode_passages([p.text for p in prepared.passages],
-                                      progress.advance if progress else None)
-    return prepared, vectors
+    info = encoder.info
+    vectors, resumed = encode_resumable(
+        [p.text for p in prepared.passages], encoder.encode_passages, checkpoint,
+        f"{info.name} {info.fingerprint} {encoder.backend} {budget}", info.dimension,
+        progress.advance if progress else None)
+    return prepared, vectors, resumed
 
 
 def _noted(manifest: Manifest, removed: Sequence[str], prepared: Prepared | None,

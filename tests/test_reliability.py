@@ -279,3 +279,28 @@ def test_readers_never_see_a_partial_write(corpus: Path, index_dir: Path) -> Non
     counts = {s[0] for s in states}
     assert counts <= {base, base + 1} and all(s[0] == s[1] for s in states)
     assert sum(len(out) for out in outputs) >= 6
+
+
+def test_killed_build_resumes_to_the_same_index(corpus: Path, tiny_model: Path,
+                                                tmp_path: Path) -> None:
+    """A build killed after two chunks are encoded resumes from them, and the result equals an
+    uninterrupted build (issue 15: a kill in hour 9 lost everything)."""
+    from .test_index import vectors
+
+    env = {"SEMSEARCH_CHECKPOINT_EVERY": "8"}
+    out, whole = tmp_path / "resumed", tmp_path / "whole"
+    killed = run_cli("index", str(corpus), "--out", str(out), "--model", str(tiny_model),
+                     env={**env, "SEMSEARCH_FAILPOINT": "after-chunk-000001"})
+    assert killed.returncode == -signal.SIGKILL
+    assert sorted(p.name for p in (out / ".checkpoint").iterdir()) == [
+        "chunk-000000.npy", "chunk-000001.npy", "meta.json"]
+    resumed = run_cli("index", str(corpus), "--out", str(out), "--model", str(tiny_model),
+                      env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed: 16 passages were already encoded" in " ".join(resumed.stderr.split())
+    assert not (out / ".checkpoint").exists()
+    assert run_cli("index", str(corpus), "--out", str(whole), "--model", str(tiny_model),
+                   env=env).returncode == 0
+    a, b = semsearch.load(out), semsearch.load(whole)
+    assert a.passages == b.passages
+    np.testing.assert_array_equal(vectors(a), vectors(b))
