@@ -1,10 +1,14 @@
 """Benchmark semsearch's ANN index types (flat, hnsw, ivf-pq, sq8) from 10k to 1M passages.
 
-    python3 benchmarks/ann.py [--sizes 10000 100000 1000000] [--quick]
+    python3 benchmarks/ann.py [--sizes 10000 100000 1000000] [--quick | --smoke] [--out DIR]
+                              [--index DIR]
 
-Vectors are synthetic but shaped like real multilingual-e5-small embeddings (see `make_vectors`);
-recall@10 is against exact flat search on the same data. Writes benchmarks/results/ann.json,
-ann.md and ann.png (latency vs recall at the largest size).
+Vectors are synthetic but shaped like real multilingual-e5-small embeddings (see `make_vectors`),
+made from the seed passages' vectors, read from the seeds index (or `--index`) through
+`VectorIndex.load`; recall@10 is against exact flat search on the same data. Writes ann.json,
+ann.md and ann.png (latency vs recall at the largest size) to benchmarks/results/ (or `--out`).
+`--smoke` checks that the script runs end to end in seconds (1,000 vectors, 50 queries, 1 thread)
+and writes to a new temporary directory unless `--out` is given: its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from semsearch import ann  # noqa: E402
+from semsearch.index import VectorIndex  # noqa: E402
+from semsearch.search import DEFAULT_INDEX  # noqa: E402
 
-SEEDS = REPO / "indexes" / "seeds" / "vectors.faiss"
 RESULTS = REPO / "benchmarks" / "results"
 K = 10
 # Noise scales, calibrated so that 62 synthetic vectors have the same pairwise- and nearest-
@@ -38,15 +43,18 @@ PASSAGE_NOISE = 0.20
 SPECTRUM_DECAY = 0.5
 EF_SWEEP = (16, 24, 32, 48, 64, 96, 128, 256)
 NPROBE_SWEEP = (1, 2, 4, 8, 16, 32, 64, 128)
+SMOKE_SIZE, SMOKE_QUERIES = 1_000, 50  # --smoke: the fewest vectors ivf-pq trains on
 SINGLE_BUDGET_S = 20.0  # per measurement: stop timing single queries after this long (flat 1M)
 
 
-def load_seeds() -> np.ndarray:
-    """The 62 real 384-d unit vectors of the seed passages."""
-    import faiss
-
-    index = faiss.read_index(str(SEEDS))
-    return np.asarray(index.reconstruct_n(0, index.ntotal), dtype=np.float32)
+def load_seeds(path: Path = DEFAULT_INDEX) -> np.ndarray:
+    """The real unit vectors of an index's passages (the seeds: 62 x 384-d), in passage-id order,
+    reconstructed from its FAISS index as the public loader opens it."""
+    store = VectorIndex.load(path)
+    ids = sorted(store.passages)
+    if not ids:
+        raise SystemExit(f"index {path} has no passages to shape synthetic vectors from")
+    return np.stack([store.faiss_index.reconstruct(i) for i in ids]).astype(np.float32)
 
 
 def make_vectors(seeds: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -313,11 +321,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--quick", action="store_true", help="10k and 100k only (< 3 min)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="1,000 vectors, 50 queries, 1 thread: checks that it runs")
+    parser.add_argument("--index", type=Path, default=DEFAULT_INDEX,
+                        help="index whose vectors shape the synthetic data (default: the seeds)")
     parser.add_argument("--types", nargs="+", default=list(ann.INDEX_TYPES),
                         choices=list(ann.INDEX_TYPES))
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="FAISS threads for builds and batch search (default: 2; --smoke: 1)")
+    parser.add_argument("--out", type=Path, help="directory for ann.{json,md,png} "
+                        "(default: benchmarks/results; with --smoke a new temporary directory)")
     parser.add_argument("--rss-probe", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_probe:
@@ -328,13 +342,17 @@ def main() -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    THREADS = args.threads
+    THREADS = args.threads or (1 if args.smoke else min(2, os.cpu_count() or 1))
     faiss.omp_set_num_threads(THREADS)
     sizes = [s for s in args.sizes if s <= 100_000] if args.quick else args.sizes
     if args.quick and not sizes:
         sizes = [10_000, 100_000]
+    if args.smoke:
+        sizes, args.queries = [SMOKE_SIZE], min(args.queries, SMOKE_QUERIES)
+    args.out = args.out or (Path(tempfile.mkdtemp(prefix="ann-smoke-")) if args.smoke
+                            else RESULTS)
     kinds = ["flat", *[k for k in args.types if k != "flat"]]
-    seeds = load_seeds()
+    seeds = load_seeds(args.index)
     console = Console(stderr=True)
     started = time.perf_counter()
     report: dict[str, Any] = {

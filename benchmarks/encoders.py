@@ -1,6 +1,7 @@
 """Encoder backends and cold CLI latency, measured in one run as ratios against the baseline.
 
-    python3 benchmarks/encoders.py [--passages 512] [--cli-runs 5]
+    python3 benchmarks/encoders.py [--passages 512] [--cli-runs 5] [--smoke] [--out DIR]
+                                   [--index DIR]
 
 1. Indexing throughput (passages/s) on seed-like text — the seed passages, repeated to
    `--passages` — for `SentenceTransformer.encode` (the baseline) and our backends: torch with
@@ -10,7 +11,12 @@
    sentence-transformers backend (baseline) and with the default (ONNX) backend, plus the top-5
    agreement of the two on every labelled query.
 
-Writes benchmarks/results/encoders.{json,md,png}.
+The seed passages, and the index the labelled queries run against, come from the seeds index
+(or `--index`), opened with `semsearch.load`. Writes encoders.{json,md,png} to
+benchmarks/results/ (or `--out`). `--smoke` checks that the script runs end to end (8 passages,
+1 cold run per backend, 8 labelled queries, quality of the ONNX backend on one seed file; under
+a minute) and writes to a new temporary directory unless `--out` is given: its numbers mean
+nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -29,12 +36,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 QUERY = "夫妻党员抗疫"
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
-def seed_passages(n: int) -> list[str]:
+def seed_passages(n: int, index_path: Path) -> list[str]:
     import semsearch
 
-    texts = [p.text for p in semsearch.load().passages]
+    texts = [p.text for p in semsearch.load(index_path).passages]
     return [texts[i % len(texts)] for i in range(n)]
 
 
@@ -53,9 +61,10 @@ def throughput(passages: list[str]) -> dict[str, Any]:
                                      batch_size=32)
     seconds = time.perf_counter() - start
     runs["sentence-transformers encode (baseline)"] = {"seconds": seconds, "cosine_min": 1.0}
-    for backend in ("torch", "onnx", "onnx-int8"):
+    for backend in BACKENDS:
         encoder = load_encoder(ref, backend)  # type: ignore[arg-type]
-        encoder.encode_passages(passages[:8])  # warm-up: lazy tokenizer, first-run allocations
+        # warm-up: lazy tokenizer, first-run allocations (8 passages; fewer in a smoke run)
+        encoder.encode_passages(passages[:max(1, min(8, len(passages) // 4))])
         start = time.perf_counter()
         vectors = encoder.encode_passages(passages)
         seconds = time.perf_counter() - start
@@ -69,24 +78,31 @@ def throughput(passages: list[str]) -> dict[str, Any]:
     return runs
 
 
-def quality_per_backend() -> dict[str, dict[str, float]]:
-    """Hybrid and dense metrics of the seeds index built with each backend."""
+def quality_per_backend(files: list[Path] | None = None, max_queries: int | None = None,
+                        backends: tuple[str, ...] = BACKENDS) -> dict[str, dict[str, float]]:
+    """Hybrid and dense metrics of the seeds index (or an index of some seed `files`, with the
+    labelled queries about them) built with each backend."""
     import semsearch
     from semsearch import bench
 
     queries = bench.load_qrels(bench.DEFAULT_QRELS)
+    if files is not None:
+        names = {f.name for f in files}
+        queries = [q for q in queries if any(r[0] in names for r in q.relevant)]
+    queries = queries[:max_queries]
     out = {}
-    for backend in ("torch", "onnx", "onnx-int8"):
-        index = semsearch.build([REPO / "seeds"], backend=backend)  # type: ignore[arg-type]
+    for backend in backends:
+        index = semsearch.build(files or [REPO / "seeds"], backend=backend)  # type: ignore[arg-type]
         metrics = bench.evaluate(index, queries, modes=("dense", "hybrid"))["metrics"]
         out[backend] = {f"{mode} {m}": metrics[mode][m] for mode in metrics
                         for m in ("recall@5", "mrr@10", "ndcg@10")}
     return out
 
 
-def cold_cli(runs: int) -> dict[str, Any]:
+def cold_cli(runs: int, index_path: Path) -> dict[str, Any]:
     """Median wall time of a cold `semsearch query` per backend (new process each time)."""
-    exe = [sys.executable, "-m", "semsearch.cli", "query", QUERY, "--json"]
+    exe = [sys.executable, "-m", "semsearch.cli", "query", QUERY, "--json", "--index",
+           str(index_path)]
     out: dict[str, Any] = {}
     for label, backend in (("sentence-transformers (baseline)", "torch"), ("onnx", "auto")):
         env = {**os.environ, "SEMSEARCH_BACKEND": backend, "HF_HUB_OFFLINE": "1"}
@@ -103,15 +119,15 @@ def cold_cli(runs: int) -> dict[str, Any]:
     return out
 
 
-def top5_agreement() -> dict[str, Any]:
+def top5_agreement(index_path: Path, max_queries: int | None = None) -> dict[str, Any]:
     """Do the ONNX and torch query encoders give the same top 5 on every labelled query?"""
     import semsearch
     from semsearch import bench
     from semsearch.models.encoder import load_encoder
     from semsearch.models.resolve import resolve
 
-    queries = [q.query for q in bench.load_qrels(bench.DEFAULT_QRELS)]
-    index = semsearch.load()
+    queries = [q.query for q in bench.load_qrels(bench.DEFAULT_QRELS)][:max_queries]
+    index = semsearch.load(index_path)
     results = {}
     for backend in ("torch", "onnx"):
         index._encoder = load_encoder(resolve(), backend)  # type: ignore[arg-type]
@@ -124,9 +140,9 @@ def top5_agreement() -> dict[str, Any]:
     return {"queries": len(queries), "identical_top5": same}
 
 
-def write(report: dict[str, Any]) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "encoders.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
+def write(report: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "encoders.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
                                            encoding="utf-8")
     lines = [f"Measured {report['date']} on {report['cpus']} CPUs; ratios are against the "
              "baseline measured in the same run.", "",
@@ -148,7 +164,7 @@ def write(report: dict[str, Any]) -> None:
     lines += ["", f"ONNX vs torch query encoder, identical top 5 on {agree['queries']} labelled "
               f"queries: dense {agree['identical_top5']['dense']}, "
               f"hybrid {agree['identical_top5']['hybrid']}.", ""]
-    (RESULTS / "encoders.md").write_text("\n".join(lines), encoding="utf-8")
+    (out / "encoders.md").write_text("\n".join(lines), encoding="utf-8")
 
     import matplotlib
 
@@ -164,30 +180,51 @@ def write(report: dict[str, Any]) -> None:
     for y, v in enumerate(values):
         ax.text(v, y, f" {v:.0f}", va="center")
     fig.tight_layout()
-    fig.savefig(RESULTS / "encoders.png", dpi=120)
+    fig.savefig(out / "encoders.png", dpi=120)
 
 
 def main() -> None:
+    from semsearch.search import DEFAULT_INDEX
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--passages", type=int, default=512)
     parser.add_argument("--cli-runs", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true",
+                        help="8 passages, 1 cold run, 8 queries, quality on 1 file: checks it runs")
+    parser.add_argument("--index", type=Path, default=DEFAULT_INDEX,
+                        help="index to query and take passages from (default: the seeds index)")
+    parser.add_argument("--out", type=Path, help="directory for encoders.{json,md,png} "
+                        "(default: benchmarks/results; with --smoke a new temporary directory)")
     args = parser.parse_args()
+    max_queries, quality_files, quality_backends = None, None, BACKENDS
+    if args.smoke:
+        args.passages, args.cli_runs, max_queries = 8, 1, 8
+        quality_files, quality_backends = sorted((REPO / "seeds").glob("*.txt"))[:1], ("onnx",)
+    args.out = args.out or (Path(tempfile.mkdtemp(prefix="encoders-smoke-")) if args.smoke
+                            else RESULTS)
+    if args.passages < 8 or args.cli_runs < 1:
+        parser.error("--passages must be at least 8 and --cli-runs at least 1")
     warnings.filterwarnings("ignore")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
+
+    def log(step: str, result: Any) -> None:
+        print(f"[{time.perf_counter() - started:.0f} s] {step}", result, flush=True)
+
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
         "passages": args.passages, "cli_runs": args.cli_runs,
     }
-    report["cold_cli"] = cold_cli(args.cli_runs)
-    print("cold CLI", {k: round(v["median_s"], 2) for k, v in report["cold_cli"].items()})
-    report["throughput"] = throughput(seed_passages(args.passages))
-    print("throughput", {k: round(v["passages_per_s"], 1) for k, v in report["throughput"].items()})
-    report["top5"] = top5_agreement()
-    print("top5", report["top5"])
-    report["quality"] = quality_per_backend()
-    print("quality", report["quality"])
-    write(report)
-    print("wrote", RESULTS / "encoders.md")
+    report["cold_cli"] = cold_cli(args.cli_runs, args.index)
+    log("cold CLI", {k: round(v["median_s"], 2) for k, v in report["cold_cli"].items()})
+    report["throughput"] = throughput(seed_passages(args.passages, args.index))
+    log("throughput", {k: round(v["passages_per_s"], 1) for k, v in report["throughput"].items()})
+    report["top5"] = top5_agreement(args.index, max_queries)
+    log("top5", report["top5"])
+    report["quality"] = quality_per_backend(quality_files, max_queries, quality_backends)
+    log("quality", report["quality"])
+    write(report, args.out)
+    print("wrote", args.out / "encoders.md")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,20 @@
 """Milvus Lite vs FAISS: latency and top-5 agreement on the 68 labelled queries, and migrate
-throughput on the seeds and on a synthetic 100k-passage index. Writes
-benchmarks/results/milvus.{json,md}.
+throughput on the seeds and on a synthetic 100k-passage index. Writes milvus.{json,md} to
+benchmarks/results/ (or `--out`).
 
-    python3 benchmarks/milvus.py [--size 100000]
+    python3 benchmarks/milvus.py [--size 100000] [--smoke] [--out DIR] [--index DIR]
+
+The seeds index (or `--index`) is opened with `semsearch.load` / `VectorIndex.load`, and Milvus
+Lite runs in-process on a file in a temporary directory. `--smoke` checks that the script runs
+end to end in seconds (8 queries, 1 timed pass, 1,000 synthetic passages) and writes to a new
+temporary directory unless `--out` is given: its numbers mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -24,7 +30,7 @@ from semsearch import ann, bench, milvus
 from semsearch.index import FORMAT_VERSION, METRIC, Manifest, VectorIndex
 from semsearch.lexical import to_simplified
 from semsearch.passages import Passage
-from semsearch.search import CANDIDATES, DENSE_WEIGHT, Index, weighted_fusion
+from semsearch.search import CANDIDATES, DEFAULT_INDEX, DENSE_WEIGHT, Index, weighted_fusion
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,12 +42,14 @@ def _percentiles(times: Sequence[float]) -> dict[str, float]:
             "mean_ms": round(float(ms.mean()), 3)}
 
 
-def _timed(fn: Callable[[int], list[int]], n: int, repeat: int = 3) -> tuple[dict[str, float],
-                                                                             list[list[int]]]:
-    """Per-query latency over `repeat` passes (after one warm-up pass) and each query's ids."""
+REPEAT = 3  # timed passes per measurement, after one warm-up pass (--smoke: 1)
+
+
+def _timed(fn: Callable[[int], list[int]], n: int) -> tuple[dict[str, float], list[list[int]]]:
+    """Per-query latency over REPEAT passes (after one warm-up pass) and each query's ids."""
     results = [fn(i) for i in range(n)]
     times = []
-    for _ in range(repeat):
+    for _ in range(REPEAT):
         for i in range(n):
             started = time.perf_counter()
             fn(i)
@@ -86,17 +94,18 @@ def _server_hybrid(index: Index, query: str, vector: np.ndarray, ranker: Any) ->
     return [h.id for h in index._hits(ranked, 5)]
 
 
-def seeds_benchmark(workdir: Path) -> dict[str, Any]:
+def seeds_benchmark(workdir: Path, index_path: Path,
+                    max_queries: int | None = None) -> dict[str, Any]:
     """Latency and agreement on the seeds, FAISS exact vs Milvus Lite FLAT."""
     from pymilvus import RRFRanker, WeightedRanker
 
-    source = VectorIndex.load(semsearch.search.DEFAULT_INDEX, mmap=False)
+    source = VectorIndex.load(index_path, mmap=False)
     started = time.perf_counter()
     milvus.migrate(source, workdir / "seeds.db")
     migrate_s = time.perf_counter() - started
-    faiss_index = semsearch.load()
+    faiss_index = semsearch.load(index_path)
     on_milvus = semsearch.connect(workdir / "seeds.db")
-    queries = [q.query for q in bench.load_qrels(bench.DEFAULT_QRELS)]
+    queries = [q.query for q in bench.load_qrels(bench.DEFAULT_QRELS)][:max_queries]
     vectors = faiss_index.encoder.encode_queries([to_simplified(q) for q in queries])
     n = len(queries)
     out: dict[str, Any] = {"passages": len(source.passages), "queries": n,
@@ -128,18 +137,19 @@ def seeds_benchmark(workdir: Path) -> dict[str, Any]:
     return out
 
 
-def _synthetic(size: int, dimension: int = 384, seed: int = 7) -> VectorIndex:
+def _synthetic(size: int, index_path: Path, dimension: int = 384, seed: int = 7) -> VectorIndex:
     """A FAISS flat index of `size` passages cut from the seeds' text, with random unit vectors
     (migration copies vectors as they are, so their distribution does not matter here)."""
     rng = np.random.default_rng(seed)
-    text = "".join(p.text for p in semsearch.load().passages)
+    seeds = semsearch.load(index_path)
+    text = "".join(p.text for p in seeds.passages)
     starts = rng.integers(0, len(text) - 120, size)
     passages = [Passage(text[s:s + 100], f"synthetic/{i // 50:05d}.txt", i % 50 + 1, 0, 100,
                         metadata={"n": i}) for i, s in enumerate(starts)]
     vectors = rng.normal(size=(size, dimension)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = np.arange(size, dtype=np.int64)
-    model = semsearch.load().manifest.model
+    model = seeds.manifest.model
     sources = {f"synthetic/{i:05d}.txt": f"{i:064x}" for i in range((size + 49) // 50)}
     manifest = Manifest(FORMAT_VERSION, model, METRIC, "flat", size, "synthetic",
                         "1970-01-01T00:00:00+00:00", next_id=size, sources=sources)
@@ -147,23 +157,25 @@ def _synthetic(size: int, dimension: int = 384, seed: int = 7) -> VectorIndex:
     return VectorIndex(manifest, dict(zip(ids.tolist(), passages, strict=True)), faiss_index)
 
 
-def large_benchmark(workdir: Path, size: int) -> dict[str, Any]:
+def large_benchmark(workdir: Path, size: int, index_path: Path,
+                    n_queries: int = 68) -> dict[str, Any]:
     """Migrate throughput, and dense latency, at `size` synthetic passages."""
-    source = _synthetic(size)
+    source = _synthetic(size, index_path)
     started = time.perf_counter()
     store, report = milvus.migrate(source, workdir / "large.db", batch_size=milvus.BATCH)
     seconds = time.perf_counter() - started
     assert report.copied == size and store.count() == size
     rng = np.random.default_rng(3)
-    queries = rng.normal(size=(68, source.manifest.model.dimension)).astype(np.float32)
+    queries = rng.normal(size=(n_queries, source.manifest.model.dimension)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    f_lat, f_ids = _timed(lambda i: source.search(queries[i:i + 1], 10)[1][0].tolist(), 68)
-    m_lat, m_ids = _timed(lambda i: store.search(queries[i:i + 1], 10)[1][0].tolist(), 68)
+    f_lat, f_ids = _timed(lambda i: source.search(queries[i:i + 1], 10)[1][0].tolist(),
+                          n_queries)
+    m_lat, m_ids = _timed(lambda i: store.search(queries[i:i + 1], 10)[1][0].tolist(), n_queries)
     agree = sum(a == b for a, b in zip(f_ids, m_ids, strict=True))
     return {"passages": size, "migrate_s": round(seconds, 1),
             "migrate_passages_per_s": round(size / seconds, 1),
             "dense_top10": {"faiss_flat": f_lat, "milvus_lite_flat": m_lat,
-                            "identical_top10": agree, "queries": 68}}
+                            "identical_top10": agree, "queries": n_queries}}
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -174,9 +186,10 @@ def markdown(results: dict[str, Any]) -> str:
         "# Milvus backend benchmark", "",
         f"{results['machine']}; pymilvus {results['pymilvus']}, milvus-lite "
         f"{results['milvus_lite']} (in-process, pure Python + FAISS, gRPC on localhost). "
-        "Latency is per single query (embedding excluded: the 68 queries are embedded once), "
-        "3 passes after a warm-up; a query asks the store for the top 50 (hybrid's candidate "
-        "depth) and keeps 5 after collapsing near-duplicates, as `Index.search` does.", "",
+        f"Latency is per single query (embedding excluded: the {s['queries']} queries are "
+        f"embedded once), {results['repeat']} passes after a warm-up; a query asks the store "
+        "for the top 50 (hybrid's candidate depth) and keeps 5 after collapsing "
+        "near-duplicates, as `Index.search` does.", "",
         f"## Seeds ({s['passages']} passages, {s['queries']} labelled queries)", "",
         "| path | FAISS p50 / p99 ms | Milvus Lite p50 / p99 ms | identical top-5 | "
         "overlap@5 |", "|---|---:|---:|---:|---:|",
@@ -210,7 +223,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{big['dense_top10']['faiss_flat']['p50_ms']} ms, Milvus Lite FLAT p50 "
         f"{big['dense_top10']['milvus_lite_flat']['p50_ms']} ms (p99 "
         f"{big['dense_top10']['milvus_lite_flat']['p99_ms']}); identical top-10 "
-        f"{big['dense_top10']['identical_top10']}/68.", "",
+        f"{big['dense_top10']['identical_top10']}/{big['dense_top10']['queries']}.", "",
         "## Hybrid on Milvus: which and why", "",
         "The BM25 half runs in Milvus (a BM25 function over a `lexical` field: the passage text "
         "folded as lexical.py folds it — NFKC, lowercase, traditional→simplified — analysed by "
@@ -261,28 +274,45 @@ def main() -> None:
     import milvus_lite
     import pymilvus
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", type=int, default=100_000)
+    global REPEAT
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=100_000,
+                        help="synthetic passages for the migrate benchmark")
+    parser.add_argument("--smoke", action="store_true",
+                        help="8 queries, 1 timed pass, 1,000 passages: checks the script runs")
+    parser.add_argument("--index", type=Path, default=DEFAULT_INDEX,
+                        help="FAISS index to compare against (default: the seeds index)")
+    parser.add_argument("--out", type=Path, help="directory for milvus.{json,md} "
+                        "(default: benchmarks/results; with --smoke a new temporary directory)")
     args = parser.parse_args()
+    max_queries, large_queries = None, 68
+    if args.smoke:
+        args.size, max_queries, large_queries, REPEAT = min(args.size, 1_000), 8, 8, 1
+    args.out = args.out or (Path(tempfile.mkdtemp(prefix="milvus-smoke-")) if args.smoke
+                            else RESULTS)
+    if args.size < 1:
+        parser.error("--size must be positive")
     workdir = Path(tempfile.mkdtemp(prefix="semsearch-milvus-bench-"))
     try:
         results: dict[str, Any] = {
-            "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} "
+            "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} "
                        f"cores, python {platform.python_version()}",
             "pymilvus": pymilvus.__version__, "milvus_lite": milvus_lite.__version__,
+            "repeat": REPEAT,
         }
-        results["seeds"] = seeds_benchmark(workdir)
+        results["seeds"] = seeds_benchmark(workdir, args.index, max_queries)
         print(json.dumps(results["seeds"], indent=1))
-        results["large"] = large_benchmark(workdir, args.size)
+        results["large"] = large_benchmark(workdir, args.size, args.index, large_queries)
         print(json.dumps(results["large"], indent=1))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "milvus.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "milvus.json").write_text(json.dumps(results, indent=2) + "\n",
+                                          encoding="utf-8")
     report = markdown(results).replace(
         "{rate}", f"{results['large']['migrate_passages_per_s']:,.0f}")
-    (RESULTS / "milvus.md").write_text(report, encoding="utf-8")
-    print(f"wrote {RESULTS / 'milvus.json'} and {RESULTS / 'milvus.md'}")
+    (args.out / "milvus.md").write_text(report, encoding="utf-8")
+    print(f"wrote {args.out / 'milvus.json'} and {args.out / 'milvus.md'}")
 
 
 if __name__ == "__main__":

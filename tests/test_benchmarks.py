@@ -1,0 +1,225 @@
+"""Every benchmark script keeps running: each runs here in --smoke mode (tiny sizes, seconds) as
+a subprocess against the shipped seeds index, writing to tmp_path, and its JSON must have the
+fields the README tables come from, with sane values. The numbers themselves mean nothing.
+
+Benchmarks read indexes only through the public API (`semsearch.load`, `VectorIndex.load`), so
+moving or renaming a file inside an index directory either is invisible to them or fails here.
+
+Deselect with `-m "not benchmark"` (the fast API checks at the top still run).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from semsearch import ann
+from semsearch import index as index_module
+from semsearch.index import VectorIndex
+from semsearch.search import DEFAULT_INDEX
+
+from .conftest import REPO
+
+BENCHMARKS = REPO / "benchmarks"
+RESULTS = BENCHMARKS / "results"
+# What lives inside an index directory: benchmarks must not name any of it.
+INTERNAL = (index_module.VECTORS, index_module.PASSAGES, index_module.MANIFEST,
+            index_module.CURRENT, index_module.LOCK, index_module._GEN_PREFIX)
+
+
+def load_script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name[:-3]}", BENCHMARKS / name)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def results_snapshot(stem: str) -> dict[str, tuple[int, int]]:
+    """(mtime, size) of benchmarks/results/<stem>.*: a smoke run must leave them alone."""
+    return {f.name: (f.stat().st_mtime_ns, f.stat().st_size) for f in RESULTS.glob(f"{stem}.*")}
+
+
+def run_smoke(name: str, out: Path, *extra: str, timeout: float = 300) -> dict[str, Any]:
+    """Run benchmarks/<name> --smoke --out <out>; return its JSON report."""
+    stem = name[:-3]
+    before = results_snapshot(stem)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("SEMSEARCH_INDEX", None)
+    result = subprocess.run([sys.executable, str(BENCHMARKS / name), "--smoke", "--out", str(out),
+                             *extra], capture_output=True, text=True, env=env, cwd=REPO,
+                            timeout=timeout, check=False)
+    assert result.returncode == 0, (f"{name} --smoke exited {result.returncode}:\n"
+                                    f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+    assert results_snapshot(stem) == before, f"{name} --smoke wrote to {RESULTS}"
+    report = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
+    assert (out / f"{stem}.md").read_text(encoding="utf-8").strip()
+    return report
+
+
+def positive(*values: float) -> bool:
+    return all(isinstance(v, int | float) and v > 0 and np.isfinite(v) for v in values)
+
+
+def fraction(*values: float) -> bool:
+    return all(isinstance(v, int | float) and 0.0 <= v <= 1.0 for v in values)
+
+
+# --- fast: what the benchmarks read from the shipped index, through the API -------------------
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in BENCHMARKS.glob("*.py")))
+def test_benchmarks_name_no_file_inside_an_index(name: str) -> None:
+    source = (BENCHMARKS / name).read_text(encoding="utf-8")
+    for internal in INTERNAL:
+        pattern = re.escape(internal) + (r"\d" if internal.endswith("-") else r"\b")
+        assert not re.search(pattern, source), (
+            f"benchmarks/{name} names {internal!r}, a file inside an index directory: open "
+            "indexes with semsearch.load / VectorIndex.load instead")
+    assert not re.search(r"""["']indexes["']""", source), (
+        f"benchmarks/{name} builds a path under indexes/: use semsearch.search.DEFAULT_INDEX")
+
+
+def test_ann_reads_the_seed_vectors_through_the_api() -> None:
+    store = VectorIndex.load(DEFAULT_INDEX)
+    seeds = load_script("ann.py").load_seeds(DEFAULT_INDEX)
+    assert seeds.shape == (len(store.passages), store.manifest.model.dimension) == (62, 384)
+    assert seeds.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(seeds, axis=1), 1.0, atol=1e-4)
+    scores, ids = store.search(seeds[:5], 1)
+    assert ids[:, 0].tolist() == sorted(store.passages)[:5]
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-4)
+
+
+# --- each script in --smoke mode --------------------------------------------------------------
+
+
+@pytest.mark.benchmark
+def test_ann_smoke(tmp_path: Path) -> None:
+    report = run_smoke("ann.py", tmp_path)
+    assert (tmp_path / "ann.png").stat().st_size > 0
+    assert report["dim"] == 384 and report["k"] == 10 and positive(report["total_s"])
+    assert report["threads"] == 1 and report["queries"] == 50
+    assert set(report["seeds_62"]) == {"pair_cosine_p5_p50_p95", "nn_cosine_p5_p50_p95"}
+    [size] = report["sizes"]
+    assert size["n"] == 1000 and size["queries"] == 50
+    assert list(size["types"]) == list(ann.INDEX_TYPES)
+    for kind, row in size["types"].items():
+        assert row["build_s"] >= 0 and row["disk_mb"] >= 0, kind
+        assert positive(row["p50_ms"], row["p99_ms"], row["batch_ms_per_query"]), kind
+        assert row["p99_ms"] >= row["p50_ms"], kind
+        assert 0 < row["single_queries"] <= 50
+        assert fraction(row["recall_at_10"]), kind
+        assert positive(row["speedup_p50_vs_flat"], row["speedup_batch_vs_flat"]), kind
+        assert row["description"].startswith(kind), kind
+        for rss in (row["rss"], row["rss_mmap"]):
+            assert set(rss) == {"rss_mb", "anon_mb", "rss_after_200_queries_mb",
+                                "anon_after_200_queries_mb"}
+        sweep_key = {"flat": None, "hnsw": "ef_search"}.get(kind, "nprobe")
+        assert bool(row["sweep"]) == (sweep_key is not None), kind
+        for point in row["sweep"]:
+            assert point[sweep_key] > 0
+            assert fraction(point["recall_at_10"])
+            assert positive(point["p50_ms"], point["p99_ms"], point["batch_ms_per_query"])
+    assert size["types"]["flat"]["recall_at_10"] == 1.0  # flat is the ground truth
+    assert size["types"]["hnsw"]["p50_ms_without_selector"] > 0
+
+
+@pytest.mark.benchmark
+def test_ann_fails_loudly_when_an_index_file_moves(tmp_path: Path) -> None:
+    """The seeds' vectors are read through VectorIndex.load: a moved file is an IndexLoadError,
+    never a benchmark of something else."""
+    copy = tmp_path / "seeds"
+    shutil.copytree(DEFAULT_INDEX, copy)
+    live = index_module.live_dir(copy)
+    (live / index_module.VECTORS).rename(live / "moved.faiss")
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "ann.py"), "--smoke", "--index",
+                             str(copy), "--out", str(tmp_path / "out")], capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode != 0
+    assert "IndexLoadError" in result.stderr and index_module.VECTORS in result.stderr
+    assert not (tmp_path / "out" / "ann.json").exists()
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_encoders_smoke(tmp_path: Path, real_model: Path) -> None:
+    report = run_smoke("encoders.py", tmp_path)
+    assert (tmp_path / "encoders.png").stat().st_size > 0
+    assert report["passages"] == 8 and report["cli_runs"] == 1
+    throughput = report["throughput"]
+    assert list(throughput) == ["sentence-transformers encode (baseline)", "semsearch torch",
+                                "semsearch onnx", "semsearch onnx-int8"]
+    for name, run in throughput.items():
+        assert positive(run["seconds"], run["passages_per_s"], run["speedup"]), name
+        assert 0.9 < run["cosine_min"] <= 1.0 + 1e-5, name  # int8 is ~0.98
+    assert throughput["semsearch onnx"]["cosine_min"] > 0.999
+    assert set(report["cold_cli"]) == {"sentence-transformers (baseline)", "onnx"}
+    for name, run in report["cold_cli"].items():
+        assert positive(run["median_s"], run["speedup"]) and len(run["runs_s"]) == 1, name
+        assert len(run["top5"]) == 5, name
+    assert report["top5"]["queries"] == 8
+    assert all(0 <= n <= 8 for n in report["top5"]["identical_top5"].values())
+    assert set(report["quality"]) == {"onnx"}  # all three backends in a full run
+    for backend, metrics in report["quality"].items():
+        assert len(metrics) == 6 and fraction(*metrics.values()), backend
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_milvus_smoke(tmp_path: Path, real_model: Path) -> None:
+    pytest.importorskip("milvus_lite")
+    report = run_smoke("milvus.py", tmp_path)
+    assert report["repeat"] == 1 and report["pymilvus"] and report["milvus_lite"]
+    seeds = report["seeds"]
+    assert seeds["passages"] == len(VectorIndex.load(DEFAULT_INDEX).passages)
+    assert seeds["queries"] == 8
+    assert positive(seeds["migrate_s"], seeds["migrate_passages_per_s"])
+
+    def agreement(a: dict[str, Any]) -> None:
+        assert a["queries"] == 8 and 0 <= a["identical_top5"] <= 8
+        assert fraction(a["overlap_at_5"])
+
+    def latency(lat: dict[str, float]) -> None:
+        assert positive(lat["p50_ms"], lat["p99_ms"], lat["mean_ms"])
+        assert lat["p99_ms"] >= lat["p50_ms"]
+
+    for path in ("dense", "hybrid"):
+        latency(seeds[path]["faiss"])
+        latency(seeds[path]["milvus_lite"])
+        agreement(seeds[path]["agreement"])
+    assert seeds["dense"]["agreement"]["overlap_at_5"] >= 0.8  # both exact: nearly identical
+    for path in ("hybrid_server_weighted", "hybrid_server_rrf"):
+        latency(seeds[path]["milvus_lite"])
+        agreement(seeds[path]["agreement_with_faiss_hybrid"])
+    agreement(seeds["bm25_agreement"])
+    large = report["large"]
+    assert large["passages"] == 1000
+    assert positive(large["migrate_s"], large["migrate_passages_per_s"])
+    dense = large["dense_top10"]
+    latency(dense["faiss_flat"])
+    latency(dense["milvus_lite_flat"])
+    assert dense["queries"] == 8 and 0 <= dense["identical_top10"] <= 8
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_service_smoke(tmp_path: Path, real_model: Path) -> None:
+    report = run_smoke("service.py", tmp_path, timeout=180)
+    assert report["mode"].startswith("hybrid") and report["cpus"] >= 1
+    assert [run["clients"] for run in report["runs"]] == [1, 4]
+    for run in report["runs"]:
+        assert run["errors"] == 0 and 0 < run["requests"] <= 20
+        assert positive(run["seconds"], run["requests_per_s"], run["p50_ms"], run["p99_ms"])
+        assert run["p99_ms"] >= run["p50_ms"]
