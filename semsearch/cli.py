@@ -327,7 +327,7 @@ def query(
         for q, hits in zip(queries, results, strict=True):
             if as_json:
                 record = {"query": q, "hits": [
-                    {"rank": h.rank, "score": round(h.score, 6), "text": h.text,
+                    {"rank": h.rank, "score": round(h.score, 6), "id": h.id, "text": h.text,
                      "source": h.source, "paragraph": h.paragraph, "start": h.start,
                      "end": h.end, "heading": h.heading, **({"metadata": h.metadata}
                                                              if h.metadata else {})}

@@ -43,7 +43,7 @@ def test_query_json_lines(index_dir: Path) -> None:
     record = json.loads(line)
     assert record["query"] == "夫妻党员抗疫"
     assert [h["rank"] for h in record["hits"]] == [1, 2, 3]
-    keys = {"rank", "score", "text", "source", "paragraph", "start", "end"}
+    keys = {"rank", "score", "id", "text", "source", "paragraph", "start", "end"}
     assert keys <= set(record["hits"][0])
     assert record["hits"][0]["source"].endswith(".txt")
 
