@@ -64,3 +64,15 @@ def test_int8_export_is_close(encoders: dict[str, object]) -> None:
     b = int8.encode_passages(texts)
     assert float((a * b).sum(axis=1).mean()) >= 0.98
     assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-4)
+
+
+def test_batches_by_count_and_by_token_budget() -> None:
+    from semsearch.models.encoder import batches
+
+    lengths = [5, 300, 10, 7, 250, 20]
+    by_count = batches(lengths, size=4)
+    assert [list(b) for b in by_count] == [[0, 3, 2, 5], [4, 1]]
+    by_tokens = batches(lengths, size=4, tokens=60)
+    assert [list(b) for b in by_tokens] == [[0, 3, 2], [5], [4], [1]]  # a long text alone
+    assert sorted(int(i) for b in by_tokens for i in b) == list(range(len(lengths)))
+    assert batches([], size=4, tokens=60) == []

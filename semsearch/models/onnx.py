@@ -148,8 +148,11 @@ class OnnxRunner:
         return self._tokenizer
 
     @classmethod
-    def open(cls, model_dir: Path, *, int8: bool = False, threads: int | None = None
-             ) -> OnnxRunner:
+    def open(cls, model_dir: Path, *, int8: bool = False, threads: int | None = None,
+             body_name: str | None = None, spinning: bool | None = None) -> OnnxRunner:
+        """A runner on the export in `model_dir` (its fp32 or int8 body, or the file of `onnx/`
+        that `body_name` names: benchmarks compare variants this way). `spinning` sets
+        onnxruntime's busy-waiting of idle threads (its default, on, when None)."""
         import onnxruntime as ort
 
         folder = model_dir / ONNX_DIR
@@ -158,7 +161,10 @@ class OnnxRunner:
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        body = folder / (BODY_INT8 if int8 else BODY)
+        if spinning is not None:
+            options.add_session_config_entry("session.intra_op.allow_spinning",
+                                             "1" if spinning else "0")
+        body = folder / (body_name or (BODY_INT8 if int8 else BODY))
         if not body.is_file():
             raise ModelError(f"{body} is missing; re-run `semsearch provision --force`")
         session = ort.InferenceSession(str(body), options, providers=["CPUExecutionProvider"])
