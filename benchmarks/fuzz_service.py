@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -154,7 +155,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=900)
     parser.add_argument("--timeout", type=float, default=10.0, help="the service's time limit")
+    parser.add_argument("--smoke", action="store_true",
+                        help="200 requests (seconds): checks the script, not the service")
+    parser.add_argument("--out", type=Path, help="directory for fuzz_service.{json,md} "
+                                                 "(default benchmarks/results/)")
     args = parser.parse_args()
+    if args.smoke:
+        args.requests, args.seconds = 200, 120
+    out_dir = args.out or (Path(tempfile.mkdtemp(prefix="fuzz-smoke-")) if args.smoke
+                           else RESULTS)
 
     process, url = start_server(args.timeout)
     statuses: Counter[int] = Counter()
@@ -231,8 +240,8 @@ def main() -> None:
         "alive_after": alive, "sigterm_exit_s": round(stop_seconds, 2),
         "problems": bad[:50], "problem_count": len(bad),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "fuzz_service.json").write_text(json.dumps(report, indent=2, ensure_ascii=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "fuzz_service.json").write_text(json.dumps(report, indent=2, ensure_ascii=False)
                                                + "\n", encoding="utf-8")
     lines = [
         f"Fuzzing `semsearch serve` on loopback (seeds index, default model, --timeout "
@@ -249,7 +258,7 @@ def main() -> None:
         f"Problems (bad status, non-JSON or misshapen body, over the limit): {len(bad)}",
     ]
     lines += [f"- `{problem[:300]}`" for problem in bad[:20]]
-    (RESULTS / "fuzz_service.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out_dir / "fuzz_service.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     if bad or not alive or health.failed or sent < min(args.requests, 1):
         raise SystemExit(1)

@@ -223,3 +223,25 @@ def test_service_smoke(tmp_path: Path, real_model: Path) -> None:
         assert run["errors"] == 0 and 0 < run["requests"] <= 20
         assert positive(run["seconds"], run["requests_per_s"], run["p50_ms"], run["p99_ms"])
         assert run["p99_ms"] >= run["p50_ms"]
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_throughput_smoke(tmp_path: Path) -> None:
+    report = run_smoke("throughput.py", tmp_path, "--variants", "fp32-tok2048")
+    assert report["smoke"] is True
+    variants = report["throughput"]["variants"]
+    assert {"fp32", "fp32-tok2048"} <= set(variants)
+    for measured in variants.values():
+        assert positive(measured["passages_per_s"], measured["tokens_per_s"])
+    assert fraction(*report["min_cosine"].values())
+    assert report["min_cosine"]["fp32-tok2048"] > 0.999
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_fuzz_service_smoke(tmp_path: Path) -> None:
+    report = run_smoke("fuzz_service.py", tmp_path, timeout=300)
+    assert report["requests"] == 200 and report["server_errors"] == 0
+    assert report["transport_errors"] == 0
+    assert positive(report["longest_request_s"]) and report["longest_request_s"] < 10
