@@ -18,9 +18,7 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,30 +29,12 @@ from typing import Any
 import httpx
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from service import start_server  # benchmarks/service.py, beside this script
+
+from semsearch.search import DEFAULT_INDEX
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
-HOST = "127.0.0.1"  # loopback only
-
-
-def start_server(timeout: float) -> tuple[subprocess.Popen[str], str]:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "semsearch.cli", "serve", "--host", HOST,
-                                "--port", str(port), "--timeout", str(timeout)], cwd=REPO,
-                               text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    url = f"http://{HOST}:{port}"
-    for _ in range(600):
-        if process.poll() is not None:
-            raise SystemExit("the service exited while starting")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("the service did not start")
 
 
 def json_values() -> st.SearchStrategy[Any]:
@@ -165,7 +145,7 @@ def main() -> None:
     out_dir = args.out or (Path(tempfile.mkdtemp(prefix="fuzz-smoke-")) if args.smoke
                            else RESULTS)
 
-    process, url = start_server(args.timeout)
+    process, url = start_server(DEFAULT_INDEX, "--timeout", str(args.timeout))
     statuses: Counter[int] = Counter()
     bad: list[str] = []
     slowest = (0.0, "")

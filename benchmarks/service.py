@@ -33,12 +33,14 @@ RESULTS = REPO / "benchmarks" / "results"
 HOST = "127.0.0.1"
 
 
-def start_server(index: Path) -> tuple[subprocess.Popen[str], str]:
+def start_server(index: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """`semsearch serve` on a free loopback port (extra CLI options appended), once /health
+    answers; SystemExit if it dies or does not come up."""
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "semsearch.cli", "serve", "--index", str(index.resolve()),
-               "--host", HOST, "--port", str(port)]
+               "--host", HOST, "--port", str(port), *extra]
     process = subprocess.Popen(command, cwd=REPO, text=True,
                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
     url = f"http://{HOST}:{port}"
