@@ -349,8 +349,9 @@ def main() -> None:
         sizes = [10_000, 100_000]
     if args.smoke:
         sizes, args.queries = [SMOKE_SIZE], min(args.queries, SMOKE_QUERIES)
-    args.out = args.out or (Path(tempfile.mkdtemp(prefix="ann-smoke-")) if args.smoke
-                            else RESULTS)
+    from outputs import output_dir  # benchmarks/outputs.py, beside this script
+
+    args.out = output_dir(args.out, args.smoke, "ann")
     kinds = ["flat", *[k for k in args.types if k != "flat"]]
     seeds = load_seeds(args.index)
     console = Console(stderr=True)

@@ -27,7 +27,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -200,8 +199,9 @@ def main() -> None:
     if args.smoke:
         args.passages, args.cli_runs, max_queries = 8, 1, 8
         quality_files, quality_backends = sorted((REPO / "seeds").glob("*.txt"))[:1], ("onnx",)
-    args.out = args.out or (Path(tempfile.mkdtemp(prefix="encoders-smoke-")) if args.smoke
-                            else RESULTS)
+    from outputs import output_dir  # benchmarks/outputs.py, beside this script
+
+    args.out = output_dir(args.out, args.smoke, "encoders")
     if args.passages < 8 or args.cli_runs < 1:
         parser.error("--passages must be at least 8 and --cli-runs at least 1")
     warnings.filterwarnings("ignore")

@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -142,8 +141,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.requests, args.seconds = 200, 120
-    out_dir = args.out or (Path(tempfile.mkdtemp(prefix="fuzz-smoke-")) if args.smoke
-                           else RESULTS)
+    from outputs import output_dir  # benchmarks/outputs.py, beside this script
+
+    out_dir = output_dir(args.out, args.smoke, "fuzz")
 
     process, url = start_server(DEFAULT_INDEX, "--timeout", str(args.timeout))
     statuses: Counter[int] = Counter()

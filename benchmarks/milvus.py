@@ -288,8 +288,9 @@ def main() -> None:
     max_queries, large_queries = None, 68
     if args.smoke:
         args.size, max_queries, large_queries, REPEAT = min(args.size, 1_000), 8, 8, 1
-    args.out = args.out or (Path(tempfile.mkdtemp(prefix="milvus-smoke-")) if args.smoke
-                            else RESULTS)
+    from outputs import output_dir  # benchmarks/outputs.py, beside this script
+
+    args.out = output_dir(args.out, args.smoke, "milvus")
     if args.size < 1:
         parser.error("--size must be positive")
     workdir = Path(tempfile.mkdtemp(prefix="semsearch-milvus-bench-"))

@@ -20,7 +20,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -123,8 +122,9 @@ def main() -> None:
     if args.smoke:
         args.requests, args.seconds = min(args.requests, 20), min(args.seconds, 10)
         args.clients, warmup = [1, 4], 4
-    args.out = args.out or (Path(tempfile.mkdtemp(prefix="service-smoke-")) if args.smoke
-                            else RESULTS)
+    from outputs import output_dir  # benchmarks/outputs.py, beside this script
+
+    args.out = output_dir(args.out, args.smoke, "service")
     if args.requests < 1 or args.seconds <= 0 or min(args.clients) < 1:
         parser.error("--requests, --seconds and --clients must be positive")
 

@@ -387,8 +387,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.passages, args.rounds, args.quality = 24, 1, "none"
-    out_dir = args.out or (Path(tempfile.mkdtemp(prefix="throughput-smoke-")) if args.smoke
-                           else RESULTS)
+    from outputs import output_dir  # benchmarks/outputs.py, beside this script
+
+    out_dir = output_dir(args.out, args.smoke, "throughput")
 
     from semsearch.models.encoder import load_encoder
     from semsearch.models.resolve import resolve
