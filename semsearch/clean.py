@@ -221,7 +221,8 @@ def _is_heading(text: str) -> bool:
     )
 
 
-def _dedup_key(text: str) -> str:
+def dedup_key(text: str) -> str:
+    """Text compared for duplication: NFKC (full/half width) and no whitespace."""
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
@@ -268,7 +269,7 @@ def _join_broken(lines: list[_Line], plain: bool = False) -> list[_Draft]:
 def _dedup(drafts: list[_Draft], dropped: list[Dropped]) -> list[_Draft]:
     """Drop exact repeats (keeping the first) and paragraphs contained in a longer one nearby;
     each dropped one is recorded in `dropped`."""
-    keys = [_dedup_key(d.text) for d in drafts]
+    keys = [dedup_key(d.text) for d in drafts]
     seen: set[str] = set()
     kept: list[_Draft] = []
     window = 200

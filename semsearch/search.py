@@ -22,6 +22,7 @@ import numpy as np
 
 from semsearch import ann, corpus, filters
 from semsearch.checkpoint import encode_resumable
+from semsearch.clean import dedup_key
 from semsearch.errors import ModelMismatchError, QueryError
 from semsearch.index import Manifest, VectorIndex
 from semsearch.lexical import to_simplified
@@ -156,19 +157,29 @@ def weighted_fusion(runs: Sequence[tuple[np.ndarray, np.ndarray]],
     return fused
 
 
-def _overlaps(a: Passage, b: Passage) -> bool:
-    """True duplicates only: overlapping spans of one document (a file, or one record of a
-    records file: records are their own sources), or the same text up to whitespace and width.
+class Collapser:
+    """Keeps only true duplicates out of a ranking: a passage overlapping one already kept from
+    the same document (a file, or one record of a records file: records are their own sources),
+    or with the same text up to whitespace and width. Each text is normalised once (NFKC over
+    every pair cost ~0.1 s per query at k=50).
 
     Containment across documents is not duplication: "男孩趴在草地上。" and "小男孩趴在草地上。"
     are two records, and collapsing them lost answers on record corpora (issue 11)."""
-    if a.source == b.source and a.start < b.end and b.start < a.end:
+
+    def __init__(self) -> None:
+        self._texts: set[str] = set()
+        self._spans: dict[str, list[tuple[int, int]]] = {}
+
+    def keep(self, passage: Passage) -> bool:
+        """False for a duplicate of a passage kept before; otherwise record it and say True."""
+        text = dedup_key(passage.text)
+        spans = self._spans.setdefault(passage.source, [])
+        if text in self._texts or any(passage.start < end and start < passage.end
+                                      for start, end in spans):
+            return False
+        self._texts.add(text)
+        spans.append((passage.start, passage.end))
         return True
-    return _dedup_text(a.text) == _dedup_text(b.text)
-
-
-def _dedup_text(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).split())
 
 
 def check_query(query: str) -> str:
@@ -437,20 +448,12 @@ class Index:
     def _hits(self, ranked: Sequence[tuple[int, float]], k: int) -> list[Hit]:
         """The first `k` of `ranked` (id, score) pairs as hits, skipping near-duplicates."""
         hits: list[Hit] = []
-        # `_overlaps` against every kept passage, with each text normalised once (NFKC over
-        # every pair cost ~0.1 s per query at k=50)
-        texts: set[str] = set()
-        spans: dict[str, list[tuple[int, int]]] = {}
+        collapser = Collapser()
         found = self.store.get(idx for idx, _ in ranked)
         for idx, score in ranked:
             passage = found[idx]
-            text = _dedup_text(passage.text)
-            same_source = spans.setdefault(passage.source, [])
-            if text in texts or any(passage.start < end and start < passage.end
-                                    for start, end in same_source):
+            if not collapser.keep(passage):
                 continue
-            texts.add(text)
-            same_source.append((passage.start, passage.end))
             hits.append(Hit(**vars(passage), rank=len(hits) + 1, score=float(score), id=idx))
             if len(hits) == k:
                 break

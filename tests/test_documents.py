@@ -14,7 +14,7 @@ import semsearch
 from semsearch import corpus
 from semsearch.corpus import CorpusWarning, Options, scan
 from semsearch.passages import Passage, prepare
-from semsearch.search import _overlaps
+from semsearch.search import Collapser
 
 from .conftest import SEEDS
 
@@ -279,9 +279,11 @@ def test_collapse_only_true_duplicates() -> None:
     containing another was dropped as its duplicate."""
     a = Passage("男孩趴在草地上。", "s.jsonl#1", 1, 0, 8)
     b = Passage("小男孩趴在草地上。", "s.jsonl#2", 1, 0, 9)
-    assert not _overlaps(a, b)
-    assert _overlaps(a, Passage("男孩趴在草地上。 ", "t.txt", 3, 40, 49))  # same text
-    assert _overlaps(a, Passage("趴在草地上。还有", "s.jsonl#1", 1, 2, 10))  # same record, overlap
+    collapser = Collapser()
+    assert collapser.keep(a) and collapser.keep(b)
+    assert not collapser.keep(Passage("男孩趴在草地上。 ", "t.txt", 3, 40, 49))  # same text
+    assert not collapser.keep(Passage("趴在草地上。还有", "s.jsonl#1", 1, 2, 10))  # same record
+    assert collapser.keep(Passage("趴在草地上。还有", "s.jsonl#3", 1, 2, 10))  # another record
 
 
 # --- end to end with the tiny model (fast) ---
