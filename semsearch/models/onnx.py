@@ -12,15 +12,14 @@ Layout, inside the model directory:
     onnx/model_int8.onnx        the same, weights quantised to int8 (faster, slightly different)
     onnx/word_embeddings.npy    the word-embedding table (fp16, as converted)
     onnx/export.json            what was exported, from which weights
+
+Provisioning writes the export (`provision/export.py`); this module only runs it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,14 +28,15 @@ from typing import Any
 import numpy as np
 
 from semsearch.errors import ModelError
-from semsearch.models.unigram import UNIGRAM_DIR, UnigramTokenizer
+from semsearch.models.resolve import TOKENIZER_FILE
+from semsearch.models.unigram import UNIGRAM_DIR, UnigramTokenizer, has_tables
 
 ONNX_DIR = "onnx"
 BODY = "model.onnx"
 BODY_INT8 = "model_int8.onnx"
 EMBEDDINGS = "word_embeddings.npy"
 EXPORT_INFO = "export.json"
-BATCH_SIZE = 32
+EMBEDS_INPUT, MASK_INPUT, HIDDEN_OUTPUT = "inputs_embeds", "attention_mask", "last_hidden_state"
 QUICK_BATCH = 16  # up to this many texts, pure-Python unigram beats loading `tokenizers`
 
 
@@ -45,79 +45,10 @@ def has_export(model_dir: Path) -> bool:
     return (model_dir / ONNX_DIR / EXPORT_INFO).is_file()
 
 
-def export_onnx(model_dir: Path, *, quantize: bool = True) -> Path:
-    """Export a sentence-transformers BERT-family model directory to `model_dir/onnx/`.
-
-    Needs torch (it runs once, at provisioning). Written to a temporary directory and renamed,
-    so a crash leaves no half export behind.
-    """
-    import torch
-    import transformers
-    from sentence_transformers import SentenceTransformer
-
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    st = SentenceTransformer(str(model_dir), device="cpu",
-                             model_kwargs={"attn_implementation": "eager"})
-    _check_pipeline(st)
-    bert: Any = st[0].auto_model
-    bert = bert.float().eval()
-    table = bert.get_input_embeddings().weight.detach()
-
-    class Body(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, inputs_embeds: Any, attention_mask: Any) -> Any:
-            return self.bert(inputs_embeds=inputs_embeds,
-                             attention_mask=attention_mask).last_hidden_state
-
-    target = model_dir / ONNX_DIR
-    tmp = Path(tempfile.mkdtemp(prefix=f".{ONNX_DIR}.tmp-", dir=model_dir))
-    try:
-        tmp.chmod(0o755)
-        dim = table.shape[1]
-        example = (torch.zeros(2, 5, dim), torch.ones(2, 5, dtype=torch.int64))
-        axes = {0: "batch", 1: "tokens"}
-        with warnings.catch_warnings():  # the tracer's notes on constant shapes: expected here
-            warnings.simplefilter("ignore")
-            torch.onnx.export(Body(), example, str(tmp / BODY), dynamo=False, opset_version=17,
-                              input_names=["inputs_embeds", "attention_mask"],
-                              output_names=["last_hidden_state"],
-                              dynamic_axes={"inputs_embeds": axes, "attention_mask": axes,
-                                            "last_hidden_state": axes})
-        np.save(tmp / EMBEDDINGS, table.to(torch.float16).numpy())
-        if quantize:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            quantize_dynamic(str(tmp / BODY), str(tmp / BODY_INT8), weight_type=QuantType.QInt8)
-        info = {"source": str(model_dir), "dimension": int(dim),
-                "max_tokens": int(st.max_seq_length or 512),
-                "pad_id": int(st.tokenizer.pad_token_id or 0),
-                "prompts": {k: v for k, v in (st.prompts or {}).items() if v},
-                "int8": quantize}
-        (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
-
-
-def _check_pipeline(st: Any) -> None:
-    """Only Transformer → mean Pooling (over all tokens, prompt included) → Normalize is
-    reproduced here; refuse anything else."""
-    names = [type(module).__name__ for module in st]
-    pool = st[1] if len(names) > 1 else None
-    mean = (getattr(pool, "pooling_mode", None) == "mean"
-            or getattr(pool, "pooling_mode_mean_tokens", False))
-    mean = mean and getattr(pool, "include_prompt", True)
-    if names[:1] != ["Transformer"] or not mean or names[2:] not in ([], ["Normalize"]):
-        raise ModelError(f"ONNX export supports Transformer + mean Pooling (+ Normalize) models; "
-                         f"this one is {' → '.join(names)}")
+def read_export_info(model_dir: Path) -> dict[str, Any]:
+    """The export's `export.json` (dimension, max_tokens, pad_id, prompts, int8)."""
+    info = json.loads((model_dir / ONNX_DIR / EXPORT_INFO).read_text(encoding="utf-8"))
+    return info if isinstance(info, dict) else {}
 
 
 @dataclass
@@ -141,7 +72,7 @@ class OnnxRunner:
         if self._tokenizer is None:
             from tokenizers import Tokenizer
 
-            tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+            tokenizer = Tokenizer.from_file(str(self.model_dir / TOKENIZER_FILE))
             tokenizer.no_padding()
             tokenizer.enable_truncation(self.max_tokens)
             self._tokenizer = tokenizer
@@ -156,7 +87,7 @@ class OnnxRunner:
         import onnxruntime as ort
 
         folder = model_dir / ONNX_DIR
-        info = json.loads((folder / EXPORT_INFO).read_text(encoding="utf-8"))
+        info = read_export_info(model_dir)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
@@ -169,8 +100,7 @@ class OnnxRunner:
             raise ModelError(f"{body} is missing; re-run `semsearch provision --force`")
         session = ort.InferenceSession(str(body), options, providers=["CPUExecutionProvider"])
         table = np.load(folder / EMBEDDINGS, mmap_mode="r")
-        quick_dir = model_dir / UNIGRAM_DIR
-        quick = UnigramTokenizer.open(quick_dir) if (quick_dir / "meta.json").is_file() else None
+        quick = UnigramTokenizer.open(model_dir / UNIGRAM_DIR) if has_tables(model_dir) else None
         return cls(model_dir, table, session, int(info["max_tokens"]), int(info["pad_id"]), quick)
 
     def ids(self, texts: Sequence[str]) -> list[list[int]]:
@@ -188,7 +118,7 @@ class OnnxRunner:
             ids[row, : len(seq)] = seq
             mask[row, : len(seq)] = 1
         embeds = np.asarray(self.table[ids], dtype=np.float32)
-        (hidden,) = self.session.run(None, {"inputs_embeds": embeds, "attention_mask": mask})
+        (hidden,) = self.session.run(None, {EMBEDS_INPUT: embeds, MASK_INPUT: mask})
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)

@@ -18,9 +18,11 @@ from typing import Any
 from semsearch.errors import ModelError
 
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
-PROVISIONED_NAME = "multilingual-e5-small"
-MODEL_INFO_FILE = "semsearch_model.json"
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+PROVISIONED_NAME = DEFAULT_MODEL.rsplit("/", 1)[-1]  # the cache folder and a short alias
+MODEL_INFO_FILE = "semsearch_model.json"  # written by a conversion, last
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+_WEIGHT_FILES = (WEIGHTS_FILE, "pytorch_model.bin")
 
 PROVISION_HINT = (
     "provision it offline with `semsearch provision` (part of `make setup`), "
@@ -75,7 +77,7 @@ def resolve(model: str | None = None) -> ModelRef:
 
 
 def read_model_info(path: Path) -> dict[str, object]:
-    """The `semsearch_model.json` a conversion wrote, or {} for other model directories."""
+    """The `MODEL_INFO_FILE` a conversion wrote, or {} for other model directories."""
     file = path / MODEL_INFO_FILE
     if not file.is_file():
         return {}

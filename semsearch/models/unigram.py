@@ -9,12 +9,13 @@ runs of spaces, metaspace, Viterbi with unknown characters scored min-score − 
     unigram/pieces.bin     the pieces' UTF-8 bytes, sorted, concatenated
     unigram/index.npy      per sorted piece: byte offset, piece id, score
     unigram/meta.json      special ids, unknown score, the normalisation map
+
+Provisioning writes them (`provision/tables.py`); this module only reads them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,30 +23,15 @@ import numpy as np
 
 METASPACE = "▁"
 UNIGRAM_DIR = "unigram"  # inside the model directory
-_INDEX_DTYPE = np.dtype([("offset", "<i8"), ("id", "<i4"), ("score", "<f4")])
+PIECES_FILE = "pieces.bin"
+INDEX_FILE = "index.npy"
+META_FILE = "meta.json"
+INDEX_DTYPE = np.dtype([("offset", "<i8"), ("id", "<i4"), ("score", "<f4")])
 
 
-def write_tables(pieces: Sequence[tuple[str, float]], norm_map: dict[int, str], folder: Path, *,
-                 unk_id: int, bos_id: int, eos_id: int, specials: Sequence[int]) -> None:
-    """Write the tables for `UnigramTokenizer` (special pieces are never matched in text)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    skip = set(specials)
-    entries = sorted((p.encode("utf-8"), i, s) for i, (p, s) in enumerate(pieces)
-                     if i not in skip and p)
-    index = np.zeros(len(entries) + 1, dtype=_INDEX_DTYPE)
-    blob = bytearray()
-    for row, (raw, piece_id, score) in enumerate(entries):
-        index[row] = (len(blob), piece_id, score)
-        blob += raw
-    index[-1] = (len(blob), -1, 0.0)
-    (folder / "pieces.bin").write_bytes(bytes(blob))
-    np.save(folder / "index.npy", index)
-    scores = np.array([s for _, s in pieces], dtype=np.float32)
-    meta = {"unk_id": unk_id, "bos_id": bos_id, "eos_id": eos_id,
-            "unk_score": float(scores.min() - np.float32(10)),
-            "max_piece_chars": max(len(p) for p, _ in pieces),
-            "norm_map": {str(cp): out for cp, out in norm_map.items()}}
-    (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+def has_tables(model_dir: Path) -> bool:
+    """True when `model_dir` carries complete unigram tables (meta.json is written last)."""
+    return (model_dir / UNIGRAM_DIR / META_FILE).is_file()
 
 
 @dataclass
@@ -53,7 +39,7 @@ class UnigramTokenizer:
     """Token ids for short texts, identical to the reference engine's."""
 
     blob: np.ndarray  # uint8, memory-mapped
-    index: np.ndarray  # _INDEX_DTYPE, memory-mapped
+    index: np.ndarray  # INDEX_DTYPE, memory-mapped
     norm_map: dict[str, str]
     unk_id: int
     bos_id: int
@@ -63,10 +49,10 @@ class UnigramTokenizer:
 
     @classmethod
     def open(cls, folder: Path) -> UnigramTokenizer:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
         return cls(
-            blob=np.memmap(folder / "pieces.bin", dtype=np.uint8, mode="r"),
-            index=np.load(folder / "index.npy", mmap_mode="r"),
+            blob=np.memmap(folder / PIECES_FILE, dtype=np.uint8, mode="r"),
+            index=np.load(folder / INDEX_FILE, mmap_mode="r"),
             norm_map={chr(int(cp)): out for cp, out in meta["norm_map"].items()},
             unk_id=meta["unk_id"], bos_id=meta["bos_id"], eos_id=meta["eos_id"],
             unk_score=np.float32(meta["unk_score"]), max_piece_chars=meta["max_piece_chars"],

