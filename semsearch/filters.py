@@ -5,21 +5,41 @@
     not (heading like "献爱心%") || year >= 2020        # `year`: a JSONL metadata field
 
 Fields: source, paragraph, start, end, heading, text, and any metadata key. Operators: == != <
-<= > >= in, not in, like (with % as wildcard), and/or/not (also && || !), parentheses. The same
-expression works on the FAISS backend (evaluated here) and on Milvus (passed through).
+<= > >= in, not in, like (% any run of characters, _ any one), and/or/not (also && || !),
+parentheses. An expression is parsed once into a checked tree (`compile_filter` gives a
+`Filter`): the FAISS backend evaluates the tree here, the Milvus backend gets the same tree
+rendered in Milvus's syntax (`Filter.to_milvus`, never an edit of the text): metadata keys become
+`metadata["key"]`, literals are re-quoted, `1 < paragraph < 3` becomes two comparisons.
 
 Filters come from users of a service, so evaluation is bounded: at most MAX_CHARS characters,
 MAX_NODES syntax nodes and MAX_DEPTH levels of nesting, `like` matched without regular
 expressions in time linear in the text for each pattern piece (a regex built from `%%%%%%X`
 backtracked exponentially and froze the service), and each expression compiled once.
+
+Both backends keep the same passages (tests/test_filters_milvus.py checks it on Milvus Lite).
+Here a missing key is None, so `year != 2020` and `year == None` keep passages without `year`;
+Milvus makes a missing key null, and `not null` is null: equality, `in` and `like` on a key are
+rendered with an `exists` guard. An order comparison Python cannot make (`year > 2000` with
+`year` missing or text) fails the whole filter for that passage, unless and/or stopped before
+it; Milvus makes it null where Python raises, so and/or are rendered to let a null through as
+Python lets the error through (`a and not a` is false, or null when `a` is). Refused for Milvus
+(QueryError), as it cannot express them or would match other passages: `like` patterns with a
+backslash (an escape to Milvus), a bare metadata key as a condition (Python truthiness), `in`
+without a list of literals on the right (a substring test here), comparing a key with another
+field, comparisons that always raise (`paragraph > None`), integers beyond 64 bits, infinite
+numbers, text with control characters other than tab and newlines, and renderings longer than
+MAX_MILVUS_CHARS (the error guards can multiply a deeply nested filter).
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import math
 import re
 from collections.abc import Callable, Iterable
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from itertools import pairwise
 from typing import Any
 
@@ -33,21 +53,76 @@ _TYPES: dict[str, type] = {"source": str, "paragraph": int, "start": int, "end":
 MAX_CHARS = 4000
 MAX_NODES = 400
 MAX_DEPTH = 32
-_LIKE = re.compile(r"""(\b[A-Za-z_]\w*)\s+like\s+("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
+MAX_MILVUS_CHARS = 16 * MAX_CHARS
+_STRING = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
+# `name like "pattern"`, or a string literal: skipped whole, so `like` inside one stays text
+_LIKE = re.compile(r"""(\b[A-Za-z_]\w*)\s+like\s+("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|"""
+                   + _STRING.pattern)
 _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
     ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b,
     ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b,
     ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
     ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
 }
+_MILVUS_OPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
+               ast.GtE: ">="}
+_INT64 = range(-2**63, 2**63)
 
 
-_STRING = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
+@dataclass(frozen=True)
+class Filter:
+    """A checked filter: call it on a passage (evaluated here), or render it for Milvus
+    (`to_milvus`). Made by `compile_filter`; two are equal when their expressions are."""
+
+    expression: str
+    tree: ast.expr = field(repr=False, compare=False)
+    names: frozenset[str] = field(repr=False, compare=False)  # the fields it reads
+
+    def __call__(self, passage: Passage) -> bool:
+        try:
+            return bool(_eval(self.tree, passage))
+        except TypeError:  # a metadata field of another type in this passage (or missing)
+            return False
+
+    def to_milvus(self) -> str:
+        """The same condition in Milvus's syntax, for a collection with the passage fields as
+        columns and the metadata as JSON field `metadata`; QueryError for what Milvus cannot
+        match the same way (see the module docstring)."""
+        return self._milvus
+
+    @cached_property
+    def _milvus(self) -> str:
+        rendered = _Milvus(self.expression).condition(self.tree)
+        return rendered.text if isinstance(rendered, _Cond) else str(rendered).lower()
+
+
+def compile_filter(expression: str, fields: Iterable[str] | None = None) -> Filter:
+    """Compile a filter expression; QueryError (saying what is wrong) if it is not one. With
+    `fields` (the names an index has), a name outside them is refused rather than matching
+    nothing."""
+    if not isinstance(expression, str):
+        raise QueryError(f"a filter must be text, not {type(expression).__name__}")
+    compiled = _compile(expression)
+    if fields is not None:
+        known = set(fields) | set(FIELDS)
+        for node in ast.walk(compiled.tree):
+            if isinstance(node, ast.Name) and node.id != "__like__" and node.id not in known:
+                raise QueryError(f"bad filter {expression!r}: unknown field {node.id!r}; fields "
+                                 f"here: {', '.join(sorted(known))}")
+    return compiled
+
+
+def parse(expression: str, fields: Iterable[str] | None = None) -> Filter:
+    """`compile_filter`: a Filter is callable, the predicate this returned before."""
+    return compile_filter(expression, fields)
 
 
 def _python(expression: str) -> str:
     """Milvus spellings to Python's: && || ! (outside string literals) and `x like "p%"`."""
-    parts = _STRING.split(_LIKE.sub(r"__like__(\1, \2)", expression))
+    def like(match: re.Match[str]) -> str:
+        return f"__like__({match[1]}, {match[2]})" if match[1] else match[0]
+
+    parts = _STRING.split(_LIKE.sub(like, expression))
     for i in range(0, len(parts), 2):  # even parts are code, odd ones string literals
         code = parts[i].replace("&&", " and ").replace("||", " or ")
         parts[i] = re.sub(r"!(?!=)", " not ", code)
@@ -97,32 +172,9 @@ def _field(passage: Passage, name: str) -> Any:
     return passage.metadata.get(name)
 
 
-def parse(expression: str, fields: Iterable[str] | None = None) -> Predicate:
-    """Compile a filter expression; QueryError (saying what is wrong) if it is not one. With
-    `fields` (the names an index has), a name outside them is refused rather than matching
-    nothing."""
-    if not isinstance(expression, str):
-        raise QueryError(f"a filter must be text, not {type(expression).__name__}")
-    body = _compile(expression)
-    if fields is not None:
-        known = set(fields) | set(FIELDS)
-        for node in ast.walk(body):
-            if isinstance(node, ast.Name) and node.id != "__like__" and node.id not in known:
-                raise QueryError(f"bad filter {expression!r}: unknown field {node.id!r}; fields "
-                                 f"here: {', '.join(sorted(known))}")
-
-    def predicate(passage: Passage) -> bool:
-        try:
-            return bool(_eval(body, passage))
-        except TypeError:  # a metadata field of another type in this passage (or missing)
-            return False
-
-    return predicate
-
-
 @lru_cache(maxsize=256)
-def _compile(expression: str) -> ast.expr:
-    """The checked syntax tree of `expression` (cached: a query's filter is compiled once)."""
+def _compile(expression: str) -> Filter:
+    """The checked filter for `expression` (cached: a query's filter is compiled once)."""
     if not isinstance(expression, str):
         raise QueryError(f"a filter must be text, not {type(expression).__name__}")
     if len(expression) > MAX_CHARS:
@@ -143,7 +195,10 @@ def _compile(expression: str) -> ast.expr:
     except (RecursionError, MemoryError, ValueError) as exc:
         raise QueryError(f"bad filter {expression!r:.60}: too complex") from exc
     _check(tree.body, expression)
-    return tree.body
+    calls = {id(n.func) for n in ast.walk(tree.body) if isinstance(n, ast.Call)}
+    names = frozenset(n.id for n in ast.walk(tree.body)
+                      if isinstance(n, ast.Name) and id(n) not in calls)
+    return Filter(expression, tree.body, names)
 
 
 def _nesting(code: str) -> int:
@@ -226,3 +281,255 @@ def _eval(node: ast.AST, passage: Passage) -> Any:
     if isinstance(node, ast.List | ast.Tuple):
         return [_eval(e, passage) for e in node.elts]
     raise AssertionError(f"unchecked node {type(node).__name__}")
+
+
+# ── rendering for Milvus ─────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class _Cond:
+    """A Milvus condition. Where Python raises TypeError (an order comparison with a metadata
+    value of another type, or none), it is null: `maybe` holds the (key, "number" | "text")
+    type checks whose failure can make it null, `sure` those whose failure surely does. `group`:
+    the text is one parenthesized group."""
+
+    text: str
+    maybe: frozenset[tuple[str, str]] = frozenset()
+    sure: frozenset[tuple[str, str]] = frozenset()
+    group: bool = False
+
+
+_Value = bool | _Cond  # a condition, or its value when the passage does not matter
+
+
+class _Milvus:
+    """Renders a checked tree as a Milvus condition that keeps the passages Python keeps."""
+
+    def __init__(self, expression: str) -> None:
+        self.expression = expression
+
+    def refuse(self, why: str) -> QueryError:
+        return QueryError(f"the filter {self.expression!r:.80} cannot run on Milvus: {why}")
+
+    def cond(self, text: str, maybe: frozenset[tuple[str, str]] = frozenset(),
+             sure: frozenset[tuple[str, str]] = frozenset(), group: bool = False) -> _Cond:
+        self.spend(len(text))
+        return _Cond(text, maybe, sure, group)
+
+    def spend(self, size: int) -> None:
+        if size > MAX_MILVUS_CHARS:
+            raise self.refuse(f"rendered, it is over {MAX_MILVUS_CHARS:,} characters long (the "
+                              "guards for type errors multiply with nesting); simplify it")
+
+    def condition(self, node: ast.expr) -> _Value:
+        """`node` as a condition (Python's truthiness)."""
+        if isinstance(node, ast.BoolOp):
+            return self.boolean((self.condition(v) for v in node.values),
+                                isinstance(node.op, ast.And))
+        if isinstance(node, ast.UnaryOp):  # `not`, the only unary operator _check allows
+            value = self.condition(node.operand)
+            if isinstance(value, bool):
+                return not value
+            return self.cond(f"not {_group(value)}", value.maybe, value.sure)
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            return self.boolean((self.compare(a, op, b) for (a, b), op
+                                 in zip(pairwise(operands), node.ops, strict=True)), True)
+        if isinstance(node, ast.Call):  # __like__(x, "pattern"), as _check allows
+            pattern = node.args[1]
+            assert isinstance(pattern, ast.Constant) and isinstance(pattern.value, str)
+            return self.like(node.args[0], pattern.value)
+        if isinstance(node, ast.Name):
+            if node.id in FIELDS:
+                return self.cond(f'{node.id} != ""' if _TYPES[node.id] is str
+                                 else f"{node.id} != 0")
+            raise self.refuse(f"a bare metadata key ({node.id}) is true or false by Python's "
+                              f"rules, which Milvus lacks; compare it, e.g. {node.id} == True")
+        return bool(self.literal(node))
+
+    def boolean(self, values: Iterable[_Value], conjunction: bool) -> _Value:
+        """Python's `and` (`all`) or `or` (`any`): operands in order up to the first false
+        (true) one; an error on the way stops it too, and fails the filter. An operand that
+        may be null (Python's error) is ANDed or ORed into each later one as `(a and not a)`
+        (`(a or not a)`): false (true), or null where it is; unless the later one is surely
+        null there."""
+        conds: list[_Cond] = []
+        stopped = False
+        for value in values:  # lazily: what Python never reaches is never refused
+            if isinstance(value, bool):
+                if value is conjunction:  # true in `and`, false in `or`: no effect
+                    continue
+                stopped = True
+                break
+            conds.append(value)
+        join, other = (" and ", " or ") if conjunction else (" or ", " and ")
+        size = 0
+
+        def guard(b: _Cond) -> str:
+            nonlocal size
+            size += 2 * len(b.text) + 12
+            self.spend(size)
+            return f"({b.text}{join}not {_group(b)})"
+
+        def guards(earlier: list[_Cond], sure: frozenset[tuple[str, str]]) -> list[str]:
+            chosen: list[_Cond] = []  # those null wherever another earlier one is
+            for b in earlier:
+                if b.maybe and not b.maybe <= sure and not any(b.maybe <= c.sure
+                                                               for c in chosen):
+                    chosen.append(b)
+            return [guard(b) for b in chosen]
+
+        terms = []
+        for i, a in enumerate(conds):
+            before = guards(conds[:i], a.sure)
+            size += len(a.text) + 8
+            terms.append(f"({other.join([a.text, *before])})" if before else a.text)
+        if stopped:
+            before = guards(conds, frozenset())
+            if not before:
+                return not conjunction
+            terms.append(f"({other.join(before)})" if len(before) > 1 else before[0])
+        if not terms:
+            return conjunction
+        maybe = frozenset().union(*(c.maybe for c in conds))
+        sure = conds[0].sure if conds else frozenset()
+        if len(terms) == 1:
+            return self.cond(terms[0], maybe, sure, conds[0].group)  # no guards, no stop
+        return self.cond(f"({join.join(terms)})", maybe, sure, group=True)
+
+    def compare(self, a: ast.expr, op: ast.cmpop, b: ast.expr) -> _Value:
+        """One comparison of a chain."""
+        x, y = self.operand(a), self.operand(b)
+        if x[0] == "literal" and y[0] == "literal":
+            try:
+                return bool(_COMPARE[type(op)](x[1], y[1]))
+            except TypeError:
+                raise self.refuse(f"{_unparse(a, op, b)} always raises a TypeError") from None
+        if isinstance(op, ast.In | ast.NotIn):
+            if x[0] == "literal" or y[0] != "literal" or not isinstance(y[1], list):
+                raise self.refuse(f"{_unparse(a, op, b)}: `in` takes a field on the left and a "
+                                  "list of literals on the right (`in` text is a substring "
+                                  "test, which Milvus lacks)")
+            return self.member(x[0], x[1], y[1], isinstance(op, ast.NotIn))
+        if isinstance(x[1], list) or isinstance(y[1], list):
+            raise self.refuse(f"{_unparse(a, op, b)}: compare a list only with `in`")
+        if x[0] != "literal" and y[0] != "literal":
+            if x[0] == y[0] == "core":
+                return self.columns(x[1], op, y[1], _unparse(a, op, b))
+            raise self.refuse(f"{_unparse(a, op, b)}: compare a metadata key with a literal, "
+                              "not with another field")
+        name_first = x[0] != "literal"
+        (kind, name), value = (x, y[1]) if name_first else (y, x[1])
+        symbol = _MILVUS_OPS[type(op)]
+        if value is None:
+            if isinstance(op, ast.Eq | ast.NotEq):
+                equal = isinstance(op, ast.Eq)
+                if kind == "core":
+                    return not equal
+                return self.cond(f"{'not ' if equal else ''}exists {_key(name)}")
+            raise self.refuse(f"{_unparse(a, op, b)}: None cannot be ordered")
+        literal = self.literal_text(value)
+        field_text = name if kind == "core" else _key(name)
+        text = (f"{field_text} {symbol} {literal}" if name_first
+                else f"{literal} {symbol} {field_text}")
+        if kind == "core":  # types already checked by _check_types
+            return self.cond(text)
+        if isinstance(op, ast.Eq):
+            return self.cond(f"(exists {field_text} and {text})", group=True)
+        if isinstance(op, ast.NotEq):
+            return self.cond(f"(not exists {field_text} or {text})", group=True)
+        check = frozenset({(name, "text" if isinstance(value, str) else "number")})
+        return self.cond(text, check, check)
+
+    def columns(self, a: str, op: ast.cmpop, b: str, shown: str) -> _Value:
+        if _TYPES[a] is _TYPES[b]:
+            return self.cond(f"{a} {_MILVUS_OPS[type(op)]} {b}")
+        if isinstance(op, ast.Eq | ast.NotEq):
+            return isinstance(op, ast.NotEq)
+        raise self.refuse(f"{shown} always raises a TypeError (text against a number)")
+
+    def member(self, kind: str, name: str, values: list[Any], negate: bool) -> _Value:
+        """`name in values` (`not in` if `negate`): Python's == against each value."""
+        if kind == "core":
+            keep: list[Any] = [v for v in values if isinstance(v, str)]
+            if _TYPES[name] is int:  # an int column equals a bool, int, or float of an int
+                keep = [int(v) for v in values if (isinstance(v, int) and v in _INT64)
+                        or (isinstance(v, float) and v.is_integer() and int(v) in _INT64)]
+            if not keep:
+                return negate
+            listed = ", ".join(self.literal_text(v) for v in dict.fromkeys(keep))
+            return self.cond(f"{name} {'not in' if negate else 'in'} [{listed}]")
+        key = _key(name)
+        tests = list(dict.fromkeys(f"{key} == {self.literal_text(v)}"
+                                   for v in values if v is not None))
+        if None in values:  # a missing key, or a null, is None here
+            text = f"(not exists {key}{''.join(' or ' + t for t in tests)})"
+        elif tests:
+            either = tests[0] if len(tests) == 1 else f"({' or '.join(tests)})"
+            text = f"(exists {key} and {either})"
+        else:
+            return negate
+        return self.cond(f"not {text}" if negate else text, group=not negate)
+
+    def like(self, operand: ast.expr, pattern: str) -> _Value:
+        if isinstance(operand, ast.Constant | ast.List | ast.Tuple):
+            return _like(self.literal(operand), pattern)
+        if not isinstance(operand, ast.Name):
+            raise self.refuse("`like` applies to a field")
+        if "\\" in pattern:
+            raise self.refuse(f"the like pattern {pattern!r} has a backslash, which escapes the "
+                              "next character in Milvus but is a plain character here")
+        quoted = self.literal_text(pattern)
+        if operand.id in FIELDS:
+            if _TYPES[operand.id] is not str:
+                return False  # like is false for a number
+            return self.cond(f"{operand.id} like {quoted}")
+        key = _key(operand.id)
+        return self.cond(f"(exists {key} and {key} like {quoted})", group=True)
+
+    def operand(self, node: ast.expr) -> tuple[str, Any]:
+        """("core" | "meta", field name) or ("literal", value) for a comparison operand."""
+        if isinstance(node, ast.Name):
+            return ("core" if node.id in FIELDS else "meta", node.id)
+        if isinstance(node, ast.Constant | ast.List | ast.Tuple):
+            return "literal", self.literal(node)
+        raise self.refuse(f"{ast.unparse(node)!r} cannot be compared: compare fields with "
+                          "literals")
+
+    def literal(self, node: ast.expr) -> Any:
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.List | ast.Tuple) and all(
+                isinstance(e, ast.Constant) for e in node.elts):
+            return [e.value for e in node.elts if isinstance(e, ast.Constant)]
+        raise self.refuse(f"{ast.unparse(node)!r}: a list may hold only literals")
+
+    def literal_text(self, value: Any) -> str:
+        """A literal in Milvus's syntax (strings quoted by json.dumps)."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int):
+            if value not in _INT64:
+                raise self.refuse(f"{value} is beyond Milvus's 64-bit integers")
+            return str(value)
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise self.refuse(f"{value} is not a finite number")
+            return repr(value)
+        assert isinstance(value, str), value
+        if re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]", value):
+            raise self.refuse(f"the text {value!r:.40} holds a control character or a lone "
+                              "surrogate, which Milvus cannot take in a literal")
+        return json.dumps(value, ensure_ascii=False)
+
+
+def _group(cond: _Cond) -> str:
+    return cond.text if cond.group else f"({cond.text})"
+
+
+def _key(name: str) -> str:
+    return f"metadata[{json.dumps(name, ensure_ascii=False)}]"
+
+
+def _unparse(a: ast.expr, op: ast.cmpop, b: ast.expr) -> str:
+    return ast.unparse(ast.Compare(left=a, ops=[op], comparators=[b]))

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import semsearch
-from semsearch import ann
 from semsearch.errors import QueryError
-from semsearch.filters import parse
+from semsearch.filters import MAX_MILVUS_CHARS, Filter, compile_filter, parse
 from semsearch.passages import Passage
+from semsearch.stores import faiss as ann
 
 from .conftest import SEEDS, synthetic_store
 
@@ -57,7 +57,7 @@ def test_filtered_search_on_the_seeds(tiny_model: Path) -> None:
 @pytest.mark.parametrize("kind", ann.INDEX_TYPES)
 def test_filter_works_on_every_index_type(kind: str) -> None:
     store, vectors = synthetic_store(kind, 1500, sources=5)
-    _, ids = store.search(vectors[:20], 10, 'source == "s2.txt"')
+    _, ids = store.search(vectors[:20], 10, parse('source == "s2.txt"'))
     found = ids[ids >= 0]
     assert len(found) > 0 and all(i % 5 == 2 for i in found.tolist())
 
@@ -91,7 +91,7 @@ def test_unknown_field_is_refused_by_the_index() -> None:
     """Before: a filter on a field no passage has silently returned nothing."""
     store, vectors = synthetic_store("flat", 50, sources=2)
     with pytest.raises(QueryError, match="unknown field 'yeer'"):
-        store.search(vectors[:1], 5, "yeer > 2000")
+        store.search(vectors[:1], 5, parse("yeer > 2000", store.fields()))
 
 
 TOKENS = ["source", "paragraph", "heading", "text", "year", "==", "!=", "<", ">=", "in", "not",
@@ -114,3 +114,101 @@ def test_filter_grammar_fuzz(tokens: list[str] | str) -> None:
     predicate(P)
     predicate(Passage("%" * 2000, "a", 1, 0, 1, "", {"year": "2021"}))
     assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    ("expression", "milvus"),
+    [
+        ('source == "a.txt"', 'source == "a.txt"'),
+        ("1 < paragraph < 3", "(1 < paragraph and paragraph < 3)"),
+        ("start < end and paragraph >= 2.5", "(start < end and paragraph >= 2.5)"),
+        ("""source in ["a", 'b"c', "中文\\\\d"]""", r'source in ["a", "b\"c", "中文\\d"]'),
+        ('paragraph in [1, 2.0, True, 2.5, "x"]', "paragraph in [1, 2]"),
+        ('source not in [1]', "true"),
+        ("year >= 2020", 'metadata["year"] >= 2020'),
+        ("1990 < year <= 2000", '(1990 < metadata["year"] and metadata["year"] <= 2000)'),
+        ('tag == "中文"', '(exists metadata["tag"] and metadata["tag"] == "中文")'),
+        ("year != 2020", '(not exists metadata["year"] or metadata["year"] != 2020)'),
+        ("year == None", 'not exists metadata["year"]'),
+        ("year != None", 'exists metadata["year"]'),
+        ('tag in ["x", 1]',
+         '(exists metadata["tag"] and (metadata["tag"] == "x" or metadata["tag"] == 1))'),
+        ('tag not in ["x", None]', 'not (not exists metadata["tag"] or metadata["tag"] == "x")'),
+        ('tag like "x%_"', '(exists metadata["tag"] and metadata["tag"] like "x%_")'),
+        ("not paragraph > 2", "not (paragraph > 2)"),
+        ('!(heading like "献爱心%") || paragraph > 3',
+         '(not (heading like "献爱心%") or paragraph > 3)'),
+        ("flag == True and rank > 2.5",
+         '((exists metadata["flag"] and metadata["flag"] == true) and metadata["rank"] > 2.5)'),
+        ("paragraph and not heading", '(paragraph != 0 and not (heading != ""))'),
+        ("id == 3 or true == 1",  # a key may be named like a column or a Milvus keyword
+         '((exists metadata["id"] and metadata["id"] == 3) or '
+         '(exists metadata["true"] and metadata["true"] == 1))'),
+        # Python fails the whole filter where `year` cannot be compared, even if paragraph == 1:
+        # `(y or not y)` is null exactly there, so the `or` is too
+        ("year >= 2020 or paragraph == 1",
+         '(metadata["year"] >= 2020 or (paragraph == 1 and '
+         '(metadata["year"] >= 2020 or not (metadata["year"] >= 2020))))'),
+        ("paragraph == 1 or year >= 2020", '(paragraph == 1 or metadata["year"] >= 2020)'),
+        ("True", "true"), ("source == None and paragraph > 1", "false"),
+        ("paragraph > 1 or 2 > 1", "true"), ("paragraph > 1 and not 2", "false"),
+    ],
+)
+def test_rendered_for_milvus(expression: str, milvus: str) -> None:
+    assert compile_filter(expression).to_milvus() == milvus
+
+
+@pytest.mark.parametrize(
+    ("expression", "why"),
+    [('text like "a\\\\b"', "backslash"), ("tag", "bare metadata key"),
+     ('"x" in source', "list of literals"), ("tag in heading", "list of literals"),
+     ("paragraph > None", "None cannot be ordered"), ("year > paragraph", "with a literal"),
+     ("source < paragraph", "always raises"), ("1 < 'a'", "always raises"),
+     ("year == [1]", "only with `in`"), ("year in [[1]]", "only literals"),
+     ("paragraph > 99999999999999999999", "64-bit"), ("paragraph < 1e999", "finite"),
+     ('source == "a\\x01"', "control character"), ("(year > 1) == True", "cannot be compared"),
+     ("__like__(paragraph > 1, 'x')", "applies to a field")],
+)
+def test_what_milvus_cannot_match_the_same_way_is_refused(expression: str, why: str) -> None:
+    where = compile_filter(expression)  # a filter all the same: FAISS evaluates it
+    with pytest.raises(QueryError, match=f"cannot run on Milvus: .*{why}"):
+        where.to_milvus()
+
+
+def test_guards_that_multiply_are_bounded() -> None:
+    expression = "y0 > 1"
+    for i in range(1, 6):
+        expression = (f"({expression}) and y{i} > 1 or p{i} == 1" if i % 2
+                      else f"not ({expression}) or y{i} > 1")
+    with pytest.raises(QueryError, match=f"over {MAX_MILVUS_CHARS:,} characters"):
+        compile_filter(expression).to_milvus()
+
+
+def test_a_filter_is_compiled_once_and_knows_its_names() -> None:
+    where = compile_filter('year > 2000 and heading like "献%" or not tag')
+    assert isinstance(where, Filter) and parse(where.expression) is where
+    assert where.names == {"year", "heading", "tag"}
+    assert where == compile_filter(where.expression) and where(P)
+    compile_filter("yeer > 1")
+    with pytest.raises(QueryError, match="unknown field 'yeer'"):  # checked on the cached tree
+        compile_filter("yeer > 1", ["year"])
+
+
+def test_like_inside_a_string_literal_is_text() -> None:
+    """Before: `like` was rewritten inside quotes too, so this compared with `__like__(a, 'b')`."""
+    where = parse('source == "a like \'b\'" or heading == "x like \\"y%\\""')
+    assert where(Passage("t", "a like 'b'", 1, 0, 1))
+    assert where(Passage("t", "s", 1, 0, 1, 'x like "y%"'))
+    assert where.to_milvus() == '(source == "a like \'b\'" or heading == "x like \\"y%\\"")'
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=40) | st.text(max_size=200))
+def test_milvus_rendering_fuzz(tokens: list[str] | str) -> None:
+    """Any filter renders for Milvus, or is refused with a QueryError: nothing else escapes."""
+    expression = tokens if isinstance(tokens, str) else " ".join(tokens)
+    try:
+        rendered = parse(expression).to_milvus()
+    except QueryError:
+        return
+    assert len(rendered) <= MAX_MILVUS_CHARS
