@@ -5,7 +5,7 @@
 
 Vectors are synthetic but shaped like real multilingual-e5-small embeddings (see `make_vectors`),
 made from the seed passages' vectors, read from the seeds index (or `--index`) through
-`VectorIndex.load`; recall@10 is against exact flat search on the same data. Writes ann.json,
+`FaissStore.load`; recall@10 is against exact flat search on the same data. Writes ann.json,
 ann.md and ann.png (latency vs recall at the largest size) to benchmarks/results/ (or `--out`).
 `--smoke` checks that the script runs end to end in seconds (1,000 vectors, 50 queries, 1 thread)
 and writes to a new temporary directory unless `--out` is given: its numbers mean nothing.
@@ -30,9 +30,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from semsearch import ann  # noqa: E402
-from semsearch.index import VectorIndex  # noqa: E402
-from semsearch.search import DEFAULT_INDEX  # noqa: E402
+from semsearch.stores import DEFAULT_INDEX, base  # noqa: E402
+from semsearch.stores import faiss as ann  # noqa: E402
+from semsearch.stores.faiss import FaissStore  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 K = 10
@@ -50,7 +50,7 @@ SINGLE_BUDGET_S = 20.0  # per measurement: stop timing single queries after this
 def load_seeds(path: Path = DEFAULT_INDEX) -> np.ndarray:
     """The real unit vectors of an index's passages (the seeds: 62 x 384-d), in passage-id order,
     reconstructed from its FAISS index as the public loader opens it."""
-    store = VectorIndex.load(path)
+    store = FaissStore.load(path)
     ids = sorted(store.passages)
     if not ids:
         raise SystemExit(f"index {path} has no passages to shape synthetic vectors from")
@@ -114,7 +114,7 @@ def rss_probe(path: str, mmap: bool, queries: str) -> None:
     loaded = status()
     ann.set_search_params(index, k=K)
     for i in range(min(200, len(q))):
-        ann.search(index, q[i:i + 1], K)
+        ann.search_index(index, q[i:i + 1], K)
     queried = status()
     print(json.dumps({
         "rss_mb": round(loaded["VmRSS"] - before["VmRSS"], 1),
@@ -151,7 +151,7 @@ def single_latency(index: Any, queries: np.ndarray, limit: int | None = None,
         if plain:
             index.search(q, K)
         else:
-            ann.search(index, q, K)
+            ann.search_index(index, q, K)
         times.append((time.perf_counter() - t0) * 1e3)
         if time.perf_counter() - started > SINGLE_BUDGET_S and len(times) >= 50:
             break
@@ -163,7 +163,7 @@ def single_latency(index: Any, queries: np.ndarray, limit: int | None = None,
 def batch_search(index: Any, queries: np.ndarray) -> tuple[np.ndarray, float]:
     """All queries in one call on THREADS threads: (ids, ms per query)."""
     t0 = time.perf_counter()
-    _, ids = ann.search(index, queries, K)
+    _, ids = ann.search_index(index, queries, K)
     return ids, (time.perf_counter() - t0) * 1e3 / len(queries)
 
 
@@ -195,7 +195,7 @@ def run_size(n: int, kinds: list[str], seeds: np.ndarray, nq: int, workdir: Path
         ann.write_index(index, path)
         row: dict[str, Any] = {"build_s": round(build_s, 2),
                                "disk_mb": round(path.stat().st_size / 1e6, 1),
-                               "description": ann.index_kind(index)}
+                               "description": ann.describe_index(index)}
         ids, row["batch_ms_per_query"] = batch_search(index, queries)
         if kind == "flat":
             truth = ids
@@ -371,7 +371,7 @@ def main() -> None:
         "defaults": (f"hnsw M={ann.HNSW_M}, efConstruction={ann.HNSW_EF_CONSTRUCTION}, "
                      f"efSearch={ann.DEFAULT_EF_SEARCH}; ivf nlist=4*sqrt(n) (~4000 at 1M), "
                      f"nprobe={ann.DEFAULT_NPROBE}; ivf-pq PQ{384 // 4}x8; training sample "
-                     f"<= {ann.MAX_TRAIN:,}; auto = flat below {ann.FLAT_MAX:,}, else sq8"),
+                     f"<= {ann.MAX_TRAIN:,}; auto = flat below {base.FLAT_MAX:,}, else sq8"),
         "sizes": [],
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -91,7 +91,7 @@ def quality_per_backend(files: list[Path] | None = None, max_queries: int | None
     queries = queries[:max_queries]
     out = {}
     for backend in backends:
-        index = semsearch.build(files or [REPO / "seeds"], backend=backend)  # type: ignore[arg-type]
+        index = semsearch.build(files or [REPO / "seeds"], encoder=backend)  # type: ignore[arg-type]
         metrics = bench.evaluate(index, queries, modes=("dense", "hybrid"))["metrics"]
         out[backend] = {f"{mode} {m}": metrics[mode][m] for mode in metrics
                         for m in ("recall@5", "mrr@10", "ndcg@10")}
@@ -104,7 +104,7 @@ def cold_cli(runs: int, index_path: Path) -> dict[str, Any]:
            str(index_path)]
     out: dict[str, Any] = {}
     for label, backend in (("sentence-transformers (baseline)", "torch"), ("onnx", "auto")):
-        env = {**os.environ, "SEMSEARCH_BACKEND": backend, "HF_HUB_OFFLINE": "1"}
+        env = {**os.environ, "SEMSEARCH_ENCODER": backend, "HF_HUB_OFFLINE": "1"}
         times, top = [], []
         for _ in range(runs):
             start = time.perf_counter()
@@ -183,7 +183,7 @@ def write(report: dict[str, Any], out: Path) -> None:
 
 
 def main() -> None:
-    from semsearch.search import DEFAULT_INDEX
+    from semsearch.stores import DEFAULT_INDEX
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--passages", type=int, default=512)

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from service import start_server  # benchmarks/service.py, beside this script
 
-from semsearch.search import DEFAULT_INDEX
+from semsearch.stores import DEFAULT_INDEX
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"

@@ -4,7 +4,7 @@ benchmarks/results/ (or `--out`).
 
     python3 benchmarks/milvus.py [--size 100000] [--smoke] [--out DIR] [--index DIR]
 
-The seeds index (or `--index`) is opened with `semsearch.load` / `VectorIndex.load`, and Milvus
+The seeds index (or `--index`) is opened with `semsearch.load` / `FaissStore.load`, and Milvus
 Lite runs in-process on a file in a temporary directory. `--smoke` checks that the script runs
 end to end in seconds (8 queries, 1 timed pass, 1,000 synthetic passages) and writes to a new
 temporary directory unless `--out` is given: its numbers mean nothing.
@@ -26,11 +26,16 @@ from typing import Any
 import numpy as np
 
 import semsearch
-from semsearch import ann, bench, milvus
-from semsearch.index import FORMAT_VERSION, METRIC, Manifest, VectorIndex
+from semsearch import bench
+from semsearch.fusion import DENSE_WEIGHT, weighted_fusion
+from semsearch.index import Index
 from semsearch.lexical import to_simplified
 from semsearch.passages import Passage
-from semsearch.search import CANDIDATES, DEFAULT_INDEX, DENSE_WEIGHT, Index, weighted_fusion
+from semsearch.search import CANDIDATES, hits
+from semsearch.stores import DEFAULT_INDEX, milvus
+from semsearch.stores import faiss as ann
+from semsearch.stores.base import FORMAT_VERSION, METRIC, Manifest
+from semsearch.stores.faiss import FaissStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -72,7 +77,7 @@ def _hybrid(index: Index, query: str, vector: np.ndarray) -> list[int]:
     fused = weighted_fusion([(dense[0][0], dense[1][0]), (lexical[0][0], lexical[1][0])],
                             (DENSE_WEIGHT, 1 - DENSE_WEIGHT))
     ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
-    return [h.id for h in index._hits(ranked, 5)]
+    return [h.id for h in hits(index.store, ranked, 5)]
 
 
 def _server_hybrid(index: Index, query: str, vector: np.ndarray, ranker: Any) -> list[int]:
@@ -91,7 +96,7 @@ def _server_hybrid(index: Index, query: str, vector: np.ndarray, ranker: Any) ->
     result = store.client.hybrid_search(store.collection, requests, ranker, limit=CANDIDATES,
                                         output_fields=["id"])
     ranked = [(int(h["id"]), float(h["distance"])) for h in result[0]]
-    return [h.id for h in index._hits(ranked, 5)]
+    return [h.id for h in hits(index.store, ranked, 5)]
 
 
 def seeds_benchmark(workdir: Path, index_path: Path,
@@ -99,7 +104,7 @@ def seeds_benchmark(workdir: Path, index_path: Path,
     """Latency and agreement on the seeds, FAISS exact vs Milvus Lite FLAT."""
     from pymilvus import RRFRanker, WeightedRanker
 
-    source = VectorIndex.load(index_path, mmap=False)
+    source = FaissStore.load(index_path, mmap=False)
     started = time.perf_counter()
     milvus.migrate(source, workdir / "seeds.db")
     migrate_s = time.perf_counter() - started
@@ -116,7 +121,7 @@ def seeds_benchmark(workdir: Path, index_path: Path,
         def run(i: int) -> list[int]:
             scores, ids = index.store.search(vectors[i:i + 1], CANDIDATES)
             ranked = [(int(p), float(s)) for s, p in zip(scores[0], ids[0], strict=True) if p >= 0]
-            return [h.id for h in index._hits(ranked, 5)]
+            return [h.id for h in hits(index.store, ranked, 5)]
         return run
 
     for name, make in (("dense", dense),
@@ -137,7 +142,7 @@ def seeds_benchmark(workdir: Path, index_path: Path,
     return out
 
 
-def _synthetic(size: int, index_path: Path, dimension: int = 384, seed: int = 7) -> VectorIndex:
+def _synthetic(size: int, index_path: Path, dimension: int = 384, seed: int = 7) -> FaissStore:
     """A FAISS flat index of `size` passages cut from the seeds' text, with random unit vectors
     (migration copies vectors as they are, so their distribution does not matter here)."""
     rng = np.random.default_rng(seed)
@@ -154,7 +159,7 @@ def _synthetic(size: int, index_path: Path, dimension: int = 384, seed: int = 7)
     manifest = Manifest(FORMAT_VERSION, model, METRIC, "flat", size, "synthetic",
                         "1970-01-01T00:00:00+00:00", next_id=size, sources=sources)
     faiss_index = ann.build_index("flat", vectors, ids=ids)
-    return VectorIndex(manifest, dict(zip(ids.tolist(), passages, strict=True)), faiss_index)
+    return FaissStore(manifest, dict(zip(ids.tolist(), passages, strict=True)), faiss_index)
 
 
 def large_benchmark(workdir: Path, size: int, index_path: Path,

@@ -105,7 +105,7 @@ def load(url: str, queries: list[str], clients: int, requests: int,
 def main() -> None:
     sys.path.insert(0, str(REPO))
     from semsearch.bench import DEFAULT_QRELS, load_qrels
-    from semsearch.search import DEFAULT_INDEX
+    from semsearch.stores import DEFAULT_INDEX
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=300, help="per client count")

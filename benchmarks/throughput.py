@@ -318,7 +318,7 @@ def encoder_for_indexing(encoder: Any) -> Iterator[list[np.ndarray]]:
 def retrieval(encoder: Any, dataset: str) -> tuple[dict[str, dict[str, float]], np.ndarray]:
     """Recall@5 / MRR@10 per mode of an index built with `encoder`, and the passage vectors."""
     from semsearch import bench
-    from semsearch.search import Index
+    from semsearch.index import Index
 
     with encoder_for_indexing(encoder) as seen, warnings.catch_warnings():
         warnings.simplefilter("ignore", bench.LabelWarning)

@@ -1,27 +1,32 @@
 """semsearch: semantic search over text collections, Chinese first and multilingual throughout.
 
     import semsearch
-    index = semsearch.load()                      # the seeds index shipped with the repo
+    index = semsearch.open()                      # the seeds index shipped with semsearch
     for hit in index.search("夫妻党员抗疫", k=5):
         print(hit.score, hit.source, hit.paragraph, hit.text)
 
     index = semsearch.build(["docs/"])            # clean → passages → embeddings → FAISS
     index.save("indexes/docs")
-    index = semsearch.connect("./docs.db")        # an index in Milvus (Lite file or server)
+    index = semsearch.open("./docs.db")           # an index in Milvus (Lite file or server URI)
 """
 
 from semsearch.errors import (
     BackendUnavailableError,
     CorpusError,
     IndexLoadError,
+    IndexLockedError,
+    IndexWriteError,
+    MissingDependencyError,
     ModelError,
     ModelMismatchError,
     QueryError,
     SemsearchError,
+    UsageError,
 )
-from semsearch.index import Manifest
+from semsearch.index import Index, UpdateReport, build, connect, load, open
 from semsearch.passages import Passage
-from semsearch.search import Hit, Index, build, connect, load
+from semsearch.search import Hit
+from semsearch.stores.base import Manifest
 
 __version__ = "0.1.0"
 
@@ -31,13 +36,19 @@ __all__ = [
     "Hit",
     "Index",
     "IndexLoadError",
+    "IndexLockedError",
+    "IndexWriteError",
     "Manifest",
+    "MissingDependencyError",
     "ModelError",
     "ModelMismatchError",
     "Passage",
     "QueryError",
     "SemsearchError",
+    "UpdateReport",
+    "UsageError",
     "build",
     "connect",
     "load",
+    "open",
 ]

@@ -2,7 +2,7 @@
 
 Two kinds of labelled sets:
 
-- **seeds** (`benchmarks/qrels/seeds.jsonl`): labels name the source file and a key phrase the
+- **seeds** (`semsearch/data/qrels/seeds.jsonl`): labels name the source file and a key phrase the
   answering passage must contain (not a passage id), so they survive changes to cleaning and
   splitting. Grade 2 marks a passage that answers the query, grade 1 one that is related: Recall
   and MRR count the answers (ranx's `-l2` level), nDCG uses both grades as gains.
@@ -30,16 +30,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semsearch.errors import QueryError
-from semsearch.search import MODES, BuildProgress, Index, Mode
+from semsearch.errors import MissingDependencyError, QueryError
+from semsearch.index import BuildProgress, Index
+from semsearch.search import MODES, Mode
 
 METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
 # ranx names: Recall and MRR over the answers (grade ≥ 2), nDCG over graded relevance
 RANX_METRICS = {"recall@1": "recall@1-l2", "recall@5": "recall@5-l2",
                 "recall@10": "recall@10-l2", "mrr@10": "mrr@10-l2", "ndcg@10": "ndcg@10"}
 DEPTH = 10
-DEFAULT_QRELS = Path(__file__).resolve().parent.parent / "benchmarks" / "qrels" / "seeds.jsonl"
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+# The labelled seeds queries ship inside the package, beside the seeds index they label.
+DEFAULT_QRELS = Path(__file__).resolve().parent / "data" / "qrels" / "seeds.jsonl"
+# Results go to benchmarks/results under the current directory (the checkout's, run from its
+# root). The public sets ship in the source checkout; an installed semsearch needs their path.
+RESULTS_DIR = Path("benchmarks") / "results"
 DATA_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "data"
 # The public sets shipped in benchmarks/data (credits and licenses: benchmarks/data/SOURCES.md)
 DATASETS = {"cmrc-trial": DATA_DIR / "cmrc2018_trial.json",
@@ -111,14 +115,19 @@ def run(index: Index, queries: Sequence[LabelledQuery], mode: Mode,
             for q, hits in zip(queries, results, strict=True)}
 
 
+def _ranx() -> Any:
+    """ranx's Qrels, Run and evaluate (the `bench` extra)."""
+    try:
+        from ranx import Qrels, Run, evaluate
+    except ImportError as exc:
+        raise MissingDependencyError("semsearch bench", "bench") from exc
+    return Qrels, Run, evaluate
+
+
 def evaluate(index: Index, queries: Sequence[LabelledQuery],
              modes: Sequence[Mode] = MODES) -> dict[str, Any]:
     """Metrics per mode, overall and per query kind (Recall@5 and MRR@10)."""
-    try:
-        from ranx import Qrels, Run
-        from ranx import evaluate as ranx_evaluate
-    except ImportError as exc:
-        raise QueryError("semsearch bench needs ranx: pip install 'semsearch[bench]'") from exc
+    Qrels, Run, ranx_evaluate = _ranx()
 
     qrels_dict = judge(index, queries)
     answerable = [q for q in queries if qrels_dict[q.id]]
@@ -278,6 +287,9 @@ def load_dataset(spec: str | Path) -> RecordSet:
     """A shipped set by name (cmrc-trial, drcd-test), a BEIR-layout directory, or a
     SQuAD-layout .json file."""
     if str(spec) in DATASETS:
+        if not DATASETS[str(spec)].is_file():
+            raise QueryError(f"the public set {spec} ships in the source checkout "
+                             f"(benchmarks/data); give the path of its .json file instead")
         return load_squad(DATASETS[str(spec)], str(spec))
     path = Path(spec)
     if path.is_dir():
@@ -418,11 +430,7 @@ def naive_bm25_run(dataset: RecordSet, depth: int = DEPTH,
 
 def score_runs(dataset: RecordSet, runs: dict[str, RecordRun]) -> dict[str, dict[str, float]]:
     """Recall@1/5/10, MRR@10 and nDCG@10 of each run against the set's labels (ranx)."""
-    try:
-        from ranx import Qrels, Run
-        from ranx import evaluate as ranx_evaluate
-    except ImportError as exc:
-        raise QueryError("semsearch bench needs ranx: pip install 'semsearch[bench]'") from exc
+    Qrels, Run, ranx_evaluate = _ranx()
 
     qrels = Qrels(dataset.qrels)
     scores = {}
@@ -440,7 +448,7 @@ def evaluate_records(dataset: RecordSet, index: Index | None = None, *,
                      progress: BuildProgress | None = None) -> dict[str, Any]:
     """Build an index of the set's records (unless given one), then measure each mode and,
     with `naive`, the two naive baselines on the same records."""
-    from semsearch import search
+    from semsearch import fusion, search
 
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -464,7 +472,7 @@ def evaluate_records(dataset: RecordSet, index: Index | None = None, *,
     return {"dataset": dataset.name, "records": len(dataset.records),
             "passages": index.manifest.passage_count, "queries": len(dataset.queries),
             "model": index.manifest.model.name,
-            "settings": {"fusion": search.DEFAULT_FUSION, "dense_weight": search.DENSE_WEIGHT,
+            "settings": {"fusion": search.DEFAULT_FUSION, "dense_weight": fusion.DENSE_WEIGHT,
                          "candidates": search.CANDIDATES},
             "metrics": score_runs(dataset, runs),
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}

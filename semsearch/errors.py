@@ -38,7 +38,22 @@ class ModelMismatchError(IndexLoadError):
 
 
 class QueryError(SemsearchError):
-    """A query or search parameter is invalid (blank query, k < 1, ...)."""
+    """A query or search parameter is invalid (blank query, k < 1, a bad filter, ...)."""
+
+
+class UsageError(QueryError):
+    """Arguments that do not go together, or an operation this index cannot do as opened
+    (e.g. adding to a read-only index, saving without a place to save to). A QueryError, so
+    code that caught bad parameters as QueryError keeps catching these."""
+
+
+class MissingDependencyError(SemsearchError):
+    """An optional part of semsearch is not installed; the message names the extra that
+    brings it (`pip install 'semsearch[EXTRA]'`)."""
+
+    def __init__(self, what: str, extra: str) -> None:
+        self.extra = extra
+        super().__init__(f"{what} needs the {extra!r} extra: pip install 'semsearch[{extra}]'")
 
 
 __all__ = [
@@ -47,8 +62,10 @@ __all__ = [
     "IndexLoadError",
     "IndexLockedError",
     "IndexWriteError",
+    "MissingDependencyError",
     "ModelError",
     "ModelMismatchError",
     "QueryError",
     "SemsearchError",
+    "UsageError",
 ]

@@ -26,6 +26,9 @@ from typing import Any
 import numpy as np
 
 LEXICAL_DIR = "bm25"
+BM25_K1, BM25_B = 1.5, 0.75  # Lucene BM25 (bm25s's defaults); Milvus's BM25 is given the same
+DESCRIPTION = (f"bm25s (k1={BM25_K1}, b={BM25_B}) over jieba search-mode words, OpenCC t2s, "
+               "NFKC, lowercase")
 QUERY_DICT = "query_dict.txt"
 IDS = "ids.npy"
 TOKENS = "tokens.jsonl"
@@ -124,7 +127,7 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, texts: Sequence[str], ids: np.ndarray | None = None) -> LexicalIndex:
-        """Index `texts` with bm25s (Lucene BM25, k1=1.5, b=0.75); ids default to positions."""
+        """Index `texts` with bm25s (Lucene BM25, BM25_K1/BM25_B); ids default to positions."""
         return cls.from_tokens([tokenize(t) for t in texts],
                                np.arange(len(texts)) if ids is None else ids)
 
@@ -135,7 +138,7 @@ class LexicalIndex:
         if not tokens:  # an empty collection (every source removed)
             return cls({}, np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(1, np.int64),
                        np.zeros(0, np.int64), tokens=[])
-        bm25 = bm25s.BM25()
+        bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
         bm25.index(tokens, show_progress=False)
         scores = bm25.scores
         vocab = {str(k): int(v) for k, v in bm25.vocab_dict.items()}
@@ -172,7 +175,7 @@ class LexicalIndex:
         (directory / "vocab.index.json").write_text(json.dumps(self.vocab, ensure_ascii=False),
                                                      encoding="utf-8")
         (directory / "params.index.json").write_text(
-            json.dumps({"k1": 1.5, "b": 0.75, "method": "lucene", "num_docs": self.size}),
+            json.dumps({"k1": BM25_K1, "b": BM25_B, "method": "lucene", "num_docs": self.size}),
             encoding="utf-8")
         with (directory / TOKENS).open("w", encoding="utf-8") as handle:
             for words in self.tokens:
@@ -218,7 +221,7 @@ class LexicalIndex:
 
     def search(self, queries: Sequence[str], k: int,
                allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-`k` (scores, passage ids) per query, like `VectorIndex.search`, among `allowed`
+        """Top-`k` (scores, passage ids) per query, like `FaissStore.search`, among `allowed`
         ids if given; passages with no query word in common are left out (id -1), since a zero
         BM25 score ranks nothing."""
         k = max(1, min(k, self.size))

@@ -36,7 +36,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future
 from contextlib import asynccontextmanager, suppress
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -47,9 +46,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, S
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from semsearch.errors import IndexLoadError, QueryError, SemsearchError
-from semsearch.index import VectorIndex, generation_path, live_pointer
-from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, MAX_QUERY_CHARS, Index
+from semsearch.errors import IndexLoadError, MissingDependencyError, QueryError, SemsearchError
+from semsearch.index import Index
+from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, MAX_QUERY_CHARS
+from semsearch.stores import open_store
+from semsearch.stores.generations import generation_path, live_pointer
 
 DEFAULT_TIMEOUT = 10.0  # seconds a request may wait for its search
 DEFAULT_WORKERS = 4  # search threads (the encoder and FAISS use their own threads inside)
@@ -251,7 +252,7 @@ class LiveIndex:
         try:
             if problem is not None:
                 raise IndexLoadError(problem)
-            store = VectorIndex.load(self.path)
+            store = open_store(self.path)
             old = self.index
             if (store.manifest.model.fingerprint != old.manifest.model.fingerprint
                     or store.manifest.model.dimension != old.manifest.model.dimension):
@@ -391,6 +392,10 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
     async def too_slow(_: Request, exc: SearchTimeout) -> JSONResponse:
         return error(504, str(exc))
 
+    @app.exception_handler(MissingDependencyError)
+    async def misconfigured(_: Request, exc: MissingDependencyError) -> JSONResponse:
+        return error(500, str(exc))
+
     @app.exception_handler(SemsearchError)
     async def unavailable(_: Request, exc: SemsearchError) -> JSONResponse:
         return error(503, str(exc))
@@ -410,7 +415,7 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
         def job() -> list[dict[str, Any]]:
             hits = live.current().search(request.query, request.k, request.mode,
                                          request.fusion, request.where)
-            return [asdict(h) for h in hits]
+            return [h.to_dict() for h in hits]
 
         hits = await bounded(pool.submit(job), timeout)
         return SafeJSONResponse({"query": request.query, "hits": hits})

@@ -51,26 +51,26 @@ def make_tiny_model(out: Path, hidden: int = 32, seed: int = 0) -> Path:
         prompts={"query": "query: ", "passage": "passage: "}, device="cpu",
     )
     model.save(str(out))
-    from semsearch.models.onnx import export_onnx
+    from semsearch.models.provision.export import export_onnx
 
     export_onnx(out, quantize=False)  # subprocess tests then start without torch
     return out
 
 
 def synthetic_store(kind: str, n: int, sources: int, d: int = 16) -> tuple[Any, Any]:
-    """A VectorIndex of `kind` over n random unit vectors; passage i is from s{i % sources}.txt.
+    """A FaissStore of `kind` over n random unit vectors; passage i is from s{i % sources}.txt.
     Returns (store, vectors)."""
     import numpy as np
 
-    from semsearch.index import VectorIndex
     from semsearch.models.encoder import ModelInfo
     from semsearch.passages import Passage
+    from semsearch.stores.faiss import FaissStore
 
     rng = np.random.default_rng(n)
     vectors = rng.normal(size=(n, d)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     passages = [Passage(f"passage {i}", f"s{i % sources}.txt", i, 0, 1) for i in range(n)]
-    store = VectorIndex.create(passages, vectors, ModelInfo("synthetic", "x", d),
+    store = FaissStore.create(passages, vectors, ModelInfo("synthetic", "x", d),
                                {f"s{i}.txt": "h" for i in range(sources)}, index_type=kind)
     return store, vectors
 
@@ -80,7 +80,7 @@ def rewrite_manifest(index_dir: Path, **changes: object) -> None:
     import hashlib
     import json
 
-    from semsearch.index import CURRENT, live_dir
+    from semsearch.stores.generations import CURRENT, live_dir
 
     file = live_dir(index_dir) / "manifest.json"
     manifest = json.loads(file.read_text("utf-8"))
@@ -110,3 +110,16 @@ def real_model() -> Path:
     path = provisioned_dir()
     assert is_provisioned(path), "run `make setup` (semsearch provision) first"
     return path
+
+
+# Modules that query the shipped seeds index, which needs the provisioned model throughout.
+SLOW_MODULES = {"test_seeds", "test_quality"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`slow` = needs the provisioned model: every test using `real_model` (directly or through
+    another fixture) or living in SLOW_MODULES, so `pytest -m "not slow"` is the fast set."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "real_model" in fixtures or item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from semsearch import ann
+from semsearch.stores import base
+from semsearch.stores import faiss as ann
 
 N, D, K = 2000, 32, 10
 
@@ -74,8 +75,8 @@ def test_build_and_search_finds_true_neighbours(kind: str, data: tuple[np.ndarra
     index = ann.build_index(kind, x, reported.append)
     assert sum(reported) == N and index.ntotal == N
     assert ann.kind_of(index) == kind
-    assert ann.index_kind(index).startswith(kind)
-    _, ids = ann.search(index, q, K)
+    assert ann.describe_index(index).startswith(kind)
+    _, ids = ann.search_index(index, q, K)
     assert recall(ids, truth) >= FLOOR[kind]
 
 
@@ -84,7 +85,7 @@ def test_explicit_ids_are_returned(kind: str, data: tuple[np.ndarray, np.ndarray
     x, _ = data
     ids = np.arange(N, dtype=np.int64) * 7 + 1_000_000
     index = ann.build_index(kind, x, ids=ids)
-    _, found = ann.search(index, x[:20], 1)
+    _, found = ann.search_index(index, x[:20], 1)
     assert set(found[:, 0].tolist()) <= set(ids.tolist())
     assert np.mean(found[:, 0] == ids[:20]) >= 0.9  # a vector is its own nearest neighbour
 
@@ -97,7 +98,7 @@ def test_removed_ids_never_come_back(kind: str, data: tuple[np.ndarray, np.ndarr
     gone = np.arange(0, 200)
     assert ann.remove_ids(index, gone) == 200
     assert ann.remove_ids(index, gone) == 0  # already removed
-    _, found = ann.search(index, x[:200], K)  # query with the removed vectors themselves
+    _, found = ann.search_index(index, x[:200], K)  # query with the removed vectors themselves
     assert not set(found.ravel().tolist()) & set(gone.tolist())
     assert (found >= 0).all()  # hnsw's filter replaces tombstones rather than leaving holes
     _, plain = index.search(x[:200], K)  # plain faiss search: holes (-1), never a removed id
@@ -109,7 +110,7 @@ def test_hnsw_compact_drops_tombstones(data: tuple[np.ndarray, np.ndarray],
     x, _ = data
     index = fresh("hnsw")
     ann.remove_ids(index, [1, 2, 3])
-    assert ann.tombstones(index) == 3 and "3 removed" in ann.index_kind(index)
+    assert ann.tombstones(index) == 3 and "3 removed" in ann.describe_index(index)
     compacted = ann.compact(index)
     assert compacted.ntotal == N - 3 and ann.tombstones(compacted) == 0
     _, found = compacted.search(x[:5], 1)
@@ -125,13 +126,13 @@ def test_write_read_round_trip(kind: str, mmap: bool, tmp_path: Path,
     x, q = data
     index = fresh(kind)
     ann.remove_ids(index, [5, 6])
-    before = ann.search(index, q, K)[1]
+    before = ann.search_index(index, q, K)[1]
     path = tmp_path / "vectors.faiss"
     ann.write_index(index, path)
     loaded = ann.load_index(path, mmap=mmap)
     assert ann.kind_of(loaded) == kind
     assert ann.is_read_only(loaded) is mmap
-    np.testing.assert_array_equal(ann.search(loaded, q, K)[1], before)
+    np.testing.assert_array_equal(ann.search_index(loaded, q, K)[1], before)
     if mmap:  # faiss would abort the process; ann refuses first
         with pytest.raises(ValueError, match="memory-mapped"):
             ann.remove_ids(loaded, [7])
@@ -139,32 +140,32 @@ def test_write_read_round_trip(kind: str, mmap: bool, tmp_path: Path,
             ann.add_vectors(loaded, x[:1], np.array([N + 1]))
     else:
         ann.add_vectors(loaded, x[:1], np.array([N + 1]))
-        assert N + 1 in ann.search(loaded, x[:1], K)[1][0].tolist()
+        assert N + 1 in ann.search_index(loaded, x[:1], K)[1][0].tolist()
 
 
 def test_search_params_apply(fresh: Callable[[str], Any]) -> None:
     hnsw = fresh("hnsw")
     ann.set_search_params(hnsw, k=10, ef_search=24)
-    assert "efSearch=24" in ann.index_kind(hnsw)
+    assert "efSearch=24" in ann.describe_index(hnsw)
     ann.set_search_params(hnsw, k=100)
-    assert f"efSearch={max(ann.DEFAULT_EF_SEARCH, 100)}" in ann.index_kind(hnsw)
+    assert f"efSearch={max(ann.DEFAULT_EF_SEARCH, 100)}" in ann.describe_index(hnsw)
     sq8 = fresh("sq8")
     ann.set_search_params(sq8, k=10, nprobe=3)
-    assert "nprobe=3" in ann.index_kind(sq8)
+    assert "nprobe=3" in ann.describe_index(sq8)
     with pytest.raises(ValueError):
         ann.set_search_params(sq8, k=0)
 
 
 def test_choose_index_type_thresholds() -> None:
-    assert ann.choose_index_type(0) == "flat"
-    assert ann.choose_index_type(ann.FLAT_MAX - 1) == "flat"
-    assert ann.choose_index_type(ann.FLAT_MAX) == "sq8"
-    assert ann.choose_index_type(10_000_000) == "sq8"
+    assert base.choose_index_type(0) == "flat"
+    assert base.choose_index_type(base.FLAT_MAX - 1) == "flat"
+    assert base.choose_index_type(base.FLAT_MAX) == "sq8"
+    assert base.choose_index_type(10_000_000) == "sq8"
     assert ann.resolve_kind("auto", 10) == "flat"
     assert ann.resolve_kind("AUTO", 1_000_000) == "sq8"
     assert ann.resolve_kind("IVF_PQ", 1) == "ivf-pq"
     with pytest.raises(ValueError):
-        ann.choose_index_type(-1)
+        base.choose_index_type(-1)
 
 
 def test_unknown_kind_and_too_few_vectors_raise(data: tuple[np.ndarray, np.ndarray]) -> None:

@@ -2,7 +2,7 @@
 a subprocess against the shipped seeds index, writing to tmp_path, and its JSON must have the
 fields the README tables come from, with sane values. The numbers themselves mean nothing.
 
-Benchmarks read indexes only through the public API (`semsearch.load`, `VectorIndex.load`), so
+Benchmarks read indexes only through the public API (`semsearch.load`, `FaissStore.load`), so
 moving or renaming a file inside an index directory either is invisible to them or fails here.
 
 Deselect with `-m "not benchmark"` (the fast API checks at the top still run).
@@ -24,18 +24,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from semsearch import ann
-from semsearch import index as index_module
-from semsearch.index import VectorIndex
-from semsearch.search import DEFAULT_INDEX
+from semsearch.stores import DEFAULT_INDEX, generations
+from semsearch.stores import faiss as ann
+from semsearch.stores import faiss as faiss_store
+from semsearch.stores.faiss import FaissStore
 
 from .conftest import REPO
 
 BENCHMARKS = REPO / "benchmarks"
 RESULTS = BENCHMARKS / "results"
 # What lives inside an index directory: benchmarks must not name any of it.
-INTERNAL = (index_module.VECTORS, index_module.PASSAGES, index_module.MANIFEST,
-            index_module.CURRENT, index_module.LOCK, index_module._GEN_PREFIX)
+INTERNAL = (faiss_store.VECTORS, faiss_store.PASSAGES, generations.MANIFEST,
+            generations.CURRENT, generations.LOCK, generations._GEN_PREFIX)
 
 
 def load_script(name: str) -> ModuleType:
@@ -86,13 +86,13 @@ def test_benchmarks_name_no_file_inside_an_index(name: str) -> None:
         pattern = re.escape(internal) + (r"\d" if internal.endswith("-") else r"\b")
         assert not re.search(pattern, source), (
             f"benchmarks/{name} names {internal!r}, a file inside an index directory: open "
-            "indexes with semsearch.load / VectorIndex.load instead")
+            "indexes with semsearch.load / FaissStore.load instead")
     assert not re.search(r"""["']indexes["']""", source), (
         f"benchmarks/{name} builds a path under indexes/: use semsearch.search.DEFAULT_INDEX")
 
 
 def test_ann_reads_the_seed_vectors_through_the_api() -> None:
-    store = VectorIndex.load(DEFAULT_INDEX)
+    store = FaissStore.load(DEFAULT_INDEX)
     seeds = load_script("ann.py").load_seeds(DEFAULT_INDEX)
     assert seeds.shape == (len(store.passages), store.manifest.model.dimension) == (62, 384)
     assert seeds.dtype == np.float32
@@ -138,17 +138,17 @@ def test_ann_smoke(tmp_path: Path) -> None:
 
 @pytest.mark.benchmark
 def test_ann_fails_loudly_when_an_index_file_moves(tmp_path: Path) -> None:
-    """The seeds' vectors are read through VectorIndex.load: a moved file is an IndexLoadError,
+    """The seeds' vectors are read through FaissStore.load: a moved file is an IndexLoadError,
     never a benchmark of something else."""
     copy = tmp_path / "seeds"
     shutil.copytree(DEFAULT_INDEX, copy)
-    live = index_module.live_dir(copy)
-    (live / index_module.VECTORS).rename(live / "moved.faiss")
+    live = generations.live_dir(copy)
+    (live / faiss_store.VECTORS).rename(live / "moved.faiss")
     result = subprocess.run([sys.executable, str(BENCHMARKS / "ann.py"), "--smoke", "--index",
                              str(copy), "--out", str(tmp_path / "out")], capture_output=True,
                             text=True, timeout=120, check=False)
     assert result.returncode != 0
-    assert "IndexLoadError" in result.stderr and index_module.VECTORS in result.stderr
+    assert "IndexLoadError" in result.stderr and faiss_store.VECTORS in result.stderr
     assert not (tmp_path / "out" / "ann.json").exists()
 
 
@@ -183,7 +183,7 @@ def test_milvus_smoke(tmp_path: Path, real_model: Path) -> None:
     report = run_smoke("milvus.py", tmp_path)
     assert report["repeat"] == 1 and report["pymilvus"] and report["milvus_lite"]
     seeds = report["seeds"]
-    assert seeds["passages"] == len(VectorIndex.load(DEFAULT_INDEX).passages)
+    assert seeds["passages"] == len(FaissStore.load(DEFAULT_INDEX).passages)
     assert seeds["queries"] == 8
     assert positive(seeds["migrate_s"], seeds["migrate_passages_per_s"])
 

@@ -88,7 +88,7 @@ def test_missing_index(tmp_path: Path) -> None:
 def test_corrupt_index(index_dir: Path, tmp_path: Path) -> None:
     import shutil
 
-    from semsearch.index import live_dir
+    from semsearch.stores.generations import live_dir
 
     broken = tmp_path / "broken"
     shutil.copytree(index_dir, broken)

@@ -13,8 +13,8 @@ import pytest
 import semsearch
 from semsearch import corpus
 from semsearch.corpus import CorpusWarning, Options, scan
+from semsearch.fusion import Collapser
 from semsearch.passages import Passage, prepare
-from semsearch.search import Collapser
 
 from .conftest import SEEDS
 

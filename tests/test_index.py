@@ -12,7 +12,7 @@ import pytest
 
 import semsearch
 from semsearch.errors import IndexLoadError, IndexWriteError, ModelMismatchError, QueryError
-from semsearch.index import live_dir
+from semsearch.stores.generations import live_dir
 
 from .conftest import SEEDS, rewrite_manifest
 

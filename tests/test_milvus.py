@@ -15,7 +15,6 @@ import pytest
 from typer.testing import CliRunner
 
 import semsearch
-from semsearch import milvus
 from semsearch.cli import app
 from semsearch.errors import (
     BackendUnavailableError,
@@ -23,8 +22,9 @@ from semsearch.errors import (
     ModelMismatchError,
     QueryError,
 )
-from semsearch.index import VectorIndex
-from semsearch.search import DEFAULT_INDEX
+from semsearch.filters import parse
+from semsearch.stores import DEFAULT_INDEX, milvus
+from semsearch.stores.faiss import FaissStore
 
 from .conftest import SEEDS
 
@@ -47,13 +47,12 @@ def _rows(store: milvus.MilvusStore) -> dict[int, semsearch.Passage]:
     return rows
 
 
-def _assert_same(store: milvus.MilvusStore, source: VectorIndex) -> None:
+def _assert_same(store: milvus.MilvusStore, source: FaissStore) -> None:
     """The collection holds exactly the source's passages and vectors, each once."""
     assert store.count(raw=True) == store.count() == len(source.passages)
     assert _rows(store) == source.passages
     ids = sorted(source.passages)
-    np.testing.assert_array_equal(store.vectors(ids), milvus._vectors(source.faiss_index,
-                                                                      np.array(ids)))
+    np.testing.assert_array_equal(store.vectors(ids), source.vectors(np.array(ids)))
     assert store.manifest.sources == source.manifest.sources
     assert store.manifest.model == source.manifest.model
 
@@ -76,21 +75,22 @@ def test_uris_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_filters_translate_to_milvus() -> None:
-    expr = 'source == "year" and year >= 2020 || !(tag in ["a", \'b\']) && heading like "x%"'
-    assert milvus.to_milvus_filter(expr) == (
-        'source == "year" and metadata["year"] >= 2020 || !(metadata["tag"] in ["a", \'b\']) '
-        '&& heading like "x%"')
-    assert milvus.to_milvus_filter("paragraph > 2 and not flag == True") == \
-        'paragraph > 2 and not metadata["flag"] == true'
+    """Metadata keys become JSON paths, core fields stay columns, booleans lower-case; the
+    rendering comes from the parsed tree (tests/test_filters_milvus.py checks it keeps the
+    same passages as Python on Milvus Lite)."""
+    assert parse("paragraph > 2 and not flag == True").to_milvus() == \
+        '(paragraph > 2 and not (exists metadata["flag"] and metadata["flag"] == true))'
+    rendered = parse('source == "year" and year >= 2020').to_milvus()
+    assert rendered == '(source == "year" and metadata["year"] >= 2020)'
     with pytest.raises(QueryError, match="bad filter"):
-        milvus.to_milvus_filter("__import__('os')")
+        parse("__import__('os')").to_milvus()
 
 
 def test_build_search_filter_add_remove(tiny_model: Path, other_model: Path,
                                         tmp_path: Path) -> None:
     uri = str(tmp_path / "x.db")
     faiss_index = semsearch.build([SEEDS], model=str(tiny_model))
-    index = semsearch.Index.build([SEEDS], model=str(tiny_model), uri=uri)
+    index = semsearch.Index.build([SEEDS], model=str(tiny_model), location=uri)
     assert index.manifest.passage_count == len(faiss_index.passages)
     reopened = semsearch.connect(uri, model=str(tiny_model))
     assert [p for p in reopened.passages] == faiss_index.passages
@@ -120,14 +120,14 @@ def test_a_crashed_add_is_invisible_and_cleaned_up(tiny_model: Path, tmp_path: P
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     uri = str(tmp_path / "crash.db")
     index = semsearch.Index.build([SEEDS / "000_0db68ecbc2c6cfcf.txt"], model=str(tiny_model),
-                                  uri=uri)
+                                  location=uri)
     before = index.manifest.passage_count
 
     def die(name: str) -> None:
         if name == "milvus-before-commit":
             raise RuntimeError("crash")
 
-    monkeypatch.setattr(milvus, "_failpoint", die)
+    monkeypatch.setattr(milvus, "failpoint", die)
     with pytest.raises(RuntimeError):
         index.add([SEEDS / "001_b0b1c2961d63c9fa.txt"])
     monkeypatch.undo()
@@ -150,21 +150,21 @@ def test_migrate_resumes_after_sigkill(faiss_dir: Path, tmp_path: Path) -> None:
     assert killed.returncode == -9, killed.stderr
     with pytest.raises(IndexLoadError, match="unfinished migration"):
         semsearch.connect(uri)
-    source = VectorIndex.load(faiss_dir, mmap=False)
+    source = FaissStore.load(faiss_dir, mmap=False)
     store, report = milvus.migrate(source, uri, batch_size=10)
     assert report.resumed == 20 and report.copied == len(source.passages) - 20
     _assert_same(store, source)
     again, report = milvus.migrate(source, uri)  # complete: nothing to do
     assert report.copied == 0 and again.count() == len(source.passages)
     with pytest.raises(Exception, match="holds another index"):
-        milvus.migrate(VectorIndex.load(DEFAULT_INDEX), uri)
+        milvus.migrate(FaissStore.load(DEFAULT_INDEX), uri)
 
 
 def test_migrated_seeds_answer_like_faiss(real_model: Path, tmp_path: Path) -> None:
     """The done criterion: exact (FLAT) Milvus returns FAISS's top-5 for all 68 queries."""
     from semsearch import bench
 
-    source = VectorIndex.load(DEFAULT_INDEX, mmap=False)
+    source = FaissStore.load(DEFAULT_INDEX, mmap=False)
     milvus.migrate(source, str(tmp_path / "seeds.db"))
     faiss_index = semsearch.load()
     on_milvus = semsearch.connect(tmp_path / "seeds.db")
@@ -185,27 +185,27 @@ def test_migrated_seeds_answer_like_faiss(real_model: Path, tmp_path: Path) -> N
 
 def test_cli_on_milvus(tiny_model: Path, faiss_dir: Path, tmp_path: Path) -> None:
     uri = str(tmp_path / "cli.db")
-    result = runner.invoke(app, ["index", str(SEEDS), "--backend", "milvus", "--uri", uri,
+    result = runner.invoke(app, ["index", str(SEEDS), "--out", uri,
                                  "--model", str(tiny_model)])
     assert result.exit_code == 0, result.output
     assert "indexed" in result.stderr and "cli.db" in result.stderr
-    result = runner.invoke(app, ["query", "夫妻党员抗疫", "--uri", uri, "-k", "3", "--json",
+    result = runner.invoke(app, ["query", "夫妻党员抗疫", "--index", uri, "-k", "3", "--json",
                                  "--model", str(tiny_model), "--where", f'source == "{SOURCE}"'])
     assert result.exit_code == 0, result.output
     hits = json.loads(result.stdout)["hits"]
     assert len(hits) == 3 and all(h["source"] == SOURCE for h in hits)
-    result = runner.invoke(app, ["info", "--uri", uri])
+    result = runner.invoke(app, ["info", "--index", uri])
     assert result.exit_code == 0 and SOURCE in result.stdout
-    result = runner.invoke(app, ["remove", "--source", SOURCE, "--uri", uri])
+    result = runner.invoke(app, ["remove", "--source", SOURCE, "--index", uri])
     assert result.exit_code == 0 and "removed" in result.stderr
     result = runner.invoke(app, ["migrate", "--from", str(faiss_dir), "--to", uri,
                                  "--collection", "copy"])
     assert result.exit_code == 0 and "migrated" in result.stderr, result.output
     for args, needle in (
-        (["query", "x", "--uri", "nowhere"], "bad Milvus URI"),
-        (["query", "x", "--uri", uri, "--collection", "nope"], "no collection 'nope'"),
-        (["query", "x", "--uri", "http://127.0.0.1:9"], "cannot connect to Milvus"),
-        (["query", "x", "--backend", "milvus", "--uri", uri, "--model",
+        (["query", "x", "--index", "ftp://nowhere"], "bad Milvus URI"),
+        (["query", "x", "--index", uri, "--collection", "nope"], "no collection 'nope'"),
+        (["query", "x", "--index", "http://127.0.0.1:9"], "cannot connect to Milvus"),
+        (["query", "x", "--index", uri, "--model",
           str(SEEDS.parent / "missing")], "model"),
         (["migrate", "--from", str(faiss_dir), "--to", uri], "holds another index"),
         (["index", str(SEEDS)], "give --out DIR"),
@@ -223,15 +223,15 @@ SERVER = os.environ.get(milvus.URI_ENV, "")
                     reason=f"no Milvus server: set {milvus.URI_ENV}=http://host:19530 to run")
 def test_on_a_milvus_server(faiss_dir: Path) -> None:
     collection = f"semsearch_test_{uuid.uuid4().hex[:8]}"
-    source = VectorIndex.load(faiss_dir, mmap=False)
+    source = FaissStore.load(faiss_dir, mmap=False)
     store, _ = milvus.migrate(source, SERVER, collection)
     try:
         _assert_same(store, source)
-        vectors = milvus._vectors(source.faiss_index, np.arange(5))
+        vectors = source.vectors(np.arange(5))
         _, ids = source.search(vectors, 10)
         _, m_ids = store.search(vectors, 10)
         np.testing.assert_array_equal(m_ids[:, :5], ids[:, :5])
-        _, lexical = store.lexical_search(["党员 志愿者"], 5, f'source == "{SOURCE}"')
+        _, lexical = store.lexical_search(["党员 志愿者"], 5, parse(f'source == "{SOURCE}"'))
         assert (lexical[0] >= 0).any()
     finally:
         store.client.drop_collection(collection)

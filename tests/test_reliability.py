@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 import semsearch
-from semsearch import ann
 from semsearch.errors import IndexLoadError, IndexLockedError, QueryError
-from semsearch.index import live_dir, writer_lock
 from semsearch.lexical import LexicalIndex
+from semsearch.stores import base
+from semsearch.stores.generations import live_dir, writer_lock
 
 from .conftest import REPO, SEEDS, synthetic_store
 
@@ -101,7 +101,7 @@ def test_remove_source_everywhere(index_dir: Path) -> None:
         after.remove("nope.txt")
 
 
-@pytest.mark.parametrize("kind", ann.INDEX_TYPES)
+@pytest.mark.parametrize("kind", base.INDEX_TYPES)
 def test_removal_works_for_every_index_type(kind: str) -> None:
     n = 1200
     store, vectors = synthetic_store(kind, n, sources=3)

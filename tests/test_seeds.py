@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import semsearch
-from semsearch.search import DEFAULT_INDEX
+from semsearch.stores import DEFAULT_INDEX
 
 from .conftest import REPO, SEEDS
 from .test_index import vectors

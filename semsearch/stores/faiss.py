@@ -1,8 +1,6 @@
-"""The on-disk index: generations of FAISS vectors, passages and BM25 weights, with a manifest.
+"""The FAISS backend: an index directory of generations holding FAISS vectors, passages and BM25.
 
-    DIR/CURRENT               the live generation and its manifest's sha256, swapped
-                              atomically (rename)
-    DIR/.lock                 held by the one writer (flock); says who holds it
+    DIR/CURRENT, DIR/.lock    see generations.py (atomic swaps, one writer)
     DIR/gen-00000007/
         manifest.json         format, model (name, weights fingerprint, dimension, prompts),
                               index type, counts, sources with content hashes, file checksums
@@ -10,90 +8,79 @@
         passages.jsonl        one passage per line, with its id
         bm25/                 the lexical index over the same passages (see lexical.py)
 
-A write builds a whole new generation in a temporary directory, fsyncs it, renames it into
-place and only then points CURRENT at it, so a reader sees the old index or the new one — never
-a mix — and a crash or a full disk at any point leaves the previous index answering as before.
-The previous generation is kept one write longer, for readers that opened it just before a swap.
+The FAISS index kinds (base.INDEX_TYPES), all with stable int64 ids over unit vectors:
+
+    flat    exact inner product (IndexIDMap2 over IndexFlatIP): 1536 B/vector at 384-d
+    hnsw    HNSW graph (M=32) over 8-bit scalar-quantised vectors, wrapped in IndexIDMap2:
+            fastest queries, ~650 B/vector; removal is by tombstone, compacted past COMPACT_AT
+    ivf-pq  inverted file (nlist ~ 4*sqrt(n)) + product quantisation, d/4 bytes per vector:
+            smallest, but PQ cannot separate near-duplicate neighbours (low recall@10)
+    sq8     inverted file + 8-bit scalar quantisation (IndexIVFScalarQuantizer): ~400 B/vector,
+            recall@10 ~0.97 under 1 ms per query at 1M; what `auto` picks for large collections
+
+`benchmarks/ann.py` measures all of them from 10k to 1M vectors; base.py cites its results.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
-import hashlib
 import json
 import os
 import re
 import shutil
-import signal
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from semsearch import ann, filters
-from semsearch.errors import IndexLoadError, IndexLockedError, IndexWriteError
+from semsearch.atomic import atomic_directory
+from semsearch.errors import IndexLoadError, IndexWriteError, UsageError
+from semsearch.lexical import DESCRIPTION as LEXICAL
 from semsearch.lexical import LEXICAL_DIR, LexicalIndex
 from semsearch.models.encoder import ModelInfo
 from semsearch.models.resolve import sha256_file
 from semsearch.passages import Passage
+from semsearch.stores import generations
+from semsearch.stores.base import (
+    DEFAULT_EF_SEARCH,
+    DEFAULT_NPROBE,
+    FORMAT_VERSION,
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    INDEX_TYPES,
+    METRIC,
+    Manifest,
+    ProgressFn,
+    corpus_fingerprint,
+    failpoint,
+    nlist_for,
+    no_hits,
+    pq_subquantizers,
+    resolve_kind,
+)
+from semsearch.stores.generations import CURRENT, MANIFEST
 
-FORMAT_VERSION = 2
-CURRENT = "CURRENT"
-LOCK = ".lock"
-CHECKPOINT = ".checkpoint"  # encoded chunks of an unfinished build (see checkpoint.py)
-MANIFEST = "manifest.json"
+if TYPE_CHECKING:
+    from semsearch.filters import Filter
+
 VECTORS = "vectors.faiss"
 PASSAGES = "passages.jsonl"
-METRIC = "inner_product"
-LEXICAL = "bm25s (k1=1.5, b=0.75) over jieba search-mode words, OpenCC t2s, NFKC, lowercase"
-_GEN_PREFIX = "gen-"
-_TMP_PREFIX = ".tmp-gen-"
-
-ProgressFn = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """Everything needed to trust an index generation and to query it with the right model."""
-
-    format_version: int
-    model: ModelInfo
-    metric: str
-    index_type: str
-    passage_count: int
-    corpus_fingerprint: str
-    created_at: str
-    lexical: str = ""
-    encoder: str = ""
-    generation: int = 0
-    next_id: int = 0
-    sources: dict[str, str] = field(default_factory=dict)  # source → sha256 of its file
-    files: dict[str, str] = field(default_factory=dict)  # relative path → sha256
-    # the folder sources are named from (saved relative to the index directory)
-    root: str = ""
-    dropped: dict[str, dict[str, int]] = field(default_factory=dict)  # source → reason → lines
-    web: list[str] = field(default_factory=list)  # sources cleaned as web pages
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Manifest:
-        model = ModelInfo(**data["model"])
-        return cls(**{**data, "model": model})
+MAX_TRAIN = 200_000  # training sample cap: keeps k-means + PQ training at 1M under a minute
+ADD_BATCH = 65_536  # vectors per add() call, and so per progress() report
+MIN_TRAIN = {"flat": 1, "hnsw": 2, "sq8": 2, "ivf-pq": 1_000}
+# An hnsw index is rebuilt without its tombstones once they pass this share of its nodes: they
+# still cost memory and graph hops, and a source replaced over and over would grow without end.
+COMPACT_AT = 0.2
 
 
-def corpus_fingerprint(sources: dict[str, str]) -> str:
-    """sha256 over (source, content hash) pairs: equal corpora, equal fingerprint."""
-    digest = hashlib.sha256()
-    for source, sha in sorted(sources.items()):
-        digest.update(f"{source}\0{sha}\n".encode())
-    return digest.hexdigest()
+def _faiss() -> Any:
+    """The faiss module, imported on first use so that `semsearch --help` stays fast."""
+    import faiss
+
+    return faiss
 
 
 def _passage_json(pid: int, passage: Passage) -> str:
@@ -113,54 +100,55 @@ def _passage_from_json(line: str) -> tuple[int, Passage]:
         metadata=record.get("metadata") or {})
 
 
-def _failpoint(name: str) -> None:
-    """Test hook: die here, as a crash would, when SEMSEARCH_FAILPOINT names this point."""
-    if os.environ.get("SEMSEARCH_FAILPOINT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 @dataclass
-class VectorIndex:
-    """Passages by stable id, their vectors in FAISS, their BM25 index, and the manifest."""
+class FaissStore:
+    """Passages by stable id, their vectors in FAISS, their BM25 index, and the manifest
+    (the `Store` protocol over an index directory, or in memory until saved)."""
 
     manifest: Manifest
     passages: dict[int, Passage]
-    faiss_index: Any  # faiss.Index (IndexIDMap2 around one of ann.INDEX_TYPES)
+    faiss_index: Any  # faiss.Index (IndexIDMap2 around one of base.INDEX_TYPES)
     lexical: LexicalIndex | None = None
     origin: tuple[Path, int] | None = None  # (directory, generation) this was loaded from
-    _filtered: tuple[tuple[str, int, int], np.ndarray] | None = field(default=None, repr=False)
+    _filtered: tuple[tuple[Any, int, int], np.ndarray] | None = field(default=None, repr=False)
     _fields: tuple[tuple[int, int], frozenset[str]] | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
                sources: dict[str, str], encoder: str = "", index_type: str = "auto",
-               progress: ProgressFn | None = None) -> VectorIndex:
-        """Index `vectors` (one row per passage; ids 0..n-1) and BM25 over the same passages."""
+               progress: ProgressFn | None = None, *,
+               ids: np.ndarray | None = None) -> FaissStore:
+        """Index `vectors` (one row per passage, under `ids`: default 0..n-1) and BM25 over the
+        same passages."""
         if vectors.shape != (len(passages), model.dimension):
             raise ValueError(f"vectors {vectors.shape} do not match "
                              f"{len(passages)} passages × {model.dimension}")
-        ids = np.arange(len(passages), dtype=np.int64)
-        kind = ann.resolve_kind(index_type, len(passages))
-        faiss_index = ann.build_index(kind, vectors, progress, ids=ids)
+        ids = np.arange(len(passages), dtype=np.int64) if ids is None else ids
+        kind = resolve_kind(index_type, len(passages))
+        faiss_index = build_index(kind, vectors, progress, ids=ids)
         manifest = Manifest(
             format_version=FORMAT_VERSION, model=model, metric=METRIC, index_type=kind,
             passage_count=len(passages), corpus_fingerprint=corpus_fingerprint(sources),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"), lexical=LEXICAL,
-            encoder=encoder, next_id=len(passages), sources=dict(sources),
+            encoder=encoder, next_id=int(ids.max()) + 1 if len(ids) else 0, sources=dict(sources),
         )
         lexical = LexicalIndex.build([p.lexical_text for p in passages], ids)
         return cls(manifest, dict(zip(ids.tolist(), passages, strict=True)), faiss_index, lexical)
 
-    def _allowed(self, where: str | None) -> np.ndarray | None:
-        """Ids of the passages a filter expression keeps (None: no filter). The last result is
-        kept, so a hybrid query checks each passage once, not once per ranking."""
-        if where is None or not where.strip():
+    @property
+    def location(self) -> str:
+        """The index directory this was loaded from or saved to ("" while only in memory)."""
+        return str(self.origin[0]) if self.origin else ""
+
+    def _allowed(self, where: Filter | None) -> np.ndarray | None:
+        """Ids of the passages a filter keeps (None: no filter). The last result is kept, so a
+        hybrid query checks each passage once, not once per ranking."""
+        if where is None:
             return None
-        key = (where, self.manifest.next_id, len(self.passages))
+        key = (where.expression, self.manifest.next_id, len(self.passages))
         if self._filtered is not None and self._filtered[0] == key:
             return self._filtered[1]
-        predicate = filters.parse(where, self.fields())
-        allowed = np.array([pid for pid, p in self.passages.items() if predicate(p)],
+        allowed = np.array([pid for pid, p in self.passages.items() if where(p)],
                            dtype=np.int64)
         self._filtered = (key, allowed)
         return allowed
@@ -169,29 +157,35 @@ class VectorIndex:
         """The names a filter may use here: the passage fields and every metadata key."""
         key = (self.manifest.next_id, len(self.passages))
         if self._fields is None or self._fields[0] != key:
-            names = set(filters.FIELDS)
+            from semsearch.filters import FIELDS
+
+            names = set(FIELDS)
             for passage in self.passages.values():
                 names.update(passage.metadata)
             self._fields = (key, frozenset(names))
         return self._fields[1]
 
     def search(self, vectors: np.ndarray, k: int,
-               where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+               where: Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-`k` (scores, passage ids) for each query vector, among the passages `where`
         keeps (a filter expression, see `filters`); ids are -1 past the end."""
         allowed = self._allowed(where)
         if allowed is not None and not len(allowed):
             return no_hits(len(vectors))
         k = max(1, min(k, len(self.passages)))
-        ann.set_search_params(self.faiss_index, k=k)
-        return ann.search(self.faiss_index, vectors, k, allowed)
+        set_search_params(self.faiss_index, k=k)
+        return search_index(self.faiss_index, vectors, k, allowed)
 
     @property
     def has_lexical(self) -> bool:
         return self.lexical is not None
 
+    @property
+    def read_only(self) -> bool:
+        return is_read_only(self.faiss_index)
+
     def lexical_search(self, queries: Sequence[str], k: int,
-                       where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       where: Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
         """BM25 top-`k` (scores, passage ids) per query, among the passages `where` keeps."""
         if self.lexical is None:
             raise IndexLoadError("this index has no lexical (BM25) part; rebuild it with "
@@ -206,7 +200,7 @@ class VectorIndex:
         return {pid: self.passages[pid] for pid in ids}
 
     def iter_passages(self) -> Iterator[tuple[int, Passage]]:
-        """Every (id, passage), as the Milvus backend streams them (see search.Store)."""
+        """Every (id, passage)."""
         return iter(list(self.passages.items()))
 
     def add(self, passages: Sequence[Passage], vectors: np.ndarray,
@@ -215,7 +209,7 @@ class VectorIndex:
         start = self.manifest.next_id
         ids = np.arange(start, start + len(passages), dtype=np.int64)
         if len(passages):
-            ann.add_vectors(self.faiss_index, vectors, ids, progress)
+            add_vectors(self.faiss_index, vectors, ids, progress)
             self.passages.update(zip(ids.tolist(), passages, strict=True))
             if self.lexical is not None:
                 self.lexical = self.lexical.updated(
@@ -228,7 +222,9 @@ class VectorIndex:
         """Remove every passage of `sources`; returns how many passages went."""
         doomed = {pid for pid, p in self.passages.items() if p.source in set(sources)}
         if doomed:
-            ann.remove_ids(self.faiss_index, np.fromiter(doomed, dtype=np.int64))
+            remove_ids(self.faiss_index, np.fromiter(doomed, dtype=np.int64))
+            if tombstones(self.faiss_index) > COMPACT_AT * self.faiss_index.ntotal:
+                self.faiss_index = compact(self.faiss_index)
             for pid in doomed:
                 del self.passages[pid]
             if self.lexical is not None:
@@ -244,97 +240,99 @@ class VectorIndex:
                                 created_at=datetime.now(UTC).isoformat(timespec="seconds"),
                                 **changes)
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a new generation under directory `path` and make it the live one.
+    def save(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Write a new generation under directory `path` (default: the directory this was
+        loaded from) and make it the live one; returns the directory.
 
         Raises IndexLockedError if another process is writing there, IndexWriteError if the
         write fails (the previous generation stays live), and IndexLoadError if `path` changed
         since this index was loaded from it (reload and redo the change: nothing is lost).
         """
+        if path is None:
+            if self.origin is None:
+                raise UsageError("this index was built in memory: give a directory to save it to")
+            path = self.origin[0]
         target = Path(path)
-        _check_target(target)
+        generations.check_target(target)
         created = not target.exists()
         try:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise IndexWriteError(f"could not create {target}: {exc.strerror or exc}") from exc
         try:
-            return self._save(target)
+            with generations.writer_lock(target):
+                live = generations.live_generation(target)
+                if self.origin is not None and self.origin[0].resolve() == target.resolve() \
+                        and live != self.origin[1]:
+                    raise IndexLoadError(f"{target} changed since it was loaded (generation "
+                                         f"{self.origin[1]} → {live}); load it again and redo "
+                                         "the change")
+                generation = (live or 0) + 1
+                generations.remove_stale(target, keep=live)
+                self._write_generation(target, generation)
+                self.origin = (target, generation)
+                for legacy in (MANIFEST, VECTORS, PASSAGES, LEXICAL_DIR):  # a format-1 layout
+                    generations.remove(target / legacy)
         except BaseException:
             if created and not (target / CURRENT).exists():
                 shutil.rmtree(target, ignore_errors=True)  # a failed first write leaves nothing
             raise
+        return str(target)
 
-    def _save(self, target: Path) -> Path:
-        with writer_lock(target):
-            live = _live_generation(target)
-            if self.origin is not None and self.origin[0].resolve() == target.resolve() \
-                    and live != self.origin[1]:
-                raise IndexLoadError(f"{target} changed since it was loaded (generation "
-                                     f"{self.origin[1]} → {live}); load it again and redo "
-                                     "the change")
-            generation = (live or 0) + 1
-            _remove_stale(target, keep=live)
-            self._write_generation(target, generation)
-            self.origin = (target, generation)
-            for legacy in (MANIFEST, VECTORS, PASSAGES, LEXICAL_DIR):  # a format-1 layout
-                _remove(target / legacy)
-        return target
+    def close(self) -> None:
+        """Nothing to release: the vectors are in memory or memory-mapped read-only."""
+
+    def describe(self) -> str:
+        return describe_index(self.faiss_index)
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """Stored vectors of `ids` (quantised kinds give their decoded approximations, as their
+        own searches see them)."""
+        faiss = _faiss()
+        inner = faiss.downcast_index(self.faiss_index)
+        if isinstance(inner, faiss.IndexIVF):
+            if inner.direct_map.type == faiss.DirectMap.NoMap:
+                inner.set_direct_map_type(faiss.DirectMap.Hashtable)
+            return np.stack([inner.reconstruct(int(i)) for i in ids]).astype(np.float32)
+        return np.asarray(self.faiss_index.reconstruct_batch(
+            np.ascontiguousarray(ids, dtype=np.int64)), dtype=np.float32)
 
     def _write_generation(self, target: Path, generation: int) -> None:
-        tmp = target / f"{_TMP_PREFIX}{generation:08d}-{os.getpid()}"
-        final = target / f"{_GEN_PREFIX}{generation:08d}"
         try:
-            tmp.mkdir(mode=0o755)
-            _failpoint("before-vectors")
-            ann.write_index(self.faiss_index, tmp / VECTORS)
-            _failpoint("after-vectors")
-            with (tmp / PASSAGES).open("w", encoding="utf-8") as handle:
-                for pid, passage in self.passages.items():
-                    handle.write(_passage_json(pid, passage) + "\n")
-            if self.lexical is not None:
-                self.lexical.save(tmp / LEXICAL_DIR)
-            _failpoint("after-passages")
-            files = {f.relative_to(tmp).as_posix(): sha256_file(f)
-                     for f in sorted(tmp.rglob("*")) if f.is_file()}
-            root = self.manifest.root
-            if root and os.path.isabs(root):
-                root = os.path.relpath(root, os.path.abspath(target))
-            manifest = replace(self.manifest, generation=generation, files=files, root=root)
-            (tmp / MANIFEST).write_text(json.dumps(manifest.to_json(), ensure_ascii=False,
-                                                   indent=2) + "\n", encoding="utf-8")
-            for file in tmp.rglob("*"):
-                _fsync(file)
-            _fsync(tmp)
-            _failpoint("before-rename")
-            os.rename(tmp, final)
-            _fsync(target)
-            _failpoint("before-current")
-            pointer = target / f".{CURRENT}.tmp-{os.getpid()}"
-            pointer.write_text(f"{final.name} {sha256_file(final / MANIFEST)}\n", encoding="utf-8")
-            _fsync(pointer)
-            os.replace(pointer, target / CURRENT)
-            _fsync(target)
-            _failpoint("after-current")
+            with atomic_directory(generations.generation_path(target, generation)) as tmp:
+                failpoint("before-vectors")
+                write_index(self.faiss_index, tmp / VECTORS)
+                failpoint("after-vectors")
+                with (tmp / PASSAGES).open("w", encoding="utf-8") as handle:
+                    for pid, passage in self.passages.items():
+                        handle.write(_passage_json(pid, passage) + "\n")
+                if self.lexical is not None:
+                    self.lexical.save(tmp / LEXICAL_DIR)
+                failpoint("after-passages")
+                files = {f.relative_to(tmp).as_posix(): sha256_file(f)
+                         for f in sorted(tmp.rglob("*")) if f.is_file()}
+                root = self.manifest.root
+                if root and os.path.isabs(root):
+                    root = os.path.relpath(root, os.path.abspath(target))
+                manifest = replace(self.manifest, generation=generation, files=files, root=root)
+                (tmp / MANIFEST).write_text(json.dumps(manifest.to_json(), ensure_ascii=False,
+                                                       indent=2) + "\n", encoding="utf-8")
+                digest = sha256_file(tmp / MANIFEST)
+                failpoint("before-rename")
+            generations.point_at(target, generation, digest)
         except (OSError, RuntimeError) as exc:  # FAISS reports a failed write as RuntimeError
-            shutil.rmtree(tmp, ignore_errors=True)
-            _remove(target / f".{CURRENT}.tmp-{os.getpid()}")
-            if (target / CURRENT).is_file() and _live_generation(target) != generation:
-                shutil.rmtree(final, ignore_errors=True)
+            generations.abandon(target, generation)
             code = getattr(exc, "errno", None)
             reason = os.strerror(code) if code else _faiss_reason(str(exc))
             hint = " (disk full?)" if code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or \
                 "too large" in reason.lower() or "no space" in reason.lower() else ""
             raise IndexWriteError(f"could not write the index to {target}: {reason}{hint}; the "
                                   "previous index is unchanged") from exc
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         self.manifest = replace(manifest, root=self.manifest.root)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = True,
-             verify: bool = True) -> VectorIndex:
+             verify: bool = True) -> FaissStore:
         """Open the live generation of index directory `path`.
 
         `mmap` memory-maps the vectors where the index type allows (read-only: pass False to
@@ -342,7 +340,7 @@ class VectorIndex:
         """
         directory = Path(path)
         for attempt in range(3):
-            generation_dir = _generation_dir(directory)
+            generation_dir = generations.live_dir(directory)
             try:
                 return cls._load_generation(directory, generation_dir, mmap=mmap, verify=verify)
             except FileNotFoundError:
@@ -353,8 +351,8 @@ class VectorIndex:
 
     @classmethod
     def _load_generation(cls, directory: Path, generation_dir: Path, *, mmap: bool,
-                         verify: bool) -> VectorIndex:
-        pointer = _pointer(directory)
+                         verify: bool) -> FaissStore:
+        pointer = generations.live_pointer(directory)
         manifest_file = generation_dir / MANIFEST
         if (verify and pointer and manifest_file.is_file()
                 and sha256_file(manifest_file) != pointer[1]):
@@ -374,7 +372,7 @@ class VectorIndex:
                 raise IndexLoadError(f"index file {file} is corrupt (checksum mismatch); rebuild "
                                      "it with `semsearch index`")
         try:
-            faiss_index = ann.load_index(generation_dir / VECTORS, mmap=mmap)
+            faiss_index = load_index(generation_dir / VECTORS, mmap=mmap)
             with (generation_dir / PASSAGES).open(encoding="utf-8") as handle:
                 passages = dict(_passage_from_json(line) for line in handle)
             lexical = LexicalIndex.load(generation_dir / LEXICAL_DIR, len(passages)) \
@@ -384,7 +382,7 @@ class VectorIndex:
         except (RuntimeError, ValueError, KeyError, TypeError, OSError) as exc:
             raise IndexLoadError(f"index {directory} is corrupt ({exc}); rebuild it with "
                                  "`semsearch index`") from exc
-        live = faiss_index.ntotal - ann.tombstones(faiss_index)
+        live = faiss_index.ntotal - tombstones(faiss_index)
         if live != len(passages) or len(passages) != manifest.passage_count:
             raise IndexLoadError(f"index {directory} is inconsistent: {live} vectors, "
                                  f"{len(passages)} passages, manifest says "
@@ -400,11 +398,6 @@ def _faiss_reason(message: str) -> str:
     """The cause in a FAISS error ("... write error in x: 0 != 1 (File too large)")."""
     found = re.findall(r"\(([^()]+)\)\s*$", message.strip())
     return found[-1] if found else message.strip().splitlines()[-1][:200]
-
-
-def no_hits(rows: int, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Search results with nothing found: scores 0, ids -1."""
-    return np.zeros((rows, k), dtype=np.float32), np.full((rows, k), -1, dtype=np.int64)
 
 
 def read_manifest(generation_dir: Path) -> Manifest:
@@ -432,140 +425,246 @@ def read_manifest(generation_dir: Path) -> Manifest:
                              "with `semsearch index`") from exc
 
 
-def _pointer(directory: Path) -> tuple[int, str] | None:
-    """(live generation, sha256 of its manifest) from CURRENT; None where there is none."""
-    pointer = directory / CURRENT
-    try:
-        fields = pointer.read_text(encoding="utf-8").split()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IndexLoadError(f"cannot read {pointer}: {exc}") from exc
-    name = fields[0] if fields else ""
-    digest = fields[1] if len(fields) > 1 else ""
-    if (len(fields) != 2 or not name.startswith(_GEN_PREFIX)
-            or not name[len(_GEN_PREFIX):].isdigit() or len(digest) != 64):
-        raise IndexLoadError(f"{pointer} is corrupt (it says {' '.join(fields)[:40]!r}); it "
-                             f"should name a {_GEN_PREFIX}NNNNNNNN directory of {directory}")
-    return int(name[len(_GEN_PREFIX):]), digest
+# Live ids are >= 0; hnsw tombstones map to -1, so this selector hides them at search time.
+_LIVE_MAX = 2**63 - 1
 
 
-def live_pointer(directory: Path) -> tuple[int, str] | None:
-    """What CURRENT says — (live generation, its manifest's sha256), None for no index yet —
-    for readers that follow an index as it is rewritten (the service)."""
-    return _pointer(Path(directory))
+def _train_sample(vectors: np.ndarray, size: int, seed: int = 1234) -> np.ndarray:
+    """A random subset of at most `size` rows, so training cost does not grow with n."""
+    if len(vectors) <= size:
+        return vectors
+    rows = np.sort(np.random.default_rng(seed).choice(len(vectors), size, replace=False))
+    return np.ascontiguousarray(vectors[rows])
 
 
-def generation_path(directory: Path, generation: int) -> Path:
-    """The directory of one generation of index `directory`."""
-    return Path(directory) / f"{_GEN_PREFIX}{generation:08d}"
+def _as_vectors(vectors: np.ndarray) -> np.ndarray:
+    """float32, C-contiguous, 2-d: the only layout FAISS accepts."""
+    array = np.ascontiguousarray(vectors, dtype=np.float32)
+    if array.ndim != 2:
+        raise ValueError(f"vectors must be a 2-d array, got shape {array.shape}")
+    return array
 
 
-def _live_generation(directory: Path) -> int | None:
-    """The number of the generation CURRENT names, or None for a directory without one."""
-    pointer = _pointer(directory)
-    return pointer[0] if pointer else None
+def build_index(kind: str, vectors: np.ndarray, progress: ProgressFn | None = None,
+                *, ids: np.ndarray | None = None) -> Any:
+    """Build (training if needed) an inner-product index of `kind` over unit vectors.
 
-
-def live_dir(directory: Path) -> Path:
-    """The directory of the generation an index directory currently serves."""
-    return _generation_dir(directory)
-
-
-def _generation_dir(directory: Path) -> Path:
-    if not directory.is_dir():
-        raise IndexLoadError(f"no index at {directory}; build one with "
-                             f"`semsearch index PATH... --out {directory}`")
-    live = _live_generation(directory)
-    if live is None:
-        if (directory / MANIFEST).is_file():  # a format-1 index kept its files at the top
-            return directory
-        raise IndexLoadError(f"{directory} is not a semsearch index (no {CURRENT})")
-    return directory / f"{_GEN_PREFIX}{live:08d}"
-
-
-def _check_target(target: Path) -> None:
-    """Refuse to write into a directory that holds something other than an index."""
-    if target.exists() and not target.is_dir():
-        raise IndexWriteError(f"{target} exists and is not a directory")
-    legacy = (target / MANIFEST).is_file()  # a format-1 index: replaced by generations
-    if target.is_dir() and not (target / CURRENT).exists() and not legacy:
-        # a crashed first write, or an interrupted build's encoded chunks (checkpoint.py)
-        ours = (LOCK, _TMP_PREFIX, f".{CURRENT}.tmp-", _GEN_PREFIX, CHECKPOINT)
-        others = [p.name for p in target.iterdir() if not p.name.startswith(ours)]
-        if others:
-            raise IndexWriteError(f"{target} exists and is not a semsearch index (it holds "
-                                  f"{', '.join(sorted(others)[:3])}…); refusing to write there")
-
-
-def _remove_stale(directory: Path, keep: int | None) -> None:
-    """Before writing a new generation, delete everything but the live one: leftovers of
-    crashed writers (temporaries, generations never made live) and older generations. The live
-    one stays as the new one's predecessor for readers that opened it just before the swap.
-    Called under the writer lock, so nobody is writing what this removes."""
-    for entry in directory.iterdir():
-        if entry.name.startswith((_TMP_PREFIX, f".{CURRENT}.tmp-")):
-            _remove(entry)
-        elif entry.name.startswith(_GEN_PREFIX) and entry.name[len(_GEN_PREFIX):].isdigit():
-            number = int(entry.name[len(_GEN_PREFIX):])
-            if number != keep:
-                _remove(entry)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+    ids default to 0..n-1 and must be >= 0; progress(count) is called after each added batch.
+    """
+    faiss = _faiss()
+    x = _as_vectors(vectors)
+    n, d = x.shape
+    kind = resolve_kind(kind, n)
+    if n < MIN_TRAIN[kind]:
+        raise ValueError(f"index type {kind!r} needs at least {MIN_TRAIN[kind]} vectors to "
+                         f"train, got {n}; use 'flat' (or 'auto') for small collections")
+    ip = faiss.METRIC_INNER_PRODUCT
+    index: Any
+    if kind == "flat":
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(d))
+    elif kind == "hnsw":
+        hnsw = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, HNSW_M, ip)
+        hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        hnsw.train(_train_sample(x, MAX_TRAIN))
+        index = faiss.IndexIDMap2(hnsw)
     else:
-        path.unlink(missing_ok=True)
+        nlist = nlist_for(n)
+        quantizer = faiss.IndexFlatIP(d)
+        ivf: Any
+        if kind == "sq8":
+            ivf = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                ip)
+        else:
+            ivf = faiss.IndexIVFPQ(quantizer, d, nlist, pq_subquantizers(d), 8, ip)
+            ivf.do_polysemous_training = False  # costly, and unused by inner-product search
+            ivf.pq.cp.niter = 15
+            ivf.pq.cp.min_points_per_centroid = 1  # small n: train anyway, without the warning
+        ivf.cp.niter = 10  # k-means converges well before the default 25 iterations here
+        ivf.cp.min_points_per_centroid = 1
+        ivf.train(_train_sample(x, min(MAX_TRAIN, max(40 * nlist, 10_000))))
+        index = ivf  # faiss's wrapper keeps `quantizer` alive as long as `ivf`
+    add_vectors(index, x, np.arange(n, dtype=np.int64) if ids is None else ids, progress)
+    set_search_params(index, k=10)
+    return index
 
 
-_held: dict[Path, int] = {}
+def add_vectors(index: Any, vectors: np.ndarray, ids: np.ndarray,
+                progress: ProgressFn | None = None) -> None:
+    """Add vectors under explicit int64 ids (>= 0), in batches, reporting each to progress."""
+    x = _as_vectors(vectors)
+    labels = np.ascontiguousarray(ids, dtype=np.int64)
+    if labels.shape != (len(x),):
+        raise ValueError(f"need one id per vector: {len(x)} vectors, ids of shape {labels.shape}")
+    if len(labels) and labels.min() < 0:
+        raise ValueError("ids must be >= 0 (negative ids mean 'no result' to FAISS)")
+    _require_writable(index, "add to")
+    for start in range(0, len(x), ADD_BATCH):
+        stop = min(start + ADD_BATCH, len(x))
+        index.add_with_ids(x[start:stop], labels[start:stop])
+        if progress is not None:
+            progress(stop - start)
 
 
-@contextmanager
-def writer_lock(directory: Path) -> Iterator[None]:
-    """Hold the index's writer lock (re-entrant within a process); a second writer gets an
-    IndexLockedError naming the holder instead of waiting."""
-    if not directory.is_dir():
-        raise IndexLoadError(f"no index at {directory}; build one with "
-                             f"`semsearch index PATH... --out {directory}`")
-    key = directory.resolve()
-    if key in _held:
-        _held[key] += 1
-        try:
-            yield
-        finally:
-            _held[key] -= 1
-        return
-    handle = (directory / LOCK).open("a+")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise IndexLockedError(f"{directory} is being written by {holder}; wait for it to "
-                                   "finish and try again") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"semsearch pid {os.getpid()}")
-        handle.flush()
-        _held[key] = 1
-        try:
-            yield
-        finally:
-            del _held[key]
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    finally:
-        handle.close()
+def _inner(index: Any) -> Any:
+    """The index inside an IndexIDMap/IndexIDMap2 wrapper (or the index itself), downcast."""
+    faiss = _faiss()
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexIDMap | faiss.IndexIDMap2):
+        return faiss.downcast_index(index.index)
+    return index
 
 
-def _fsync(path: Path) -> None:
-    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def kind_of(index: Any) -> str:
+    """Which of INDEX_TYPES a FAISS index is (ValueError for anything this module did not make)."""
+    faiss = _faiss()
+    inner = _inner(index)
+    if isinstance(inner, faiss.IndexHNSW):
+        return "hnsw"
+    if isinstance(inner, faiss.IndexIVFPQ):
+        return "ivf-pq"
+    if isinstance(inner, faiss.IndexIVFScalarQuantizer):
+        return "sq8"
+    if isinstance(inner, faiss.IndexFlat):
+        return "flat"
+    raise ValueError(f"not one of the FAISS index kinds {INDEX_TYPES}: {type(inner).__name__}")
+
+
+def describe_index(index: Any) -> str:
+    """A one-line description of a loaded index (for `semsearch info`): kind and parameters."""
+    kind = kind_of(index)
+    inner = _inner(index)
+    n = index.ntotal
+    if kind == "flat":
+        detail = "exact inner product"
+    elif kind == "hnsw":
+        dead = tombstones(index)
+        detail = (f"HNSW M={inner.hnsw.nb_neighbors(1)} over SQ8, "
+                  f"efSearch={inner.hnsw.efSearch}" + (f", {dead:,} removed" if dead else ""))
+        n -= dead
+    elif kind == "ivf-pq":
+        detail = f"IVF nlist={inner.nlist}, PQ{inner.pq.M}x{inner.pq.nbits}, nprobe={inner.nprobe}"
+    else:
+        detail = f"IVF nlist={inner.nlist}, SQ8, nprobe={inner.nprobe}"
+    ro = ", memory-mapped (read-only)" if is_read_only(index) else ""
+    return f"{kind} ({detail}; {n:,} vectors of {index.d} dims{ro})"
+
+
+def set_search_params(index: Any, *, k: int = 10, ef_search: int | None = None,
+                      nprobe: int | None = None) -> None:
+    """Set efSearch (hnsw) or nprobe (ivf-pq, sq8) for recall@10 >= 0.95; flat has none."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, not {k}")
+    kind = kind_of(index)
+    inner = _inner(index)
+    if kind == "hnsw":
+        inner.hnsw.efSearch = max(ef_search or DEFAULT_EF_SEARCH, k)
+    elif kind in ("ivf-pq", "sq8"):
+        inner.nprobe = min(nprobe or DEFAULT_NPROBE, inner.nlist)
+
+
+def search_index(index: Any, queries: np.ndarray, k: int,
+           allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (scores, ids) for each query, among `allowed` ids if given (a metadata filter);
+    removed hnsw ids are filtered out, not just hidden."""
+    faiss = _faiss()
+    q = _as_vectors(queries)
+    kind = kind_of(index)
+    selector: Any = None
+    if allowed is not None:
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+    elif kind == "hnsw":
+        selector = faiss.IDSelectorRange(0, _LIVE_MAX)
+    if selector is None:
+        return index.search(q, k)
+    if kind in ("ivf-pq", "sq8"):
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=_inner(index).nprobe)
+    else:
+        params = faiss.SearchParameters(sel=selector)
+    return index.search(q, k, params=params)
+
+
+def _hnsw_id_map(index: Any) -> np.ndarray:
+    """A writable numpy view of an IndexIDMap2's internal-to-external id table."""
+    faiss = _faiss()
+    wrapper = faiss.downcast_index(index)
+    return faiss.rev_swig_ptr(wrapper.id_map.data(), wrapper.id_map.size())
+
+
+def tombstones(index: Any) -> int:
+    """How many vectors of an hnsw index are removed but still linked in its graph (0 otherwise)."""
+    if kind_of(index) != "hnsw" or index.ntotal == 0:
+        return 0
+    return int(np.count_nonzero(_hnsw_id_map(index) < 0))
+
+
+def remove_ids(index: Any, ids: np.ndarray | list[int]) -> int:
+    """Remove vectors by id from any kind; returns how many were removed.
+
+    FAISS cannot unlink HNSW nodes, so hnsw marks them -1 in the id map (a tombstone): `search`
+    filters them with an IDSelector (plain index.search returns -1 in their place), the graph
+    still routes through them. Call `compact` when many are dead to reclaim their space.
+    """
+    labels = np.unique(np.asarray(ids, dtype=np.int64))
+    _require_writable(index, "remove from")
+    if kind_of(index) != "hnsw":
+        return int(index.remove_ids(labels))
+    id_map = _hnsw_id_map(index)
+    dead = np.isin(id_map, labels[labels >= 0])
+    id_map[dead] = -1
+    index.construct_rev_map()
+    return int(np.count_nonzero(dead))
+
+
+def compact(index: Any, progress: ProgressFn | None = None) -> Any:
+    """Rebuild an hnsw index without its tombstones (others are returned unchanged)."""
+    if tombstones(index) == 0:
+        return index
+    id_map = _hnsw_id_map(index).copy()
+    live = np.flatnonzero(id_map >= 0)
+    inner = _inner(index)
+    vectors = inner.reconstruct_n(0, inner.ntotal)[live]  # SQ8-decoded: re-encodes identically
+    return build_index("hnsw", vectors, progress, ids=id_map[live])
+
+
+def is_read_only(index: Any) -> bool:
+    """True if the index's vectors are memory-mapped from its file (FAISS cannot modify those)."""
+    faiss = _faiss()
+    inner = _inner(index)
+    if isinstance(inner, faiss.IndexHNSW):
+        inner = faiss.downcast_index(inner.storage)
+    if isinstance(inner, faiss.IndexIVF):
+        lists: Any = faiss.downcast_InvertedLists(inner.invlists)
+        if isinstance(lists, faiss.OnDiskInvertedLists):
+            return bool(lists.read_only)
+        if isinstance(lists, faiss.ArrayInvertedLists) and lists.codes.size():
+            return not lists.codes.at(0).is_owned
+        return False
+    if isinstance(inner, faiss.IndexFlatCodes):
+        return inner.ntotal > 0 and not inner.codes.is_owned
+    return False
+
+
+def _require_writable(index: Any, action: str) -> None:
+    """Refuse to modify a memory-mapped index: FAISS would abort the whole process, not raise."""
+    if is_read_only(index):
+        raise ValueError(f"cannot {action} a memory-mapped index: load it with mmap=False")
+
+
+def write_index(index: Any, path: Path) -> None:
+    """Write an index to a file (the format `load_index` reads, with or without mmap)."""
+    faiss = _faiss()
+    faiss.write_index(index, str(path))
+
+
+def load_index(path: Path, mmap: bool = False) -> Any:
+    """Read an index; with mmap, its vectors stay in the file's page cache, not private memory.
+
+    All four kinds support it (IO_FLAG_MMAP_IFC maps flat, SQ and HNSW codes and IVF lists in
+    place): opening a 1M index then costs a few MB of RSS instead of its size. A mapped index
+    is read-only: adding or removing raises ValueError (FAISS itself would abort).
+    """
+    faiss = _faiss()
+    flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
+    index = faiss.read_index(str(path), flags)
+    kind_of(index)  # a clear ValueError now rather than a confusing one at search time
+    return index

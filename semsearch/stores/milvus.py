@@ -27,29 +27,40 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from semsearch import ann, filters
 from semsearch.errors import (
     BackendUnavailableError,
     IndexLoadError,
     IndexWriteError,
+    MissingDependencyError,
     QueryError,
 )
-from semsearch.index import (
-    FORMAT_VERSION,
-    METRIC,
-    Manifest,
-    VectorIndex,
-    _failpoint,
-    corpus_fingerprint,
-    no_hits,
-)
-from semsearch.lexical import STOPWORDS, normalize
+from semsearch.lexical import BM25_B, BM25_K1, STOPWORDS, normalize
 from semsearch.models.encoder import ModelInfo
 from semsearch.passages import Passage
+from semsearch.stores.base import (
+    DEFAULT_EF_SEARCH,
+    DEFAULT_NPROBE,
+    FORMAT_VERSION,
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    METRIC,
+    Manifest,
+    ProgressFn,
+    Store,
+    corpus_fingerprint,
+    failpoint,
+    nlist_for,
+    no_hits,
+    pq_subquantizers,
+    resolve_kind,
+)
+
+if TYPE_CHECKING:
+    from semsearch.filters import Filter
 
 URI_ENV = "SEMSEARCH_MILVUS_URI"
 TOKEN_ENV = "SEMSEARCH_MILVUS_TOKEN"
@@ -60,23 +71,16 @@ MIGRATING_KEY = "semsearch.migrating"
 BATCH = 1_000  # rows per insert: ~1.6 MB of 384-d vectors, well under Milvus's 64 MB message cap
 MAX_LIMIT = 16_384  # Milvus's largest topk
 MAX_VARCHAR = 65_535  # bytes
-BM25_K1, BM25_B = 1.5, 0.75  # as bm25s (lexical.py), so scores are comparable
 LEXICAL = (f"Milvus BM25 (k1={BM25_K1}, b={BM25_B}) over jieba search-mode words, "
            "OpenCC t2s, NFKC, lowercase")
 PASSAGE_FIELDS = ["id", "text", "source", "paragraph", "start", "end", "heading", "metadata"]
-# Milvus index type and build parameters for each of ann.INDEX_TYPES (same choices as FAISS)
+# Milvus index type and build parameters for each of base.INDEX_TYPES (same choices as FAISS)
 INDEX_TYPES = {"flat": "FLAT", "hnsw": "HNSW", "sq8": "IVF_SQ8", "ivf-pq": "IVF_PQ"}
 _PUNCTUATION = set("，。！？、；：“”‘’（）《》【】…—·,.!?;:\"'()[]{}<>-_/\\|@#$%^&*+=~`")
 # our tokenizer drops stopwords and tokens without a word character: a stop filter does both
 STOP_WORDS = sorted(STOPWORDS | _PUNCTUATION)
 ANALYZER = {"tokenizer": {"type": "jieba", "mode": "search"},
             "filter": ["lowercase", {"type": "stop", "stop_words": STOP_WORDS}]}
-_KEYWORDS = {"and", "or", "not", "in", "like", "true", "false", "AND", "OR", "NOT", "IN", "LIKE",
-             "True", "False"}
-_STRING = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
-_NAME = re.compile(r"(?<![\w\"'\]])([A-Za-z_]\w*)")
-
-ProgressFn = Callable[[int], None]
 
 
 def resolve_uri(uri: str | os.PathLike[str] | None) -> str:
@@ -84,7 +88,7 @@ def resolve_uri(uri: str | os.PathLike[str] | None) -> str:
     what a URI looks like if neither is given or it is neither a `.db` file nor http(s)."""
     text = str(uri) if uri is not None else os.environ.get(URI_ENV, "")
     if not text.strip():
-        raise BackendUnavailableError(f"no Milvus URI: pass --uri (./file.db for Milvus Lite, "
+        raise BackendUnavailableError(f"no Milvus URI given: pass one (./file.db for Milvus Lite, "
                                       f"http://host:19530 for a server) or set {URI_ENV}")
     text = text.strip()
     if is_lite(text):
@@ -107,8 +111,7 @@ def connect(uri: str | os.PathLike[str] | None = None, timeout: float = 10.0) ->
         from pymilvus import MilvusClient
         from pymilvus.exceptions import MilvusException
     except ImportError as exc:
-        raise BackendUnavailableError("the Milvus backend needs pymilvus and milvus-lite: "
-                                      "pip install 'semsearch[milvus]'") from exc
+        raise MissingDependencyError("the Milvus backend", "milvus") from exc
     logging.getLogger("pymilvus").setLevel(logging.ERROR)  # iterator mvcc chatter
     if is_lite(target):
         import jieba  # Milvus Lite tokenizes with the process's jieba: keep its banner quiet
@@ -128,39 +131,20 @@ def connect(uri: str | os.PathLike[str] | None = None, timeout: float = 10.0) ->
                                       f"{getattr(exc, 'message', exc)}; {hint}") from exc
 
 
-def to_milvus_filter(where: str) -> str:
-    """A `filters` expression in Milvus's syntax: metadata keys become `metadata["key"]`
-    (core fields are columns), `True`/`False` lower-case; the rest is already Milvus's."""
-    filters.parse(where)  # QueryError for anything our own evaluator would refuse
-    parts = _STRING.split(where)
-    for i in range(0, len(parts), 2):  # even parts are code, odd ones string literals
-        parts[i] = _NAME.sub(_rename, parts[i])
-    return "".join(parts)
-
-
-def _rename(match: re.Match[str]) -> str:
-    name = match.group(1)
-    if name in ("True", "False"):
-        return name.lower()
-    if name in _KEYWORDS or name in filters.FIELDS:
-        return name
-    return f'metadata["{name}"]'
-
-
 def _quote(values: Iterable[str]) -> str:
     return "[" + ", ".join(json.dumps(v, ensure_ascii=False) for v in values) + "]"
 
 
 def _index_params(client: Any, kind: str, n: int, dimension: int) -> Any:
-    """Milvus index parameters mirroring ann.py's FAISS choices for `kind`, and BM25's."""
+    """Milvus index parameters mirroring the FAISS choices for `kind` (base.py), and BM25's."""
     params = client.prepare_index_params()
     build: dict[str, Any] = {}
     if kind == "hnsw":
-        build = {"M": ann.HNSW_M, "efConstruction": ann.HNSW_EF_CONSTRUCTION}
+        build = {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}
     elif kind in ("sq8", "ivf-pq"):
-        build = {"nlist": max(1, min(ann.nlist_for(max(n, 1)), 65_536))}
+        build = {"nlist": max(1, min(nlist_for(max(n, 1)), 65_536))}
         if kind == "ivf-pq":
-            build |= {"m": ann.pq_subquantizers(dimension), "nbits": 8}
+            build |= {"m": pq_subquantizers(dimension), "nbits": 8}
     params.add_index("vector", index_type=INDEX_TYPES[kind], metric_type="IP", params=build)
     params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
                      params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
@@ -208,9 +192,10 @@ def _passage(row: dict[str, Any]) -> Passage:
 
 
 class MilvusStore:
-    """A semsearch index in a Milvus collection: the same interface as `VectorIndex`."""
+    """A semsearch index in a Milvus collection (the `Store` protocol)."""
 
     has_lexical = True
+    read_only = False
 
     def __init__(self, client: Any, uri: str, collection: str, manifest: Manifest,
                  removing: Sequence[str] = ()) -> None:
@@ -219,14 +204,17 @@ class MilvusStore:
         self.collection = collection
         self.manifest = manifest
         self.removing = list(removing)
+        self._committed = manifest
 
     # ── opening ──────────────────────────────────────────────────────────
 
     @classmethod
     def open(cls, uri: str | os.PathLike[str] | None = None,
-             collection: str = DEFAULT_COLLECTION) -> MilvusStore:
-        """Open the index in `collection` at `uri`; IndexLoadError if there is none (yet)."""
+             collection: str | None = None) -> MilvusStore:
+        """Open the index in `collection` (default: semsearch) at `uri`; IndexLoadError if
+        there is none (yet)."""
         target = resolve_uri(uri)
+        collection = collection or DEFAULT_COLLECTION
         client = connect(target)
         properties = _properties(client, collection, target)
         if MIGRATING_KEY in properties:
@@ -249,18 +237,32 @@ class MilvusStore:
 
     def close(self) -> None:
         """Close the connection (a Milvus Lite file stays open for this process's other clients
-        until it exits; see `release_lite`)."""
+        until it exits)."""
         self.client.close()
+
+    @property
+    def location(self) -> str:
+        return f"{self.uri} (Milvus collection {self.collection})"
+
+    def fields(self) -> frozenset[str] | None:
+        """Unknown without reading every row's metadata: a filter on a missing key matches
+        nothing here rather than being refused."""
+        return None
+
+    def describe(self) -> str:
+        kind = self.manifest.index_type
+        return (f"{kind} (Milvus {INDEX_TYPES.get(kind, kind)}; {self.manifest.passage_count:,} "
+                f"vectors of {self.manifest.model.dimension} dims)")
 
     # ── reading ──────────────────────────────────────────────────────────
 
-    def _guard(self, where: str | None) -> str:
+    def _guard(self, where: Filter | None) -> str:
         """The filter every read uses: committed rows, not being removed, matching `where`."""
         parts = [f"id < {self.manifest.next_id}"]
         if self.removing:
             parts.append(f"source not in {_quote(self.removing)}")
-        if where is not None and where.strip():
-            parts.append(f"({to_milvus_filter(where)})")
+        if where is not None:
+            parts.append(f"({where.to_milvus()})")
         return " and ".join(parts)
 
     def _limit(self, k: int) -> int:
@@ -279,15 +281,15 @@ class MilvusStore:
                                           f"(collection {self.collection!r}): {message}") from exc
 
     def search(self, vectors: np.ndarray, k: int,
-               where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+               where: Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-`k` (scores, ids) per query vector by inner product; ids are -1 past the end."""
         k = self._limit(k)
         params: dict[str, Any] = {"metric_type": "IP"}
         kind = self.manifest.index_type
         if kind == "hnsw":
-            params["params"] = {"ef": max(ann.DEFAULT_EF_SEARCH, k)}
+            params["params"] = {"ef": max(DEFAULT_EF_SEARCH, k)}
         elif kind in ("sq8", "ivf-pq"):
-            params["params"] = {"nprobe": ann.DEFAULT_NPROBE}
+            params["params"] = {"nprobe": DEFAULT_NPROBE}
         data = np.asarray(vectors, dtype=np.float32).tolist()
         result = self._call("search", lambda: self.client.search(
             self.collection, data=data, anns_field="vector", limit=k, filter=self._guard(where),
@@ -295,7 +297,7 @@ class MilvusStore:
         return _arrays(result, k, lexical=False)
 
     def lexical_search(self, queries: Sequence[str], k: int,
-                       where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       where: Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
         """BM25 top-`k` (scores, ids) per query, computed by Milvus over the `lexical` field."""
         k = self._limit(k)
         data = [normalize(q) for q in queries]
@@ -329,19 +331,22 @@ class MilvusStore:
         finally:
             iterator.close()
 
-    def count(self, where: str | None = None, *, raw: bool = False) -> int:
-        """How many passages match `where` (`raw`: a Milvus filter over every row, committed
-        or not, instead of a `filters` expression over the committed ones)."""
-        expr = (where or "") if raw else self._guard(where)
+    def count(self, expr: str = "", *, raw: bool = False) -> int:
+        """How many committed passages match the Milvus expression `expr` (`raw`: counting
+        every row, committed or not)."""
+        if not raw:
+            expr = " and ".join(filter(None, [self._guard(None), expr]))
         rows = self._call("count", lambda: self.client.query(
             self.collection, filter=expr, output_fields=["count(*)"]))
         return int(rows[0]["count(*)"])
 
-    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+    def vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """The stored vectors of `ids`, in that order."""
         rows = self._call("get vectors", lambda: self.client.get(
             self.collection, ids=list(ids), output_fields=["id", "vector"]))
         by_id = {int(r["id"]): r["vector"] for r in rows}
+        if not len(ids):
+            return np.zeros((0, self.manifest.model.dimension), dtype=np.float32)
         return np.array([by_id[int(i)] for i in ids], dtype=np.float32)
 
     # ── writing ──────────────────────────────────────────────────────────
@@ -353,7 +358,7 @@ class MilvusStore:
         start = self.manifest.next_id
         _insert(self.client, self.collection, range(start, start + len(passages)), passages,
                 vectors, progress)
-        _failpoint("milvus-before-commit")
+        failpoint("milvus-before-commit")
         self._commit(replace(self.manifest, next_id=start + len(passages),
                              passage_count=self.manifest.passage_count + len(passages),
                              sources={**self.manifest.sources, **sources}))
@@ -377,7 +382,7 @@ class MilvusStore:
             return
         expr = f"source in {_quote(self.removing)}"
         self._call("delete", lambda: self.client.delete(self.collection, filter=expr))
-        _failpoint("milvus-after-delete")
+        failpoint("milvus-after-delete")
         self._call("flush", lambda: self.client.flush(self.collection))
         self._call("commit", lambda: self.client.drop_collection_properties(
             self.collection, property_keys=[REMOVING_KEY]))
@@ -406,7 +411,7 @@ class MilvusStore:
         properties = {MANIFEST_KEY: _manifest_json(manifest), **(extra or {})}
         self._call("commit", lambda: self.client.alter_collection_properties(
             self.collection, properties=properties))
-        self.manifest = manifest
+        self.manifest = self._committed = manifest
 
     def save(self, path: str | os.PathLike[str] | None = None) -> str:
         """Writes already went to Milvus and were committed; flush them to storage. Returns the
@@ -414,6 +419,8 @@ class MilvusStore:
         if path is not None and resolve_uri(path) != self.uri:
             raise IndexWriteError(f"this index lives in Milvus at {self.uri}; to copy it "
                                   f"elsewhere use `semsearch migrate`")
+        if self.manifest != self._committed:  # e.g. dropped-line notes of removed sources
+            self._commit(self.manifest)
         self._call("flush", lambda: self.client.flush(self.collection))
         return self.uri
 
@@ -440,8 +447,8 @@ def _properties(client: Any, collection: str, uri: str) -> dict[str, str]:
             known = client.list_collections()
             raise IndexLoadError(f"no collection {collection!r} at {uri} (it has "
                                  f"{', '.join(sorted(known)[:5]) or 'none'}); create it with "
-                                 f"`semsearch index PATH --backend milvus --uri {uri}` or "
-                                 f"`semsearch migrate --from DIR --to {uri}`")
+                                 f"`semsearch index PATH --out {uri} --collection {collection}` "
+                                 f"or `semsearch migrate --from DIR --to {uri}`")
         described = client.describe_collection(collection)
     except MilvusException as exc:
         raise BackendUnavailableError(f"Milvus at {uri} failed to describe {collection!r}: "
@@ -485,19 +492,6 @@ def _insert(client: Any, collection: str, ids: Iterable[int], passages: Sequence
             progress(stop - start)
 
 
-def _vectors(index: Any, ids: np.ndarray) -> np.ndarray:
-    """Stored vectors of `ids` from a FAISS index of any kind (quantised kinds give their
-    decoded approximations, as their own searches see them)."""
-    faiss = ann._faiss()
-    inner = faiss.downcast_index(index)
-    if isinstance(inner, faiss.IndexIVF):
-        if inner.direct_map.type == faiss.DirectMap.NoMap:
-            inner.set_direct_map_type(faiss.DirectMap.Hashtable)
-        return np.stack([inner.reconstruct(int(i)) for i in ids]).astype(np.float32)
-    return np.asarray(index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64)),
-                      dtype=np.float32)
-
-
 @dataclass(frozen=True)
 class MigrateReport:
     """What `migrate` did: rows copied now, rows a previous (interrupted) run had copied."""
@@ -507,21 +501,22 @@ class MigrateReport:
     total: int
 
 
-def migrate(source: VectorIndex, uri: str | os.PathLike[str] | None = None,
-            collection: str = DEFAULT_COLLECTION, *, index_type: str | None = None,
+def migrate(source: Store, uri: str | os.PathLike[str] | None = None,
+            collection: str | None = None, *, index_type: str | None = None,
             batch_size: int = BATCH, overwrite: bool = False,
             start: Callable[[int], None] | None = None,
             progress: ProgressFn | None = None) -> tuple[MilvusStore, MigrateReport]:
-    """Copy a FAISS index (passages, vectors, manifest) into a Milvus collection, without
-    re-encoding. Resumable: a rerun after an interruption copies only the missing rows.
+    """Copy an index (passages, vectors, manifest) from any store into a Milvus collection,
+    without re-encoding. Resumable: a rerun after an interruption copies only the missing rows.
 
     `index_type` (flat, hnsw, sq8, ivf-pq; default: the source's) picks the Milvus index;
     `overwrite` replaces a collection that holds something else.
     """
     target = resolve_uri(uri)
+    collection = collection or DEFAULT_COLLECTION
     client = connect(target)
     m = source.manifest
-    kind = ann.resolve_kind(index_type or m.index_type, m.passage_count)
+    kind = resolve_kind(index_type or m.index_type, m.passage_count)
     marker = json.dumps({"corpus": m.corpus_fingerprint, "passages": m.passage_count,
                          "next_id": m.next_id, "model": m.model.fingerprint, "index_type": kind},
                         sort_keys=True)
@@ -541,22 +536,12 @@ def migrate(source: VectorIndex, uri: str | os.PathLike[str] | None = None,
                     else "another index" if MANIFEST_KEY in properties else "other data")
             raise IndexWriteError(f"collection {collection!r} at {target} holds {what}; pass "
                                   "--overwrite to replace it, or choose another --collection")
-    if not client.has_collection(collection):
-        index_params = _index_params(client, kind, m.passage_count, m.model.dimension)
-        try:
-            client.create_collection(collection, schema=_schema(m.model.dimension),
-                                     index_params=index_params, consistency_level="Strong",
-                                     properties={MIGRATING_KEY: marker})
-        except Exception as exc:  # pymilvus raises MilvusException; Lite may raise others
-            raise IndexWriteError(f"cannot create collection {collection!r} at {target}: "
-                                  f"{getattr(exc, 'message', exc)}") from exc
-    store = MilvusStore(client, target, collection, replace(
-        m, index_type=kind, lexical=LEXICAL, files={}, generation=0))
-    store._load()
+    store = _new_collection(client, target, collection, replace(
+        m, index_type=kind, lexical=LEXICAL, files={}, generation=0), marker)
     present: set[int] = set()
     for batch in store._iterate(["id"], "", batch_size=max(batch_size, 1000)):
         present.update(int(r["id"]) for r in batch)
-    ids = np.array(sorted(source.passages), dtype=np.int64)
+    ids = np.array(sorted(pid for pid, _ in source.iter_passages()), dtype=np.int64)
     todo = ids[~np.isin(ids, np.fromiter(present, dtype=np.int64, count=len(present)))]
     stray = present - set(ids.tolist())
     if stray:  # rows the source no longer has (it cannot change mid-migration, but be exact)
@@ -567,19 +552,45 @@ def migrate(source: VectorIndex, uri: str | os.PathLike[str] | None = None,
         progress(len(ids) - len(todo))
     for n, first in enumerate(range(0, len(todo), batch_size), start=1):
         chunk = todo[first:first + batch_size]
-        _insert(client, collection, chunk.tolist(), [source.passages[int(i)] for i in chunk],
-                _vectors(source.faiss_index, chunk), progress, batch_size)
-        _failpoint(f"migrate-batch-{n}")
+        passages = source.get(chunk.tolist())
+        _insert(client, collection, chunk.tolist(), [passages[int(i)] for i in chunk],
+                source.vectors(chunk), progress, batch_size)
+        failpoint(f"migrate-batch-{n}")
+    _finish(store, len(ids))
+    return store, MigrateReport(len(todo), int(len(ids) - len(todo)), len(ids))
+
+
+def _new_collection(client: Any, target: str, collection: str, manifest: Manifest,
+                    marker: str) -> MilvusStore:
+    """The collection to fill (created, marked unfinished, unless an interrupted run left it)."""
+    if not client.has_collection(collection):
+        dimension = manifest.model.dimension
+        index_params = _index_params(client, manifest.index_type, manifest.passage_count,
+                                     dimension)
+        try:
+            client.create_collection(collection, schema=_schema(dimension),
+                                     index_params=index_params, consistency_level="Strong",
+                                     properties={MIGRATING_KEY: marker})
+        except Exception as exc:  # pymilvus raises MilvusException; Lite may raise others
+            raise IndexWriteError(f"cannot create collection {collection!r} at {target}: "
+                                  f"{getattr(exc, 'message', exc)}") from exc
+    store = MilvusStore(client, target, collection, manifest)
+    store._load()
+    return store
+
+
+def _finish(store: MilvusStore, expected: int) -> None:
+    """Check that every row arrived, then commit the manifest and clear the unfinished mark."""
+    client, collection = store.client, store.collection
     store._call("flush", lambda: client.flush(collection))
     copied = store.count(raw=True)
-    if copied != len(ids):
-        raise IndexWriteError(f"collection {collection!r} at {target} holds {copied} rows after "
-                              f"the copy, not {len(ids)}; run `semsearch migrate` again")
+    if copied != expected:
+        raise IndexWriteError(f"collection {collection!r} at {store.uri} holds {copied} rows "
+                              f"after the copy, not {expected}; run the command again")
     store._call("commit", lambda: client.alter_collection_properties(
         collection, properties={MANIFEST_KEY: _manifest_json(store.manifest)}))
     store._call("commit", lambda: client.drop_collection_properties(
         collection, property_keys=[MIGRATING_KEY]))
-    return store, MigrateReport(len(todo), int(len(ids) - len(todo)), len(ids))
 
 
 def _same_index(a: Manifest, b: Manifest) -> bool:
@@ -590,17 +601,29 @@ def _same_index(a: Manifest, b: Manifest) -> bool:
 
 def create(passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
            sources: dict[str, str], uri: str | os.PathLike[str] | None = None,
-           collection: str = DEFAULT_COLLECTION, *, encoder: str = "",
+           collection: str | None = None, *, encoder: str = "",
            index_type: str = "auto", progress: ProgressFn | None = None) -> MilvusStore:
     """A new index in `collection` from passages and their vectors, replacing what was there:
-    written under a temporary name and renamed into place, so a crash leaves the old one."""
-    kind = ann.resolve_kind(index_type, len(passages))
-    staging = VectorIndex.create(passages, vectors, model, sources, encoder, "flat")
+    rows are inserted into a collection under a temporary name, which is renamed into place
+    once complete, so a crash leaves the old one."""
+    if vectors.shape != (len(passages), model.dimension):
+        raise ValueError(f"vectors {vectors.shape} do not match "
+                         f"{len(passages)} passages × {model.dimension}")
     target = resolve_uri(uri)
+    collection = collection or DEFAULT_COLLECTION
+    client = connect(target)
     temporary = f"{collection}__building"
-    store, _ = migrate(staging, target, temporary, index_type=kind, overwrite=True,
-                       progress=progress)
-    client = store.client
+    if client.has_collection(temporary):
+        client.drop_collection(temporary)
+    manifest = Manifest(
+        format_version=FORMAT_VERSION, model=model, metric=METRIC,
+        index_type=resolve_kind(index_type, len(passages)), passage_count=len(passages),
+        corpus_fingerprint=corpus_fingerprint(sources),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"), lexical=LEXICAL,
+        encoder=encoder, next_id=len(passages), sources=dict(sources))
+    store = _new_collection(client, target, temporary, manifest, "create")
+    _insert(client, temporary, range(len(passages)), passages, vectors, progress)
+    _finish(store, len(passages))
     try:
         if client.has_collection(collection):
             client.drop_collection(collection)
@@ -611,13 +634,5 @@ def create(passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
     return MilvusStore.open(target, collection)
 
 
-def release_lite(uri: str) -> None:
-    """Stop this process's Milvus Lite server for a `.db` file, so another process may open it."""
-    if is_lite(uri):
-        from milvus_lite.server_manager import server_manager_instance
-
-        server_manager_instance.release_server(resolve_uri(uri))
-
-
-__all__ = ["DEFAULT_COLLECTION", "METRIC", "MigrateReport", "MilvusStore", "connect", "create",
-           "migrate", "release_lite", "resolve_uri", "to_milvus_filter"]
+__all__ = ["DEFAULT_COLLECTION", "MigrateReport", "MilvusStore", "connect", "create", "migrate",
+           "resolve_uri"]

@@ -1,0 +1,74 @@
+"""Fusing a dense and a BM25 ranking into one, and keeping true duplicates out of it.
+
+Defaults measured with `semsearch bench` on the labelled seeds set and the public sets: the
+weighted sum of min-max normalised scores beat reciprocal rank fusion (seeds hybrid Recall@5
+0.963 vs 0.919 when first measured; RRF and max-normalisation were lower on all three sets when
+re-measured), and an even dense/BM25 split beat 0.4, 0.6, 0.3 and z-scores taken over the three
+sets (hybrid R@5/MRR@10 seeds 0.956/0.893, CMRC 0.997/0.989, DRCD 0.995/0.961 at 0.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from semsearch.clean import dedup_key
+from semsearch.passages import Passage
+
+RRF_K = 60  # the constant of Cormack et al. (2009), also ranx's default
+DENSE_WEIGHT = 0.5  # weighted fusion: share of the dense score
+
+
+def rrf(rankings: Sequence[np.ndarray], k: int = RRF_K) -> dict[int, float]:
+    """Reciprocal rank fusion: score(d) = Σ 1 / (k + rank of d), ranks from 1; ids < 0 skipped.
+
+    Written out rather than called from ranx: ranx's numba kernels take ~13 s to compile on the
+    first call in each process, far too slow for a CLI query; a test checks we agree with ranx.
+    """
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, idx in enumerate(int(i) for i in ranking if i >= 0):
+            fused[idx] = fused.get(idx, 0.0) + 1.0 / (k + rank + 1)
+    return fused
+
+
+def weighted_fusion(runs: Sequence[tuple[np.ndarray, np.ndarray]],
+                    weights: Sequence[float]) -> dict[int, float]:
+    """Weighted sum of min-max normalised scores (ranx's "wsum" with "min-max" norm)."""
+    fused: dict[int, float] = {}
+    for (scores, ids), weight in zip(runs, weights, strict=True):
+        valid = ids >= 0
+        if not valid.any():
+            continue
+        s, i = scores[valid], ids[valid]
+        low, high = float(s.min()), float(s.max())
+        norm = (s - low) / (high - low) if high > low else np.ones_like(s)
+        for idx, value in zip(i, norm, strict=True):
+            fused[int(idx)] = fused.get(int(idx), 0.0) + weight * float(value)
+    return fused
+
+
+class Collapser:
+    """Keeps only true duplicates out of a ranking: a passage overlapping one already kept from
+    the same document (a file, or one record of a records file: records are their own sources),
+    or with the same text up to whitespace and width. Each text is normalised once (NFKC over
+    every pair cost ~0.1 s per query at k=50).
+
+    Containment across documents is not duplication: "男孩趴在草地上。" and "小男孩趴在草地上。"
+    are two records, and collapsing them lost answers on record corpora (issue 11)."""
+
+    def __init__(self) -> None:
+        self._texts: set[str] = set()
+        self._spans: dict[str, list[tuple[int, int]]] = {}
+
+    def keep(self, passage: Passage) -> bool:
+        """False for a duplicate of a passage kept before; otherwise record it and say True."""
+        text = dedup_key(passage.text)
+        spans = self._spans.setdefault(passage.source, [])
+        if text in self._texts or any(passage.start < end and start < passage.end
+                                      for start, end in spans):
+            return False
+        self._texts.add(text)
+        spans.append((passage.start, passage.end))
+        return True

@@ -1,0 +1,351 @@
+"""The public search object: build an index from files, save it, open it, query it.
+
+    corpus.scan → passages.prepare → Encoder.encode_passages → stores.create → Store
+    Index.search → search.search → hits
+
+`Index` pairs a `Store` (a FAISS directory or a Milvus collection: see stores/) with the encoder
+that must embed its queries; the encoder is loaded on first dense search, after checking that it
+is the model the index was built with.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from semsearch import corpus, stores
+from semsearch.checkpoint import discard, encode_resumable
+from semsearch.errors import ModelMismatchError, QueryError, UsageError
+from semsearch.models.encoder import Backend, Encoder, ModelInfo, load_encoder
+from semsearch.models.resolve import ModelRef, resolve
+from semsearch.models.resolve import fingerprint as model_fingerprint
+from semsearch.passages import MAX_TOKENS, Passage, Prepared, prepare
+from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, Fusion, Hit, Mode, search
+from semsearch.stores.base import Manifest, Store, resolve_kind
+
+Location = stores.Location
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """What `Index.build` or `Index.add` did: sources added, replaced, unchanged, gone from
+    disk (and whether they were pruned), files skipped and lines dropped (by reason)."""
+
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    passages: int = 0
+    files: int = 0
+    skipped: list[corpus.Skipped] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+    gone: list[str] = field(default_factory=list)
+    pruned: bool = False
+    resumed: int = 0  # passages whose vectors an interrupted earlier run had already encoded
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    """Callbacks for long steps: `start(total, what)` at each step (encoding, building the
+    index), then `advance(n)` as items of that step finish."""
+
+    start: Callable[[int, str], None]
+    advance: Callable[[int], None]
+
+
+class Index:
+    """A searchable collection: passages with their vectors and the model that embeds queries.
+    Usable as a context manager (closes the store: a Milvus connection)."""
+
+    def __init__(self, store: Store, encoder: Encoder | None = None,
+                 model: ModelRef | None = None) -> None:
+        self.store = store
+        self._encoder = encoder
+        self._model = model
+        self.report = UpdateReport()  # what the last build or add did
+
+    @property
+    def manifest(self) -> Manifest:
+        """The index's `Manifest` (model, dimension, counts, fingerprints)."""
+        return self.store.manifest
+
+    @property
+    def passages(self) -> list[Passage]:
+        """Every passage (streamed from the store: on Milvus this reads the collection)."""
+        return [passage for _, passage in self.store.iter_passages()]
+
+    @classmethod
+    def build(cls, paths: Iterable[str | os.PathLike[str]], model: str | None = None, *,
+              max_tokens: int = MAX_TOKENS, progress: BuildProgress | None = None,
+              encoder: Backend | None = None, index_type: str = "auto",
+              location: Location | None = None, collection: str | None = None,
+              overwrite: bool = False, options: corpus.Options | None = None,
+              follow_links: bool = False) -> Index:
+        """Read, clean and split the files under `paths`, embed the passages, index them
+        (`index_type`: flat, hnsw, ivf-pq, sq8, or auto to choose by size) and, with a
+        `location`, write the index there: a directory (refused if it holds an index, unless
+        `overwrite`) or a Milvus collection (replaced). Without one it stays in memory for `save`.
+        `encoder` is the inference engine (torch, onnx, onnx-int8); `options` say how to clean
+        and which record fields hold text and ids; `report` tells what was read. Building into
+        a directory keeps encoded passages in it as they finish, so a rerun after a kill or
+        Ctrl-C encodes only the rest (see checkpoint.py)."""
+        if location is not None:
+            stores.check_new(location, overwrite, collection)
+        found = corpus.scan(paths, options=options, follow_links=follow_links)
+        index = cls.from_documents(found.documents, model, max_tokens=max_tokens,
+                                   progress=progress, encoder=encoder, index_type=index_type,
+                                   location=location, collection=collection, overwrite=overwrite,
+                                   root=found.root)
+        index.report = replace(index.report, files=len(found.files), skipped=found.skipped)
+        return index
+
+    @classmethod
+    def from_documents(cls, documents: Sequence[corpus.Document], model: str | None = None, *,
+                       max_tokens: int = MAX_TOKENS, progress: BuildProgress | None = None,
+                       encoder: Backend | None = None, index_type: str = "auto",
+                       location: Location | None = None, collection: str | None = None,
+                       overwrite: bool = False, root: Path | None = None) -> Index:
+        """`build` from documents already in memory (e.g. a benchmark's corpus records)."""
+        if not documents:
+            raise corpus.CorpusError("no documents to index")
+        directory: Path | None = None  # a FAISS index directory to write to
+        if location is not None:
+            stores.check_new(location, overwrite, collection)
+            if not stores.is_milvus(location):
+                directory = Path(location)
+        existed = directory is not None and directory.exists()
+        checkpoint = stores.checkpoint_dir(directory) if directory else None
+        try:
+            kind = resolve_kind(index_type, 0)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        engine = load_encoder(model, encoder)
+        prepared, vectors, resumed = _embed(documents, engine, max_tokens, progress, checkpoint)
+        passages = prepared.passages
+        sources = {d.source: d.sha256 for d in documents}
+        if progress is not None:
+            kind = resolve_kind(index_type, len(passages))
+            progress.start(len(passages), f"building the {kind} index (training first)"
+                           if kind in ("ivf-pq", "sq8", "hnsw") else "building the index")
+        try:
+            store = stores.create(passages, vectors, engine.info, sources,
+                                  None if directory else location,  # a directory: save below
+                                  collection=collection, encoder=engine.backend,
+                                  index_type=index_type,
+                                  progress=progress.advance if progress else None)
+        except ValueError as exc:  # too few vectors to train the index type asked for
+            raise UsageError(str(exc)) from exc
+        store.manifest = replace(store.manifest, root=str(root) if root else "",
+                                 dropped=prepared.dropped, web=sorted(prepared.web))
+        index = cls(store, engine)
+        index.report = UpdateReport(added=list(sources), passages=len(passages),
+                                    files=len({d.file for d in documents}),
+                                    dropped=dict(prepared.dropped_total()), resumed=resumed)
+        if directory is not None and checkpoint is not None:
+            try:
+                store.save(directory)
+            except BaseException:
+                if not existed:  # a first write that failed leaves no trace
+                    stores.discard_new(directory)
+                raise
+            discard(checkpoint)
+        return index
+
+    @classmethod
+    def open(cls, location: Location | None = None, model: str | None = None, *,
+             collection: str | None = None, writable: bool = False) -> Index:
+        """Open an index: a FAISS directory or a Milvus URI (./x.db for Milvus Lite,
+        http://host:19530 for a server; `collection` default semsearch). Default: the
+        SEMSEARCH_INDEX variable, else the seeds index shipped with semsearch. `model` must be
+        the one the index was built with, and defaults to it. `writable` loads FAISS vectors
+        into memory so that `add` and `remove` can change them (otherwise they may be
+        memory-mapped, read-only)."""
+        store = stores.open_store(location, collection=collection, writable=writable)
+        return cls(store, model=_model_for(store, model))
+
+    def add(self, paths: Iterable[str | os.PathLike[str]], *, max_tokens: int = MAX_TOKENS,
+            progress: BuildProgress | None = None, options: corpus.Options | None = None,
+            follow_links: bool = False, prune: bool = False) -> UpdateReport:
+        """Index new files, re-index changed ones (by content hash), skip unchanged ones.
+
+        Sources are named from the index's root, so a file has one name however its path is
+        typed. Sources under `paths` that are no longer on disk are reported in `gone`, and
+        removed with `prune`."""
+        self._check_writable()
+        paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+        manifest = self.manifest
+        root = Path(manifest.root) if manifest.root else None
+        found = corpus.scan(paths, root=root, options=options, follow_links=follow_links)
+        root = root or found.root
+        known = manifest.sources
+        by_source = {doc.source: doc for doc in found.documents}
+        unchanged = [s for s, doc in by_source.items() if known.get(s) == doc.sha256]
+        replaced = [s for s in by_source if s in known and s not in unchanged]
+        scopes = [corpus.source_name(Path(p), root) for p in paths]
+        unread = {corpus.source_name(Path(skip.path.rstrip("/")), root) for skip in found.skipped}
+        gone = sorted(s for s in known if s not in by_source and corpus.in_scope(s, scopes)
+                      and not corpus.in_scope(s, unread))
+        fresh = [d for d in found.documents if d.source not in unchanged]
+        prepared, vectors, _ = _embed(fresh, self.encoder, max_tokens, progress)
+        doomed = replaced + (gone if prune else [])
+        self.store.remove_sources(doomed)
+        self.store.manifest = _noted(self.store.manifest, doomed, prepared, root)
+        self.store.add(prepared.passages, vectors, {d.source: d.sha256 for d in fresh})
+        self.report = UpdateReport(
+            added=[s for s in by_source if s not in known], replaced=replaced,
+            unchanged=unchanged, passages=len(prepared.passages), files=len(found.files),
+            skipped=found.skipped, dropped=dict(prepared.dropped_total()), gone=gone,
+            pruned=prune)
+        return self.report
+
+    def _check_writable(self) -> None:
+        if self.store.read_only:
+            raise UsageError("this index was opened read-only (memory-mapped); open it with "
+                             "semsearch.open(path, writable=True) to add or remove")
+
+    def remove(self, source: str) -> int:
+        """Remove every passage of `source` (a name as indexed); returns how many went."""
+        if source not in self.manifest.sources:
+            known = ", ".join(sorted(self.manifest.sources)[:5]) or "none"
+            raise QueryError(f"no source {source!r} in this index (sources: {known}"
+                             f"{', …' if len(self.manifest.sources) > 5 else ''})")
+        self._check_writable()
+        count = self.store.remove_sources([source])
+        self.store.manifest = _noted(self.store.manifest, [source], None, None)
+        return count
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Make the index durable and return where it is: a FAISS index is written to
+        directory `path` (default: where it was opened from), atomically; a Milvus one is
+        already written, so this commits and flushes it."""
+        return self.store.save(path)
+
+    def close(self) -> None:
+        """Release the store (a Milvus connection; nothing for FAISS)."""
+        self.store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def encoder(self) -> Encoder:
+        """The query encoder, loaded on first use and checked against the manifest."""
+        if self._encoder is None:
+            encoder = load_encoder(self._model or self.manifest.model.name)
+            recorded = self.manifest.model
+            if (encoder.info.dimension != recorded.dimension
+                    or encoder.info.fingerprint != recorded.fingerprint):
+                raise ModelMismatchError(_mismatch(recorded, encoder.info.name,
+                                                   encoder.info.fingerprint,
+                                                   encoder.info.dimension, ""))
+            self._encoder = encoder
+        return self._encoder
+
+    def search(self, query: str, k: int = 5, mode: Mode = DEFAULT_MODE,
+               fusion: Fusion = DEFAULT_FUSION, where: str | None = None) -> list[Hit]:
+        """The `k` passages most similar to `query`, best first."""
+        return self.search_batch([query], k, mode, fusion, where)[0]
+
+    def search_batch(self, queries: Sequence[str], k: int = 5, mode: Mode = DEFAULT_MODE,
+                     fusion: Fusion = DEFAULT_FUSION,
+                     where: str | None = None) -> list[list[Hit]]:
+        """`search` for many queries at once (one encoder call, one call per ranking).
+
+        `score` is the cosine similarity in `dense` mode, the BM25 score in `bm25` mode and the
+        fused score in `hybrid` mode. True duplicates are collapsed into the best one. `where`
+        keeps only passages matching a filter expression (see `filters`), e.g.
+        `source == "a.txt" and paragraph > 2`.
+        """
+        return search(self.store, lambda: self.encoder, queries, k, mode, fusion, where)
+
+
+def _mismatch(recorded: ModelInfo, name: str, weights: str, dimension: int | None,
+              where: str) -> str:
+    """The one message for "this model is not the one the index was built with"."""
+    given = f"{name}{where} (weights {weights[:12]}" + \
+        (f", dim {dimension})" if dimension is not None else ")")
+    return (f"the index was built with model {recorded.name} (weights "
+            f"{recorded.fingerprint[:12]}, dim {recorded.dimension}) but the model given is "
+            f"{given}; query with the same model or rebuild the index with "
+            f"`semsearch index ... --model {name}`")
+
+
+def _model_for(store: Store, model: str | None) -> ModelRef:
+    """The model to query `store` with (default: the one it records), refused early with
+    ModelMismatchError if its local weights are not the ones the index was built with."""
+    recorded = store.manifest.model
+    ref = resolve(model or recorded.name)
+    if ref.is_local:
+        found = model_fingerprint(Path(ref.location))
+        if found != recorded.fingerprint:
+            raise ModelMismatchError(_mismatch(recorded, model or ref.name, found, None,
+                                               f" at {ref.location}"))
+    return ref
+
+
+def _embed(documents: Sequence[corpus.Document], encoder: Encoder, max_tokens: int,
+           progress: BuildProgress | None,
+           checkpoint: Path | None = None) -> tuple[Prepared, np.ndarray, int]:
+    """Passages of `documents` (with what cleaning dropped), their vectors (the passage text
+    alone: see Passage), and how many of those a `checkpoint` already held."""
+    budget = min(max_tokens, encoder.max_tokens - 16)
+    prepared = prepare(documents, encoder.count_tokens, budget)
+    if progress is not None:
+        progress.start(len(prepared.passages), "encoding passages")
+    info = encoder.info
+    vectors, resumed = encode_resumable(
+        [p.text for p in prepared.passages], encoder.encode_passages, checkpoint,
+        f"{info.name} {info.fingerprint} {encoder.backend} {budget}", info.dimension,
+        progress.advance if progress else None)
+    return prepared, vectors, resumed
+
+
+def _noted(manifest: Manifest, removed: Sequence[str], prepared: Prepared | None,
+           root: Path | None) -> Manifest:
+    """The manifest with the dropped-line counts and web sources of `removed` sources gone and
+    those of `prepared` recorded, and the root recorded if it had none."""
+    gone = set(removed) | (set(prepared.dropped) | set(prepared.web) if prepared else set())
+    dropped = {s: r for s, r in manifest.dropped.items() if s not in gone}
+    web = [s for s in manifest.web if s not in gone]
+    if prepared is not None:
+        dropped.update(prepared.dropped)
+        web.extend(prepared.web)
+    return replace(manifest, dropped=dropped, web=sorted(set(web)),
+                   root=manifest.root or (str(root) if root else ""))
+
+
+def build(paths: Iterable[str | os.PathLike[str]], model: str | None = None, *,
+          progress: BuildProgress | None = None, encoder: Backend | None = None,
+          index_type: str = "auto", options: corpus.Options | None = None) -> Index:
+    """Build an in-memory index from files and directories (see `Index.build`)."""
+    return Index.build(paths, model, progress=progress, encoder=encoder, index_type=index_type,
+                       options=options)
+
+
+def open(location: Location | None = None, model: str | None = None, *,
+         collection: str | None = None, writable: bool = False) -> Index:
+    """Open an index: a directory, a Milvus URI, or by default the seeds index (see
+    `Index.open`)."""
+    return Index.open(location, model, collection=collection, writable=writable)
+
+
+def load(path: Location | None = None, model: str | None = None, *,
+         writable: bool = False) -> Index:
+    """Open a saved index (`open` by its older name); without a path, the seeds index."""
+    return Index.open(path, model, writable=writable)
+
+
+def connect(uri: Location | None = None, collection: str | None = None,
+            model: str | None = None) -> Index:
+    """Open an index in Milvus: `semsearch.connect("./x.db")` (default: SEMSEARCH_MILVUS_URI)."""
+    from semsearch.stores.milvus import resolve_uri
+
+    return Index.open(resolve_uri(uri), model, collection=collection)

@@ -1,0 +1,59 @@
+"""The shape of the package, read from its import graph: the data path reads straight through
+(corpus → clean → passages → models → stores → search → hits), storage backends stand side by
+side behind one protocol, and the CLI only talks to the public objects."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import semsearch
+
+PACKAGE = Path(semsearch.__file__).parent
+STORES = ("semsearch.stores.faiss", "semsearch.stores.milvus")
+
+
+def _is_module(name: str) -> bool:
+    path = PACKAGE.joinpath(*name.split(".")[1:])
+    return path.is_dir() or path.with_suffix(".py").is_file()
+
+
+def imports(module: str) -> set[str]:
+    """Every semsearch module `module` imports, at any depth of its code (lazy imports too)."""
+    path = PACKAGE.joinpath(*module.split(".")[1:])
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("semsearch"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names
+                         if _is_module(f"{node.module}.{a.name}"))
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("semsearch"))
+    return found
+
+
+def test_no_store_imports_another() -> None:
+    for store in STORES:
+        others = set(STORES) - {store}
+        assert not imports(store) & others, store
+
+
+def test_search_imports_only_the_query_path() -> None:
+    allowed = {"semsearch.stores.base", "semsearch.fusion", "semsearch.filters",
+               "semsearch.models.encoder", "semsearch.errors", "semsearch.passages",
+               "semsearch.lexical", "semsearch"}
+    assert imports("semsearch.search") <= allowed, imports("semsearch.search") - allowed
+
+
+def test_cli_has_no_store_plumbing() -> None:
+    found = imports("semsearch.cli")
+    assert not {m for m in found if m.startswith("semsearch.stores.")}, found
+    assert not found & {"semsearch.search.Index", "semsearch.checkpoint"}
+
+
+def test_every_error_is_importable_from_the_package() -> None:
+    from semsearch import errors
+
+    for name in errors.__all__:
+        assert getattr(semsearch, name) is getattr(errors, name)
