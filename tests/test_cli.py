@@ -143,3 +143,27 @@ def test_progress_is_logged_when_stderr_is_not_a_terminal(
     assert result.exit_code == 0, result.output
     assert any(line.startswith("encoding passages:") and "/s" in line
                for line in result.stderr.splitlines())
+
+
+def test_choices_are_checked_before_the_index_loads(tmp_path: Path) -> None:
+    """`--mode magic` on an index that does not exist names the mode, not the index: the parser
+    refuses it before anything loads (issue 13)."""
+    missing = str(tmp_path / "nowhere")
+    _fails_cleanly(["query", "x", "--index", missing, "--mode", "magic"], "unknown mode 'magic'")
+    _fails_cleanly(["index", str(SEEDS), "--out", missing, "--encoder", "gpu"],
+                   "unknown encoder 'gpu'")
+    assert not Path(missing).exists()
+
+
+def test_choices_match_the_library() -> None:
+    import typing
+
+    from semsearch import clean, cli, search
+    from semsearch.models import encoder
+    from semsearch.stores import base
+
+    assert set(typing.get_args(cli.ModeChoice)) == set(search.MODES)
+    assert set(typing.get_args(cli.FusionChoice)) == set(search.FUSIONS)
+    assert set(typing.get_args(cli.EncoderChoice)) == set(encoder.BACKENDS)
+    assert set(typing.get_args(cli.IndexTypeChoice)) == {*base.INDEX_TYPES, base.AUTO}
+    assert set(typing.get_args(cli.CleanChoice)) == set(clean.CLEAN_MODES)

@@ -461,3 +461,22 @@ def test_hostile_filters_answer_in_bounded_time(client: Any, where: str) -> None
     assert time.perf_counter() - start < 11
     assert response.status_code in (200, 400, 422, 504)
     assert response.status_code == 200 or "error" in response.json()
+
+
+def test_a_missing_dependency_is_a_500_not_a_400(tiny_index: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing extra on the server is the server's fault (issue 13: it was a 400)."""
+    from starlette.testclient import TestClient
+
+    from semsearch.errors import MissingDependencyError
+    from semsearch.index import Index
+
+    def missing(*args: Any, **kwargs: Any) -> Any:
+        raise MissingDependencyError("the Milvus backend", "milvus")
+
+    app = make_app(tiny_index)
+    monkeypatch.setattr(Index, "search", missing)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        response = test_client.post("/search", json={"query": "抗疫"})
+    assert response.status_code == 500
+    assert "pip install 'semsearch[milvus]'" in response.json()["error"]

@@ -120,3 +120,38 @@ def test_locations_name_their_backend(tmp_path: Path) -> None:
     assert not stores.is_milvus(faiss_named_db)
     with pytest.raises(UsageError, match="--collection is for a Milvus index"):
         stores.open_store(tmp_path / "idx", collection="c")
+
+
+def test_hnsw_tombstones_are_compacted() -> None:
+    """Removal from hnsw leaves tombstones; past COMPACT_AT of the nodes the graph is rebuilt
+    without them (issue 13: `compact` was never called, so they grew without end)."""
+    from semsearch.stores import faiss
+
+    n = 200
+    passages = [Passage(f"p{i}", f"s{i % 10}.txt", i, 0, 1) for i in range(n)]
+    vectors = _vectors(n, 3)
+    store = faiss.FaissStore.create(passages, vectors, MODEL, {f"s{i}.txt": "h" for i in range(10)},
+                                    index_type="hnsw")
+    store.remove_sources(["s0.txt"])  # 10%: kept as tombstones
+    assert faiss.tombstones(store.faiss_index) == 20
+    store.remove_sources(["s1.txt", "s2.txt"])  # 30% dead: rebuilt without them
+    assert faiss.tombstones(store.faiss_index) == 0
+    assert store.faiss_index.ntotal == n - 60
+    _, ids = store.search(vectors[[99, 5]], 1)
+    assert ids[:, 0].tolist() == [99, 5]
+
+
+def test_milvus_create_inserts_directly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Creating a Milvus index builds no FAISS index and no bm25s index on the way (issue 13:
+    it built both, then copied)."""
+    from semsearch.lexical import LexicalIndex
+    from semsearch.stores import faiss
+
+    def unused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("not needed for Milvus")
+
+    monkeypatch.setattr(LexicalIndex, "build", unused)
+    monkeypatch.setattr(faiss, "build_index", unused)
+    store, _ = _create(str(tmp_path / "direct.db"))
+    assert store.manifest.passage_count == len(TEXTS)
+    store.close()

@@ -57,3 +57,26 @@ def test_every_error_is_importable_from_the_package() -> None:
 
     for name in errors.__all__:
         assert getattr(semsearch, name) is getattr(errors, name)
+
+
+def test_a_wheel_carries_the_seeds_index_and_queries(tmp_path: Path) -> None:
+    """A non-editable install has the default index and labelled queries (issue 13: they were
+    paths beside the source tree)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    repo = PACKAGE.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path), str(repo)], check=True, timeout=300,
+                   capture_output=True)
+    (wheel,) = tmp_path.glob("semsearch-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    from semsearch.stores import DEFAULT_INDEX
+    from semsearch.stores.generations import live_dir
+
+    live = live_dir(DEFAULT_INDEX)
+    shipped = {f"semsearch/{p.relative_to(PACKAGE).as_posix()}" for p in live.rglob("*")
+               if p.is_file()} | {"semsearch/data/indexes/seeds/CURRENT",
+                                  "semsearch/data/qrels/seeds.jsonl", "semsearch/py.typed"}
+    assert shipped <= names, shipped - names
