@@ -16,8 +16,10 @@ import json
 import logging
 import re
 import shutil
+import sys
 import tempfile
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
@@ -77,12 +79,62 @@ def normalize(text: str) -> str:
 
 
 def _keep(words: Sequence[str]) -> list[str]:
-    return [w for w in (w.strip() for w in words) if w and _WORD.search(w) and w not in STOPWORDS]
+    """The words BM25 counts, interned: a collection's token lists repeat the same few thousand
+    words, and one shared string per word instead of one per occurrence cut peak memory while
+    indexing real paragraphs from ~10 KB to ~2 KB per passage (benchmarks/results/memory.md)."""
+    return [sys.intern(w) for w in (w.strip() for w in words)
+            if w and _WORD.search(w) and w not in STOPWORDS]
 
 
 def tokenize(text: str) -> list[str]:
     """Words for BM25: jieba search-mode segmentation of the normalised text, minus stopwords."""
     return _keep(_full_jieba().lcut_for_search(normalize(text)))
+
+
+_BLOCK = 1 << 20  # entries per block of weight arithmetic (bounds its float64 temporaries)
+
+
+def bm25_weights(tokens: Sequence[Sequence[str]]) -> tuple[dict[str, int], np.ndarray,
+                                                            np.ndarray, np.ndarray]:
+    """bm25s's BM25 weights (Lucene idf, k1 BM25_K1, b BM25_B; a CSC matrix, one column per
+    word, rows = passages) and its vocabulary, computed as bm25s computes them — a test checks
+    the scores agree — but one passage's word counts at a time, in numpy arrays.
+
+    bm25s.BM25.index keeps every passage's word ids as Python lists and builds the matrix
+    through scipy's COO: on 103,012 real passages it added 680 MB at its peak, more than the
+    rest of indexing together; this adds ~12 bytes per distinct word of a passage
+    (benchmarks/results/memory.md)."""
+    vocab: dict[str, int] = {}
+    terms: list[np.ndarray] = []
+    freqs: list[np.ndarray] = []
+    lengths = np.empty(len(tokens), dtype=np.float64)
+    for row, words in enumerate(tokens):
+        counts = Counter(words)
+        terms.append(np.fromiter((vocab.setdefault(w, len(vocab)) for w in counts),
+                                 dtype=np.int32, count=len(counts)))
+        freqs.append(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
+        lengths[row] = len(words)
+    sizes = np.fromiter((len(t) for t in terms), dtype=np.int64, count=len(terms))
+    term = np.concatenate(terms) if terms else np.zeros(0, np.int32)
+    tf = np.concatenate(freqs) if freqs else np.zeros(0, np.float32)
+    del terms, freqs
+    rows = np.repeat(np.arange(len(tokens), dtype=np.int32), sizes)
+    n_docs, n_words = len(tokens), len(vocab)
+    df = np.bincount(term, minlength=n_words).astype(np.float64)
+    idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+    norm = BM25_K1 * ((1 - BM25_B) + BM25_B * lengths / lengths.mean())
+    weight = np.empty(len(term), dtype=np.float32)
+    for at in range(0, len(term), _BLOCK):  # float64 as bm25s, a block at a time
+        block = slice(at, at + _BLOCK)
+        weight[block] = idf[term[block]] * (tf[block] / (norm[rows[block]] + tf[block]))
+    del tf
+    order = np.argsort(term, kind="stable")  # by word, then passage (rows ascend): CSC order
+    indptr = np.zeros(n_words + 1, dtype=np.int64)
+    np.cumsum(np.bincount(term, minlength=n_words), out=indptr[1:])
+    del term
+    index_type = np.int32 if len(order) < 2**31 else np.int64
+    vocab[""] = n_words  # bm25s's empty token (no column), kept for the saved format
+    return vocab, weight[order], rows[order], indptr.astype(index_type)
 
 
 def _query_dictionary(vocab: dict[str, int]) -> str:
@@ -133,18 +185,11 @@ class LexicalIndex:
 
     @classmethod
     def from_tokens(cls, tokens: list[list[str]], ids: np.ndarray) -> LexicalIndex:
-        import bm25s
-
         if not tokens:  # an empty collection (every source removed)
             return cls({}, np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(1, np.int64),
                        np.zeros(0, np.int64), tokens=[])
-        bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
-        bm25.index(tokens, show_progress=False)
-        scores = bm25.scores
-        vocab = {str(k): int(v) for k, v in bm25.vocab_dict.items()}
-        return cls(vocab, np.asarray(scores["data"]), np.asarray(scores["indices"]),
-                   np.asarray(scores["indptr"]), np.asarray(ids, dtype=np.int64),
-                   tokens=tokens)
+        vocab, data, indices, indptr = bm25_weights(tokens)
+        return cls(vocab, data, indices, indptr, np.asarray(ids, dtype=np.int64), tokens=tokens)
 
     @property
     def tokens(self) -> list[list[str]]:

@@ -245,3 +245,17 @@ def test_fuzz_service_smoke(tmp_path: Path) -> None:
     assert report["requests"] == 200 and report["server_errors"] == 0
     assert report["transport_errors"] == 0
     assert positive(report["longest_request_s"]) and report["longest_request_s"] < 10
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_memory_smoke(tmp_path: Path) -> None:
+    report = run_smoke("memory.py", tmp_path)
+    assert report["smoke"] is True
+    real, stub = report["runs"]
+    assert (real["encoder"], stub["encoder"]) == ("real", "stub")
+    for run in report["runs"]:
+        assert run["passages"] >= run["records"] > 0
+        steps = list(run["steps_mb"].values())
+        assert steps == sorted(steps) and run["peak_rss_mb"] >= steps[-1] > 0  # peaks only grow
+    assert (tmp_path / "memory.md").read_text(encoding="utf-8").count("|") > 10

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from semsearch.lexical import LexicalIndex, normalize, tokenize
 
@@ -64,3 +66,32 @@ def test_query_scoring_equals_bm25s(tmp_path: Path) -> None:
         np.testing.assert_allclose(loaded.scores(query), expected, rtol=1e-5)
     # the query dictionary is a subset of jieba's: 6 of the 68 labelled queries segment differently
     assert differ <= len(queries) // 10, f"{differ} of {len(queries)} queries segment differently"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["党员", "抗疫", "夫妻", "志愿者", "a", "社区", "送菜"]),
+                         max_size=12), min_size=1, max_size=30))
+def test_weights_equal_bm25s(tokens: list[list[str]]) -> None:
+    """Our one-passage-at-a-time BM25 matrix holds bm25s's weights, word for word (issue 15:
+    bm25s's own build took 680 MB at 100k passages)."""
+    import bm25s
+
+    from semsearch.lexical import BM25_B, BM25_K1, bm25_weights
+
+    assume(any(tokens))  # bm25s cannot index a collection without a single word
+    reference = bm25s.BM25(k1=BM25_K1, b=BM25_B)
+    reference.index(tokens, show_progress=False)
+    vocab, data, indices, indptr = bm25_weights(tokens)
+    assert set(vocab) == set(reference.vocab_dict)
+    ref = reference.scores
+    for word, column in reference.vocab_dict.items():
+        if word == "":
+            continue
+        ours = vocab[word]
+        mine = dict(zip(indices[indptr[ours]:indptr[ours + 1]].tolist(),
+                        data[indptr[ours]:indptr[ours + 1]].tolist(), strict=True))
+        theirs = dict(zip(ref["indices"][ref["indptr"][column]:ref["indptr"][column + 1]].tolist(),
+                          ref["data"][ref["indptr"][column]:ref["indptr"][column + 1]].tolist(),
+                          strict=True))
+        assert mine.keys() == theirs.keys(), word
+        np.testing.assert_allclose(list(mine.values()), [theirs[r] for r in mine], rtol=1e-6)

@@ -125,6 +125,8 @@ class FaissStore:
                              f"{len(passages)} passages × {model.dimension}")
         ids = np.arange(len(passages), dtype=np.int64) if ids is None else ids
         kind = resolve_kind(index_type, len(passages))
+        # BM25 first: its temporaries then do not coincide with FAISS's copy of the vectors
+        lexical = LexicalIndex.build([p.lexical_text for p in passages], ids)
         faiss_index = build_index(kind, vectors, progress, ids=ids)
         manifest = Manifest(
             format_version=FORMAT_VERSION, model=model, metric=METRIC, index_type=kind,
@@ -132,7 +134,6 @@ class FaissStore:
             created_at=datetime.now(UTC).isoformat(timespec="seconds"), lexical=LEXICAL,
             encoder=encoder, next_id=int(ids.max()) + 1 if len(ids) else 0, sources=dict(sources),
         )
-        lexical = LexicalIndex.build([p.lexical_text for p in passages], ids)
         return cls(manifest, dict(zip(ids.tolist(), passages, strict=True)), faiss_index, lexical)
 
     @property
