@@ -118,9 +118,9 @@ class Index:
             if not stores.is_milvus(location):
                 directory = Path(location)
         existed = directory is not None and directory.exists()
-        checkpoint = stores.checkpoint_dir(directory) if directory else None
+        checkpoint = stores.checkpoint_dir(directory) if directory is not None else None
         try:
-            kind = resolve_kind(index_type, 0)
+            resolve_kind(index_type, 0)  # an unknown type is refused before the slow encoding
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         engine = load_encoder(model, encoder)
@@ -145,14 +145,14 @@ class Index:
         index.report = UpdateReport(added=list(sources), passages=len(passages),
                                     files=len({d.file for d in documents}),
                                     dropped=dict(prepared.dropped_total()), resumed=resumed)
-        if directory is not None and checkpoint is not None:
+        if directory is not None:
             try:
                 store.save(directory)
             except BaseException:
                 if not existed:  # a first write that failed leaves no trace
                     stores.discard_new(directory)
                 raise
-            discard(checkpoint)
+            discard(stores.checkpoint_dir(directory))
         return index
 
     @classmethod

@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -160,7 +161,6 @@ def migrate(source: Store, target: Location | None, *, collection: str | None = 
                               m.sources, m.encoder,
                               resolve_kind(index_type or m.index_type, len(ids)), progress,
                               ids=ids)
-    store.manifest = Manifest(**{**vars(store.manifest), "root": m.root, "dropped": m.dropped,
-                                 "web": m.web})
+    store.manifest = replace(store.manifest, root=m.root, dropped=m.dropped, web=m.web)
     store.save(target)
     return store, MigrateReport(len(ids), 0, len(ids))
