@@ -96,7 +96,8 @@ ModelOpt = Annotated[
 ]
 EncoderOpt = Annotated[
     EncoderChoice, typer.Option("--encoder", help="Inference engine: auto (ONNX if "
-                                "exported), onnx, onnx-int8, torch.")
+                                "exported: its checked int8 body for passages, fp32 for "
+                                "queries), onnx (fp32), onnx-int8, torch.")
 ]
 ModeOpt = Annotated[
     ModeChoice, typer.Option("--mode",
@@ -188,6 +189,15 @@ def index(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing index at --out.")
     ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Encode passages in this many processes "
+                          "(ONNX encoder; each gets its share of the CPUs).")
+    ] = 1,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Encode passages on Ray Data actors (the 'ray' "
+                           "extra): a local Ray, or the cluster RAY_ADDRESS names; --workers "
+                           "sets how many.")
+    ] = False,
 ) -> None:
     """Build an index from text, Markdown, HTML, PDF, DOCX and record (.jsonl, .csv, .json)
     files and write it to --out: a directory, or a Milvus collection."""
@@ -202,7 +212,7 @@ def index(
                                 encoder=None if encoder == "auto" else encoder,
                                 location=out_to, collection=collection, overwrite=force,
                                 options=_options(clean, text_field, id_field),
-                                follow_links=follow_links)
+                                follow_links=follow_links, workers=workers, ray=ray)
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]: the passages encoded so far are kept; run the same "
                       "command again to resume")

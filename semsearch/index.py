@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -84,7 +85,7 @@ class Index:
               encoder: Backend | None = None, index_type: str = "auto",
               location: Location | None = None, collection: str | None = None,
               overwrite: bool = False, options: corpus.Options | None = None,
-              follow_links: bool = False) -> Index:
+              follow_links: bool = False, workers: int = 1, ray: bool = False) -> Index:
         """Read, clean and split the files under `paths`, embed the passages, index them
         (`index_type`: flat, hnsw, ivf-pq, sq8, or auto to choose by size) and, with a
         `location`, write the index there: a directory (refused if it holds an index, unless
@@ -92,14 +93,15 @@ class Index:
         `encoder` is the inference engine (torch, onnx, onnx-int8); `options` say how to clean
         and which record fields hold text and ids; `report` tells what was read. Building into
         a directory keeps encoded passages in it as they finish, so a rerun after a kill or
-        Ctrl-C encodes only the rest (see checkpoint.py)."""
+        Ctrl-C encodes only the rest (see checkpoint.py). `workers` > 1 encodes in that many
+        processes, `ray` on Ray Data actors (see models/parallel.py)."""
         if location is not None:
             stores.check_new(location, overwrite, collection)
         found = corpus.scan(paths, options=options, follow_links=follow_links)
         index = cls.from_documents(found.documents, model, max_tokens=max_tokens,
                                    progress=progress, encoder=encoder, index_type=index_type,
                                    location=location, collection=collection, overwrite=overwrite,
-                                   root=found.root)
+                                   root=found.root, workers=workers, ray=ray)
         index.report = replace(index.report, files=len(found.files), skipped=found.skipped)
         return index
 
@@ -108,7 +110,8 @@ class Index:
                        max_tokens: int = MAX_TOKENS, progress: BuildProgress | None = None,
                        encoder: Backend | None = None, index_type: str = "auto",
                        location: Location | None = None, collection: str | None = None,
-                       overwrite: bool = False, root: Path | None = None) -> Index:
+                       overwrite: bool = False, root: Path | None = None, workers: int = 1,
+                       ray: bool = False) -> Index:
         """`build` from documents already in memory (e.g. a benchmark's corpus records)."""
         if not documents:
             raise corpus.CorpusError("no documents to index")
@@ -123,8 +126,10 @@ class Index:
             resolve_kind(index_type, 0)  # an unknown type is refused before the slow encoding
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
-        engine = load_encoder(model, encoder)
-        prepared, vectors, resumed = _embed(documents, engine, max_tokens, progress, checkpoint)
+        engine = load_encoder(model, encoder, for_indexing=True)
+        with _encoding(engine, model, workers, ray) as encoding:
+            prepared, vectors, resumed = _embed(documents, encoding, max_tokens, progress,
+                                                checkpoint)
         passages = prepared.passages
         sources = {d.source: d.sha256 for d in documents}
         if progress is not None:
@@ -289,6 +294,20 @@ def _model_for(store: Store, model: str | None) -> ModelRef:
             raise ModelMismatchError(_mismatch(recorded, model or ref.name, found, None,
                                                f" at {ref.location}"))
     return ref
+
+
+def _encoding(engine: Encoder, model: str | None, workers: int,
+              ray: bool) -> AbstractContextManager[Encoder]:
+    """What encodes the passages: `engine` itself, or worker processes or Ray actors running
+    the same model (models/parallel.py), stopped when the block ends."""
+    if not ray and workers == 1:
+        return nullcontext(engine)
+    from semsearch.models import parallel
+
+    location = resolve(model).location
+    if ray:
+        return parallel.ray_encoder(engine, workers, location)
+    return parallel.pool_encoder(engine, workers, location)
 
 
 def _embed(documents: Sequence[corpus.Document], encoder: Encoder, max_tokens: int,

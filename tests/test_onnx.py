@@ -62,8 +62,30 @@ def test_int8_export_is_close(encoders: dict[str, object]) -> None:
     texts = [p.text for p in semsearch.load().passages]
     a = encoders["onnx"].encode_passages(texts)  # type: ignore[attr-defined]
     b = int8.encode_passages(texts)
-    assert float((a * b).sum(axis=1).mean()) >= 0.98
+    # per-tensor int8 (before issue 15) gave a mean of 0.984 here and cost seed queries their
+    # top 5; per-channel weights with the outlier layers' FFN outputs in fp32: 0.999
+    assert float((a * b).sum(axis=1).mean()) >= 0.998
     assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-4)
+
+
+def test_int8_body_keeps_the_outlier_layers_fp32(real_model: Path) -> None:
+    import onnx
+
+    from semsearch.models.onnx import BODY_INT8, INT8_SCHEME, ONNX_DIR, read_export_info
+
+    info = read_export_info(real_model)["int8"]
+    assert info["scheme"] == INT8_SCHEME and info["fp32_ffn_output_layers"] == [0, 4, 5]
+    graph = onnx.load(str(real_model / ONNX_DIR / BODY_INT8), load_external_data=False).graph
+    fp32 = {n.name for n in graph.node if n.op_type == "MatMul" and "/output/dense/" in n.name
+            and "attention" not in n.name}
+    assert fp32 == {f"/bert/encoder/layer.{n}/output/dense/MatMul" for n in (0, 4, 5)}
+    assert sum(n.op_type == "MatMulInteger" for n in graph.node) == 12 * 6 - 3
+
+
+def test_indexing_uses_the_checked_int8_body_and_queries_fp32(real_model: Path) -> None:
+    assert load_encoder(resolve(), for_indexing=True).backend == "onnx-int8"
+    assert load_encoder(resolve()).backend == "onnx"
+    assert load_encoder(resolve(), "onnx", for_indexing=True).backend == "onnx"
 
 
 def test_batches_by_count_and_by_token_budget() -> None:

@@ -169,32 +169,38 @@ def _backend(requested: Backend | None) -> Backend:
     return value
 
 
-def load_encoder(model: str | ModelRef | None = None, backend: Backend | None = None) -> Encoder:
+def load_encoder(model: str | ModelRef | None = None, backend: Backend | None = None, *,
+                 threads: int | None = None, for_indexing: bool = False) -> Encoder:
     """Load the model `model` resolves to; raise ModelError with a way out if it cannot.
 
     `backend` (or `SEMSEARCH_ENCODER`; `--encoder` on the command line): `auto` uses the ONNX
-    export when the model directory has one and torch otherwise; `onnx-int8` runs the
-    int8-quantised export.
+    export when the model directory has one and torch otherwise — `for_indexing`, its
+    quality-checked int8 body when it has one (faster on passages, same retrieval quality:
+    see provision/export.py); `onnx-int8` runs the int8 body, `onnx` the fp32 one.
+    `threads`: the ONNX session's threads (default: every CPU).
     """
     ref = model if isinstance(model, ModelRef) else resolve(model)
     chosen = _backend(backend)
     if chosen != "torch" and ref.is_local:
         from semsearch.models import onnx
 
-        if onnx.has_export(Path(ref.location)):
-            return _load_onnx(ref, int8=chosen == "onnx-int8")
+        path = Path(ref.location)
+        if onnx.has_export(path):
+            int8 = chosen == "onnx-int8" or (
+                chosen == "auto" and for_indexing and onnx.has_checked_int8(path))
+            return _load_onnx(ref, int8=int8, threads=threads)
     if chosen in ("onnx", "onnx-int8"):
         raise ModelError(f"model {ref.name} has no ONNX export; run `semsearch provision` "
                          "(default model) or use --encoder torch")
     return _load_torch(ref)
 
 
-def _load_onnx(ref: ModelRef, int8: bool) -> OnnxEncoder:
+def _load_onnx(ref: ModelRef, int8: bool, threads: int | None = None) -> OnnxEncoder:
     from semsearch.models.onnx import OnnxRunner, read_export_info
 
     path = Path(ref.location)
     try:
-        runner = OnnxRunner.open(path, int8=int8)
+        runner = OnnxRunner.open(path, int8=int8, threads=threads)
     except ModelError:
         raise
     except Exception as exc:

