@@ -259,3 +259,23 @@ def test_memory_smoke(tmp_path: Path) -> None:
         steps = list(run["steps_mb"].values())
         assert steps == sorted(steps) and run["peak_rss_mb"] >= steps[-1] > 0  # peaks only grow
     assert (tmp_path / "memory.md").read_text(encoding="utf-8").count("|") > 10
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_indexing_smoke(tmp_path: Path) -> None:
+    report = run_smoke("indexing.py", tmp_path)
+    assert report["smoke"] is True and report["corpus"]["records"] == 300
+    encoders = report["throughput"]["encoders"]
+    assert next(iter(encoders)) == "sentence-transformers"
+    assert encoders["sentence-transformers"]["x_sentence_transformers"] == 1.0
+    for row in encoders.values():
+        assert positive(row["tokens_per_s"], row["passages_per_s"], row["gflops"])
+    index, resume = report["index"], report["resume"]
+    assert index["passages"] >= 300 and positive(index["peak_rss_mb"], index["disk_mb"])
+    assert resume["was_killed"] and resume["resumed"] > 0
+    assert resume["same"] == {"passages": True, "vectors_bit_for_bit": True,
+                              "bm25_answers": True}
+    for mode in ("dense", "bm25", "hybrid"):
+        assert report["latency"][mode]["p99_ms"] >= report["latency"][mode]["p50_ms"] > 0
+    assert (tmp_path / "indexing.png").stat().st_size > 0
