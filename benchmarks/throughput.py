@@ -40,8 +40,9 @@ encoder, with the minimum cosine over all of that set's passages too; a variant 
 when no metric is more than TOLERANCE below fp32's (a gain is not a loss of quality).
 
 Writes throughput.{json,md} to benchmarks/results/ (or `--out`). `--smoke` (24 passages, 1
-round, no retrieval quality; seconds) checks that the script runs end to end and writes to a new
-temporary directory unless `--out` is given: its numbers mean nothing.
+round, no retrieval quality unless `--quality` names sets; seconds) checks that the script runs
+end to end and writes to a new temporary directory unless `--out` is given: its numbers mean
+nothing.
 """
 
 from __future__ import annotations
@@ -392,9 +393,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--passages", type=int, default=384)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quality", default="seeds,cmrc-trial",
+    parser.add_argument("--quality", default=None,
                         help="comma-separated sets for retrieval quality (seeds, cmrc-trial, "
-                             "drcd-test), or 'none'")
+                             "drcd-test), or 'none' (default seeds,cmrc-trial; none with "
+                             "--smoke)")
     parser.add_argument("--variants", help="comma-separated subset of the variants (fp32 is "
                                            "always run)")
     parser.add_argument("--smoke", action="store_true",
@@ -403,7 +405,9 @@ def main() -> None:
                                                  "(default benchmarks/results/)")
     args = parser.parse_args()
     if args.smoke:
-        args.passages, args.rounds, args.quality = 24, 1, "none"
+        args.passages, args.rounds = 24, 1
+    if args.quality is None:
+        args.quality = "none" if args.smoke else "seeds,cmrc-trial"
     from outputs import output_dir  # benchmarks/outputs.py, beside this script
 
     out_dir = output_dir(args.out, args.smoke, "throughput")

@@ -240,6 +240,22 @@ def test_throughput_smoke(tmp_path: Path) -> None:
 
 @pytest.mark.benchmark
 @pytest.mark.slow
+def test_throughput_quality_path_runs(tmp_path: Path) -> None:
+    """The retrieval-quality part (skipped by a plain smoke run) crashed after the restructure
+    moved `load_encoder` out of search.py; run it on the seeds for the shipped int8 body and
+    the indexing default."""
+    report = run_smoke("throughput.py", tmp_path, "--variants", "int8-checked,default",
+                       "--quality", "seeds")
+    seeds = report["quality"]["seeds"]
+    assert set(seeds) == {"fp32", "int8-checked", "default"}
+    for row in seeds.values():
+        for mode in ("dense", "hybrid"):
+            assert fraction(row["metrics"][mode]["recall@5"], row["metrics"][mode]["mrr@10"])
+    assert seeds["fp32"]["within_tolerance"] and seeds["int8-checked"]["min_cosine"] > 0.99
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
 def test_fuzz_service_smoke(tmp_path: Path) -> None:
     report = run_smoke("fuzz_service.py", tmp_path, timeout=300)
     assert report["requests"] == 200 and report["server_errors"] == 0
