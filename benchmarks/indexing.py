@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import signal
 import statistics
@@ -58,7 +57,7 @@ from typing import Any
 
 import numpy as np
 from outputs import output_dir  # benchmarks/outputs.py, beside this script
-from throughput import flops_per_text
+from throughput import flops_per_text, machine
 
 SENTENCE_FILES = {
     "SimCLUE": ["datasets/test_public.json", "datasets/train_pair_1w.json",
@@ -240,7 +239,7 @@ def encoders_to_compare(model_dir: Path) -> tuple[dict[str, Callable[[list[str]]
     prompt = st.prompts.get("passage", "")
     default = load_encoder(str(model_dir), for_indexing=True)  # what `semsearch index` uses
     fp32 = load_encoder(str(model_dir), "onnx")
-    pool = parallel.pool_encoder(default, 2, str(model_dir))
+    pool = parallel.pool_encoder(default, 2)
     return {
         "sentence-transformers": lambda texts: st.encode(
             [prompt + t for t in texts], batch_size=32, normalize_embeddings=True),
@@ -482,7 +481,7 @@ def main() -> None:
                                                 for t, m in rerun["rss_mb"]],
                   "same": same_index(work / "whole", work / "resumed", queries)}
         times = latency(work / "whole", queries)
-    results = {"machine": f"{os.cpu_count()} CPUs ({platform.machine()})",
+    results = {"machine": machine(),
                "date": time.strftime("%Y-%m-%d %H:%M"), "smoke": args.smoke, "corpus": made,
                "peak": peak, "throughput": {"passages": len(sample), "tokens": sum(lengths),
                                             "rounds": args.rounds, "encoders": table},

@@ -127,7 +127,7 @@ class Index:
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         engine = load_encoder(model, encoder, for_indexing=True)
-        with _encoding(engine, model, workers, ray) as encoding:
+        with _encoding(engine, workers, ray) as encoding:
             prepared, vectors, resumed = _embed(documents, encoding, max_tokens, progress,
                                                 checkpoint)
         passages = prepared.passages
@@ -296,18 +296,16 @@ def _model_for(store: Store, model: str | None) -> ModelRef:
     return ref
 
 
-def _encoding(engine: Encoder, model: str | None, workers: int,
-              ray: bool) -> AbstractContextManager[Encoder]:
+def _encoding(engine: Encoder, workers: int, ray: bool) -> AbstractContextManager[Encoder]:
     """What encodes the passages: `engine` itself, or worker processes or Ray actors running
     the same model (models/parallel.py), stopped when the block ends."""
     if not ray and workers == 1:
         return nullcontext(engine)
     from semsearch.models import parallel
 
-    location = resolve(model).location
     if ray:
-        return parallel.ray_encoder(engine, workers, location)
-    return parallel.pool_encoder(engine, workers, location)
+        return parallel.ray_encoder(engine, workers)
+    return parallel.pool_encoder(engine, workers)
 
 
 def _embed(documents: Sequence[corpus.Document], encoder: Encoder, max_tokens: int,

@@ -23,7 +23,7 @@ def test_pool_gives_the_vectors_of_one_process(tiny_model: Path) -> None:
     encoder = load_encoder(str(tiny_model), "onnx")
     alone = encoder.encode_passages(TEXTS)
     done: list[int] = []
-    with parallel.pool_encoder(encoder, 2, str(tiny_model)) as pool:
+    with parallel.pool_encoder(encoder, 2) as pool:
         got = pool.encode_passages(TEXTS, done.append)
         again = pool.encode_passages(TEXTS[:5])  # the workers stay up between calls
         assert pool.encode_queries(["口罩"]).shape == (1, encoder.info.dimension)
@@ -37,7 +37,7 @@ def test_ray_local_mode_gives_the_vectors_of_one_process(tiny_model: Path) -> No
     encoder = load_encoder(str(tiny_model), "onnx")
     alone = encoder.encode_passages(TEXTS)
     done: list[int] = []
-    with parallel.ray_encoder(encoder, 2, str(tiny_model)) as on_ray:
+    with parallel.ray_encoder(encoder, 2) as on_ray:
         got = on_ray.encode_passages(TEXTS, done.append)
     # Ray batches of RAY_BATCH passages are batched again by each actor: other paddings, so
     # equal to float rounding, and in the order given
@@ -63,7 +63,7 @@ def test_bad_worker_settings_are_refused(corpus: Path, tiny_model: Path,  # noqa
     assert result.returncode == 2 and "--workers" in result.stderr
     assert "Traceback" not in result.stderr
     with pytest.raises(UsageError, match="at least 1"):
-        parallel.pool_encoder(load_encoder(str(tiny_model), "onnx"), 0, str(tiny_model))
+        parallel.pool_encoder(load_encoder(str(tiny_model), "onnx"), 0)
 
 
 def test_pool_needs_the_onnx_encoder(tiny_model: Path) -> None:
@@ -71,7 +71,7 @@ def test_pool_needs_the_onnx_encoder(tiny_model: Path) -> None:
         backend = "torch"
 
     with pytest.raises(UsageError, match="ONNX encoder"):
-        parallel.pool_encoder(Torchish(), 2, str(tiny_model))  # type: ignore[arg-type]
+        parallel.pool_encoder(Torchish(), 2)  # type: ignore[arg-type]
 
 
 def test_cli_index_on_ray_equals_one_process(corpus: Path,  # noqa: F811
@@ -94,4 +94,4 @@ def test_ray_missing_names_the_extra(tiny_model: Path, monkeypatch: pytest.Monke
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
     with pytest.raises(MissingDependencyError, match=r"semsearch\[ray\]"):
-        parallel.ray_encoder(load_encoder(str(tiny_model), "onnx"), 2, str(tiny_model))
+        parallel.ray_encoder(load_encoder(str(tiny_model), "onnx"), 2)

@@ -5,7 +5,7 @@ only `encode_passages` is handed out, so checkpoints, BM25 and the store work un
 
 - `PoolEncoder` (`semsearch index --workers N`): N spawned processes, each with its own ONNX
   session of cores/N threads. This process tokenises and forms the very batches a single
-  encoder would (`encoder.batches`), the workers only run them, in order.
+  encoder would (`OnnxEncoder.encode_passages` with `run`), the workers only run them, in order.
 - `RayEncoder` (`--ray`, the `ray` extra): Ray Data `map_batches` over encoder actors, on the
   Ray that `ray.init()` finds (a local one, or the cluster `RAY_ADDRESS` names); the vectors
   come back here, in order, and go to the store (FAISS directory or Milvus) like any others.
@@ -22,14 +22,7 @@ from typing import Any
 import numpy as np
 
 from semsearch.errors import MissingDependencyError, UsageError
-from semsearch.models.encoder import (
-    Encoder,
-    ModelInfo,
-    OnnxEncoder,
-    ProgressFn,
-    batches,
-    load_encoder,
-)
+from semsearch.models.encoder import Encoder, ModelInfo, OnnxEncoder, ProgressFn, load_encoder
 
 RAY_BATCH = 256  # passages per Ray Data batch (each actor sorts and batches them again)
 
@@ -60,6 +53,11 @@ class _Delegated:
     def __post_init__(self) -> None:
         self.info, self.max_tokens = self.local.info, self.local.max_tokens
         self.backend = self.local.backend
+
+    @property
+    def location(self) -> str:
+        """The model directory the workers load (the local encoder's own)."""
+        return str(self.local.runner.model_dir)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         return self.local.encode_queries(queries)
@@ -102,7 +100,6 @@ def _run_batch(ids: list[list[int]]) -> np.ndarray:
 class PoolEncoder(_Delegated):
     """`encode_passages` on `workers` spawned processes; everything else as `local`."""
 
-    location: str = ""
     _pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -117,19 +114,10 @@ class PoolEncoder(_Delegated):
 
     def encode_passages(self, passages: Sequence[str],
                         progress: ProgressFn | None = None) -> np.ndarray:
-        """The vectors `local.encode_passages` gives, its batches run by the workers."""
-        local = self.local
-        prompt = local.info.prompts.get("passage", "")
-        ids = local.runner.ids([prompt + t for t in passages])
-        out = np.zeros((len(passages), local.info.dimension), dtype=np.float32)
-        groups = batches([len(x) for x in ids], local.batch_size, local.batch_tokens)
-        work = ([ids[i] for i in rows] for rows in groups)
-        # map keeps order and keeps every worker busy; a worker's failure is raised here
-        for rows, vectors in zip(groups, self._executor().map(_run_batch, work), strict=True):
-            out[rows] = vectors
-            if progress is not None:
-                progress(len(rows))
-        return out
+        """The vectors `local.encode_passages` gives, its batches run by the workers (`map`
+        keeps their order and every worker busy; a worker's failure is raised here)."""
+        return self.local.encode_passages(
+            passages, progress, run=lambda work: self._executor().map(_run_batch, work))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -137,9 +125,9 @@ class PoolEncoder(_Delegated):
             self._pool = None
 
 
-def pool_encoder(encoder: Encoder, workers: int, location: str) -> PoolEncoder:
-    """`encoder`'s passages encoded by `workers` processes loading the model at `location`."""
-    return PoolEncoder(local=_check(encoder, workers), workers=workers, location=location)
+def pool_encoder(encoder: Encoder, workers: int) -> PoolEncoder:
+    """`encoder`'s passages encoded by `workers` processes loading the same model."""
+    return PoolEncoder(local=_check(encoder, workers), workers=workers)
 
 
 # --- Ray -------------------------------------------------------------------------------------
@@ -160,7 +148,6 @@ class _RayActor:
 class RayEncoder(_Delegated):
     """`encode_passages` as a Ray Data pipeline: `workers` encoder actors, `map_batches`."""
 
-    location: str = ""
     threads: int = 1
     started: bool = False
 
@@ -192,16 +179,13 @@ class RayEncoder(_Delegated):
             self.started = False
 
 
-def ray_encoder(encoder: Encoder, workers: int, location: str) -> RayEncoder:
-    """`encoder`'s passages encoded on Ray by `workers` actors loading the model at
-    `location` (which every Ray node must be able to read)."""
+def ray_encoder(encoder: Encoder, workers: int) -> RayEncoder:
+    """`encoder`'s passages encoded on Ray by `workers` actors loading the same model
+    directory (which every Ray node must be able to read); on a local Ray (no RAY_ADDRESS)
+    the actors share this machine's CPUs."""
     try:
         import ray  # noqa: F401
     except ImportError as exc:
         raise MissingDependencyError("Ray", "ray") from exc
-    return RayEncoder(local=_check(encoder, workers), workers=workers, location=location,
-                      threads=_threads(workers) if _is_local() else 1)
-
-
-def _is_local() -> bool:
-    return not os.environ.get("RAY_ADDRESS")
+    return RayEncoder(local=_check(encoder, workers), workers=workers,
+                      threads=1 if os.environ.get("RAY_ADDRESS") else _threads(workers))

