@@ -6,7 +6,7 @@ PYTHON ?= python3
 .PHONY: setup test
 
 setup:
-	$(PYTHON) -m pip install --quiet -c constraints.txt -e ".[provision,formats,bench,serve,milvus,ray,dev]"
+	$(PYTHON) -m pip install --quiet -c constraints.txt -e ".[provision,formats,bench,serve,milvus,ray,langchain,llamaindex,dev]"
 	-command -v pyenv >/dev/null 2>&1 && pyenv rehash
 	$(PYTHON) -m semsearch.cli provision
 
