@@ -42,8 +42,19 @@ def test_no_store_imports_another() -> None:
 def test_search_imports_only_the_query_path() -> None:
     allowed = {"semsearch.stores.base", "semsearch.fusion", "semsearch.filters",
                "semsearch.models.encoder", "semsearch.errors", "semsearch.passages",
-               "semsearch.lexical", "semsearch"}
+               "semsearch.lexical", "semsearch.context", "semsearch"}
     assert imports("semsearch.search") <= allowed, imports("semsearch.search") - allowed
+
+
+def test_nothing_outside_the_integrations_imports_them() -> None:
+    """The framework adapters are optional: no other module reaches them (issue 25)."""
+    modules = [".".join(("semsearch", *p.relative_to(PACKAGE).with_suffix("").parts))
+               .removesuffix(".__init__") for p in PACKAGE.rglob("*.py")
+               if "data" not in p.relative_to(PACKAGE).parts]
+    outside = [m for m in modules if not m.startswith("semsearch.integrations")]
+    assert "semsearch.cli" in outside and "semsearch.integrations.langchain" in modules
+    for module in outside:
+        assert not {i for i in imports(module) if i.startswith("semsearch.integrations")}, module
 
 
 def test_cli_has_no_store_plumbing() -> None:
