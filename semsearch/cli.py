@@ -163,6 +163,11 @@ def user_errors() -> Iterator[None]:
     except SemsearchError as exc:
         err.print(f"[bold red]error:[/] [red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(1) from None
+    except OSError as exc:  # the machine refused (permissions, a full disk): one line too
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        err.print(f"[bold red]error:[/] [red]{escape((exc.strerror or str(exc)) + where)}[/]",
+                  soft_wrap=True)
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")
         raise typer.Exit(130) from None
@@ -671,6 +676,15 @@ def serve(
         float, typer.Option("--timeout", help="Seconds a search may take before the request "
                             "gets 504.")
     ] = 10.0,
+    allow_host: Annotated[
+        list[str] | None, typer.Option("--allow-host", help="A Host name clients may use "
+                                       "(repeatable; '*' for any). Default: --host and "
+                                       "localhost.", show_default=False)
+    ] = None,
+    docs: Annotated[
+        bool, typer.Option("--docs", help="Serve Swagger UI at /docs (its script comes from a "
+                           "public CDN).")
+    ] = False,
 ) -> None:
     """Serve search over HTTP: POST /search, GET /health (the model is loaded once; a FAISS
     index directory is followed: writes by `add`/`remove` are served from the next request)."""
@@ -683,7 +697,8 @@ def serve(
     if not (timeout > 0 and timeout < float("inf")):
         raise UsageError(f"--timeout must be a positive number of seconds, got {timeout}")
     check_address(host, port)  # before the slow part: loading the index and the model
-    run(Index.open(index_at, collection=collection), host=host, port=port, timeout=timeout)
+    run(Index.open(index_at, collection=collection), host=host, port=port, timeout=timeout,
+        allowed_hosts=allow_host or None, docs=docs)
 
 
 @app.command()

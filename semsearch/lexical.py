@@ -228,14 +228,17 @@ class LexicalIndex:
         (directory / QUERY_DICT).write_text(_query_dictionary(self.vocab), encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: Path, size: int) -> LexicalIndex:
-        """Open a saved index for querying (memory-mapped weights, small query dictionary)."""
+    def load(cls, directory: Path, size: int, mmap_above: int | None = 0) -> LexicalIndex:
+        """Open a saved index for querying (small query dictionary). Weight files larger than
+        `mmap_above` bytes are memory-mapped, smaller ones read into memory (None: all read)."""
         import jieba
 
         jieba.setLogLevel(logging.WARNING)
         vocab = json.loads((directory / "vocab.index.json").read_text(encoding="utf-8"))
-        data, indices, indptr = (np.load(directory / f"{name}.csc.index.npy", mmap_mode="r")
-                                 for name in ("data", "indices", "indptr"))
+        files = [directory / f"{name}.csc.index.npy" for name in ("data", "indices", "indptr")]
+        data, indices, indptr = (
+            np.load(file, mmap_mode="r" if mmap_above is not None
+                    and file.stat().st_size > mmap_above else None) for file in files)
         ids = np.load(directory / IDS) if (directory / IDS).is_file() else np.arange(size)
         if len(ids) != size:
             raise ValueError(f"{directory} holds {len(ids)} passages, not {size}")
