@@ -473,7 +473,8 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
         load = {"ordinary": pool.load(), "expensive": costly.load()}
         body["workers_busy"] = pool.busy + costly.busy
         body["load"] = load
-        body["saturated"] = load["ordinary"]["waiting"] > 0
+        ordinary = load["ordinary"]
+        body["saturated"] = ordinary["waiting"] > 0 and ordinary["busy"] >= ordinary["workers"]
         if body["saturated"] and body["status"] == "ok":
             body["status"] = "saturated"
         return body
@@ -548,14 +549,20 @@ def run(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
     hosts = allowed_hosts or guard.default_hosts(host)
     app = create_app(index, path, timeout=timeout, allowed_hosts=hosts, docs=docs)
     index.search("warm up", k=1)  # load the encoder and the lexical dictionary now, not later
-    server_options(index)
-    uvicorn.run(app, host=host, port=port, log_level="warning",
-                timeout_graceful_shutdown=GRACEFUL_SECONDS, http=guard.protocol(),
-                h11_max_incomplete_event_size=guard.MAX_HEADER_BYTES)
-
-
-def server_options(index: Index) -> None:
-    """Warm what a long query needs too (the full tokenizer), so the first one pays no load."""
     runner = getattr(index.encoder, "runner", None)
     if runner is not None:
-        _ = runner.tokenizer
+        _ = runner.tokenizer  # what a long query is tokenised with: loaded now, not then
+    uvicorn.Server(uvicorn_config(app, host, port)).run()
+
+
+def uvicorn_config(app: FastAPI, host: str, port: int,
+                   read_timeout: float = guard.READ_TIMEOUT) -> Any:
+    """uvicorn's settings for the service: the guarded h11 protocol (a request's headers and
+    body must arrive within `read_timeout` s; malformed HTTP gets JSON 400), a 16 KiB header
+    limit, 5 s keep-alive, and GRACEFUL_SECONDS for in-flight requests on SIGTERM."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level="warning",
+                          timeout_graceful_shutdown=GRACEFUL_SECONDS, timeout_keep_alive=5,
+                          http=guard.protocol(read_timeout),
+                          h11_max_incomplete_event_size=guard.MAX_HEADER_BYTES)

@@ -295,3 +295,14 @@ def test_indexing_smoke(tmp_path: Path) -> None:
     for mode in ("dense", "bm25", "hybrid"):
         assert report["latency"][mode]["p99_ms"] >= report["latency"][mode]["p50_ms"] > 0
     assert (tmp_path / "indexing.png").stat().st_size > 0
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_abuse_smoke(tmp_path: Path) -> None:
+    report = run_smoke("abuse.py", tmp_path)
+    assert report["alive_after"] and report["baseline"]["requests"] > 0
+    assert set(report["attacks"]) and all(fraction(a["ok_share"])
+                                          for a in report["attacks"].values())
+    assert report["slow_clients"]["closed_by_server"] == report["slow_clients"]["connections"]
+    assert all(r["trials"] == 2 for r in report["files"].values())
