@@ -216,9 +216,9 @@ class MilvusStore:
         target = resolve_uri(uri)
         collection = collection or DEFAULT_COLLECTION
         if is_lite(target) and not os.path.lexists(target):  # Lite would create it: a typo
-            raise IndexLoadError(f"no index at {target} (no such Milvus Lite file or FAISS "
-                                 "directory); check the path, or build one with `semsearch "
-                                 f"index PATH... --out {uri}`")
+            raise IndexLoadError(f"no index at {target}: no such Milvus Lite file (so no "
+                                 f"collection {collection!r}) or FAISS directory; check the "
+                                 f"path, or build one with `semsearch index PATH... --out {uri}`")
         client = connect(target)
         properties = _properties(client, collection, target)
         if MIGRATING_KEY in properties:
