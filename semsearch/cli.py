@@ -264,13 +264,6 @@ def _read_queries(text: list[str] | None, queries_file: str | None) -> list[str]
     return [" ".join(text)]
 
 
-def query_terms(query: str) -> list[str]:
-    """The query's words as the lexical index sees them, longest first, for highlighting."""
-    from semsearch.lexical import tokenize
-
-    return sorted(set(tokenize(query)), key=len, reverse=True)
-
-
 def snippet(text: str, terms: list[str], width: int = 90) -> Text:
     """At most `width` characters of `text`, starting near the first query word, with every
     query word in bold yellow (matched after the same folding as the lexical index)."""
@@ -323,12 +316,12 @@ def query(
         raise UsageError(f"-k must be at least 1, got {k}")
     with Index.open(index_at, model, collection=collection) as searcher:
         results = searcher.search_batch(queries, k, mode, fusion, where)
+        terms = {} if as_json else {q: searcher.query_words(q) for q in queries}
     for q, hits in zip(queries, results, strict=True):
         if as_json:
             record = {"query": q, "hits": [h.to_dict() for h in hits]}
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
             continue
-        terms = query_terms(q)
         table = Table(title=f"[bold]{escape(q)}[/] [dim]({mode})[/]", title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("score", justify="right")
@@ -337,7 +330,7 @@ def query(
         for h in hits:
             page = f" p.{h.metadata['page']}" if "page" in h.metadata else ""
             table.add_row(str(h.rank), f"{h.score:.3f}",
-                          escape(f"{h.source}:{h.paragraph}{page}"), snippet(h.text, terms))
+                          escape(f"{h.source}:{h.paragraph}{page}"), snippet(h.text, terms[q]))
         out.print(table)
 
 

@@ -325,6 +325,11 @@ class Index:
             self._encoder = encoder
         return self._encoder
 
+    def query_words(self, query: str) -> list[str]:
+        """The query's words as this index's BM25 reads them (folded: a traditional query gives
+        simplified words), longest first: what to highlight in a hit's folded text."""
+        return sorted(set(self.store.query_words(query)), key=len, reverse=True)
+
     def search(self, query: str, k: int = 5, mode: Mode = DEFAULT_MODE,
                fusion: Fusion = DEFAULT_FUSION, where: str | None = None, *,
                timeout: float | None = None) -> list[Hit]:

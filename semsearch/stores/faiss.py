@@ -245,6 +245,14 @@ class FaissStore:
             return no_hits(len(queries))
         return self.lexical.search(queries, k, allowed)
 
+    def query_words(self, query: str) -> list[str]:
+        """The query's words from this index's own query dictionary (no full jieba load)."""
+        if self.lexical is None:
+            from semsearch.lexical import tokenize
+
+            return tokenize(query)
+        return self.lexical.query_words(query)
+
     def get(self, ids: Iterable[int]) -> dict[int, Passage]:
         """The passages with these ids."""
         return {pid: self.passages[pid] for pid in ids}

@@ -300,6 +300,12 @@ class MilvusStore:
             search_params=params, output_fields=["id"]))
         return _arrays(result, k, lexical=False)
 
+    def query_words(self, query: str) -> list[str]:
+        """The query's words as jieba segments them (Milvus's analyser is jieba too)."""
+        from semsearch.lexical import tokenize
+
+        return tokenize(query)
+
     def lexical_search(self, queries: Sequence[str], k: int,
                        where: Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
         """BM25 top-`k` (scores, ids) per query, computed by Milvus over the `lexical` field."""
