@@ -1,4 +1,5 @@
-"""The HTTP service: `POST /search` and `GET /health` over one index, the model loaded once.
+"""The HTTP service: `POST /search` and `GET /health` over one index, the model loaded once;
+`GET /` is a search page for people (semsearch/web/, with `GET /fields` for its filter box).
 
     curl -s localhost:8000/search -H 'content-type: application/json' \\
          -d '{"query": "夫妻党员抗疫", "k": 3, "mode": "hybrid", "where": "paragraph > 2"}'
@@ -46,7 +47,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, S
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from semsearch import web
 from semsearch.errors import IndexLoadError, MissingDependencyError, QueryError, SemsearchError
+from semsearch.highlight import annotate
 from semsearch.index import Index
 from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, MAX_QUERY_CHARS
 from semsearch.stores import open_store
@@ -284,7 +287,8 @@ class LiveIndex:
         body: dict[str, Any] = {
             "status": "ok", "passages": manifest.passage_count, "model": manifest.model.name,
             "dimension": manifest.model.dimension, "index_type": manifest.index_type,
-            "generation": manifest.generation}
+            "generation": manifest.generation, "sources": len(manifest.sources),
+            "name": self.path.name if self.path is not None else self.index.store.location}
         if self.path is None:
             return body
         pointer, problem = self._read_pointer()
@@ -412,14 +416,15 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
 
     @app.post("/search")
     async def search(request: SearchRequest) -> JSONResponse:
-        def job() -> list[dict[str, Any]]:
+        def job() -> dict[str, Any]:
             hits = live.current().search(request.query, request.k, request.mode,
                                          request.fusion, request.where)
-            return [h.to_dict() for h in hits]
+            return annotate(request.query, [h.to_dict() for h in hits])
 
-        hits = await bounded(pool.submit(job), timeout)
-        return SafeJSONResponse({"query": request.query, "hits": hits})
+        answer = await bounded(pool.submit(job), timeout)
+        return SafeJSONResponse({"query": request.query, **answer})
 
+    web.install(app, lambda job: bounded(pool.submit(lambda: job(live.current())), timeout))
     return app
 
 
