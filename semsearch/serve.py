@@ -49,7 +49,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from semsearch import web
 from semsearch.errors import IndexLoadError, MissingDependencyError, QueryError, SemsearchError
-from semsearch.highlight import annotate
+from semsearch.highlight import annotate, query_terms
 from semsearch.index import Index
 from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, MAX_QUERY_CHARS
 from semsearch.stores import open_store
@@ -467,5 +467,6 @@ def run(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
     check_address(host, port)
     app = create_app(index, path, timeout=timeout)
     index.search("warm up", k=1)  # load the encoder and the lexical dictionary now, not later
+    query_terms("预热")  # and jieba's full dictionary, which highlighting segments queries with
     uvicorn.run(app, host=host, port=port, log_level="warning",
                 timeout_graceful_shutdown=GRACEFUL_SECONDS)

@@ -297,7 +297,8 @@ def test_keyboard_only(seeds: str, browser: Any) -> None:
         assert page.locator(".hit .context").first.is_visible()
         keys.press("Tab")  # copy the citation
         keys.press("Space")
-        page.wait_for_function("() => document.getElementById('status').textContent.includes('Copied')")
+        page.wait_for_function(
+            "() => document.getElementById('status').textContent.includes('Copied')")
         citation = page.evaluate("navigator.clipboard.readText()")
         assert citation.startswith("000_0db68ecbc2c6cfcf.txt:")
         keys.press("/")  # back to the search box from anywhere
