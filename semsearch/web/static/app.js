@@ -142,12 +142,15 @@ function neighbours(hit, id) {
     return box;
   }
   let heading = hit.heading;
+  let covered = -1; // end offset of the text shown so far: a passage inside it adds nothing
   for (const passage of passages) {
+    const own = passage.id === hit.id;
+    if (!own && passage.end <= covered) continue;
+    covered = Math.max(covered, passage.end);
     if (passage.heading && passage.heading !== heading) {
       box.append(el("p", { class: "context-heading", text: passage.heading }));
       heading = passage.heading;
     }
-    const own = passage.id === hit.id;
     box.append(el("p", { class: own ? "context-passage own" : "context-passage", "data-id": passage.id },
       el("span", { class: "context-where", text: t.paragraph(passage.paragraph) }), " ",
       marked(passage.text, passage.highlights)));
