@@ -4,6 +4,10 @@
     curl -s localhost:8000/search -H 'content-type: application/json' \\
          -d '{"query": "夫妻党员抗疫", "k": 3, "mode": "hybrid", "where": "paragraph > 2"}'
 
+With `"context": N` (0..5) each hit also carries `"context": {"text", "start", "end",
+"passages": [{"id", "text", "start", "end", "paragraph", "heading", "metadata"}, ...]}`: the
+N passages before and after it in its document, merged (see context.py).
+
 Every response is JSON, every error `{"error": "..."}`: 400 for a query the search refuses,
 404/405 for a wrong path or method, 413 for a body over 1 MiB, 422 for a body that is not the
 right shape, 503 for an index that cannot be used (or every worker busy), 504 for a search
@@ -60,6 +64,7 @@ DEFAULT_WORKERS = 4  # search threads (the encoder and FAISS use their own threa
 BACKLOG = 64  # searches waiting for a worker beyond which new ones get 503 at once
 MAX_BODY = 1 << 20  # bytes of a request body
 MAX_K = 1000
+MAX_CONTEXT = 5  # passages of context on each side of a hit a request may ask for
 RETRY_SECONDS = 5.0  # a generation that failed to load is tried again after this long
 GRACEFUL_SECONDS = 3  # SIGTERM: how long in-flight requests get to finish
 
@@ -91,6 +96,9 @@ class SearchRequest(BaseModel):
     fusion: Literal["weighted", "rrf"] = DEFAULT_FUSION
     where: Annotated[StrictStr | None, Field(
         max_length=MAX_QUERY_CHARS, description='A filter, e.g. source == "a.txt".'), Text] = None
+    context: Annotated[StrictInt, Field(
+        ge=0, le=MAX_CONTEXT, description="Passages of context before and after each hit "
+                                          "(0: none); each hit then has a \"context\".")] = 0
 
 
 class Busy(SemsearchError):
@@ -418,7 +426,8 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
     async def search(request: SearchRequest) -> JSONResponse:
         def job() -> dict[str, Any]:
             hits = live.current().search(request.query, request.k, request.mode,
-                                         request.fusion, request.where)
+                                         request.fusion, request.where,
+                                         context=request.context)
             return annotate(request.query, [h.to_dict() for h in hits])
 
         answer = await bounded(pool.submit(job), timeout)

@@ -51,7 +51,7 @@ const TEXT = {
 const lang = (navigator.languages && navigator.languages[0] || navigator.language || "en")
   .toLowerCase().startsWith("zh") ? "zh" : "en";
 const t = TEXT[lang];
-const CONTEXT = 0; // neighbouring passages asked for on each side of a hit
+const CONTEXT = 2; // neighbouring passages asked for on each side of a hit
 const DEFAULTS = { mode: "hybrid", k: "10" };
 
 const $ = (id) => document.getElementById(id);
