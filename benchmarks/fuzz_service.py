@@ -69,7 +69,8 @@ def hostile_requests() -> st.SearchStrategy[tuple[str, str, bytes, str]]:
             + (f', "k": {json.dumps(kk)}' if kk is not None else "")
             + (f', "mode": "{mode}"' if mode else "") + extra + "}").encode("utf-8"),
         query, st.none() | where, k, st.sampled_from([None, "dense", "bm25", "hybrid", "x"]),
-        st.sampled_from(["", ', "fusion": "rrf"', ', "extra": 1', ', "query": 5']))
+        st.sampled_from(["", ', "fusion": "rrf"', ', "extra": 1', ', "query": 5',
+                         ', "highlight": true, "context": 2', ', "highlight": 1']))
     raw = st.one_of(json_values().map(lambda v: json.dumps(v, ensure_ascii=False)
                                       .encode("utf-8", "surrogatepass")),
                     st.binary(max_size=200),

@@ -47,7 +47,7 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -99,6 +99,9 @@ class SearchRequest(BaseModel):
     context: Annotated[StrictInt, Field(
         ge=0, le=MAX_CONTEXT, description="Passages of context before and after each hit "
                                           "(0: none); each hit then has a \"context\".")] = 0
+    highlight: Annotated[StrictBool, Field(
+        description="Also say which characters of each hit (and its context) to mark for the "
+                    "query's words: \"highlight\" and \"highlights\" (see highlight.py).")] = False
 
 
 class Busy(SemsearchError):
@@ -428,7 +431,8 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
             hits = live.current().search(request.query, request.k, request.mode,
                                          request.fusion, request.where,
                                          context=request.context)
-            return annotate(request.query, [h.to_dict() for h in hits])
+            found = [h.to_dict() for h in hits]
+            return annotate(request.query, found) if request.highlight else {"hits": found}
 
         answer = await bounded(pool.submit(job), timeout)
         return SafeJSONResponse({"query": request.query, **answer})

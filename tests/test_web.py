@@ -114,8 +114,9 @@ def test_fields_lists_record_metadata(tiny_model: Path, tmp_path: Path) -> None:
     assert body["source_count"] == 2
 
 
-def test_search_says_what_to_highlight(client: Any) -> None:
-    response = client.post("/search", json={"query": "夫妻黨員抗疫", "k": 5, "mode": "bm25"})
+def test_search_says_what_to_highlight_when_asked(client: Any) -> None:
+    response = client.post("/search", json={"query": "夫妻黨員抗疫", "k": 5, "mode": "bm25",
+                                            "highlight": True, "context": 1})
     assert response.status_code == 200
     body = response.json()
     assert set(body["highlight"]) == {"夫妻", "党员", "抗疫"}
@@ -123,6 +124,14 @@ def test_search_says_what_to_highlight(client: Any) -> None:
     assert words and words <= {"夫妻", "党员", "抗疫"}
     for hit in body["hits"]:
         assert hit["highlights"] == [list(s) for s in spans(hit["text"], body["highlight"])]
+        for passage in hit["context"]["passages"]:
+            assert passage["highlights"] == [list(s) for s in spans(passage["text"],
+                                                                    body["highlight"])]
+    plain = client.post("/search", json={"query": "夫妻黨員抗疫", "k": 5, "mode": "bm25"}).json()
+    assert set(plain) == {"query", "hits"} and "highlights" not in plain["hits"][0]
+    assert [h["id"] for h in plain["hits"]] == [h["id"] for h in body["hits"]]
+    refused = client.post("/search", json={"query": "抗疫", "highlight": "yes"})
+    assert refused.status_code == 422
 
 
 def test_health_names_the_index_and_counts_sources(client: Any) -> None:

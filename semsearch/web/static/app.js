@@ -237,7 +237,7 @@ async function search(state, started) {
   running = controller;
   results.setAttribute("aria-busy", "true");
   say(t.searching, "busy");
-  const body = { query: state.q, mode: state.mode, k: Number(state.k) };
+  const body = { query: state.q, mode: state.mode, k: Number(state.k), highlight: true };
   if (CONTEXT) body.context = CONTEXT;
   if (state.where) body.where = state.where;
   let response, answer;
