@@ -206,13 +206,17 @@ def test_a_filter_from_the_sources_list_narrows_the_hits(seeds: str, tab: Page) 
 def test_a_refused_filter_shows_the_services_error(seeds: str, tab: Page) -> None:
     page = tab.page
     page.goto(seeds)
+    assert search(page, "抗疫")
     page.get_by_label("Filter", exact=True).fill("nosuch == 1")
-    search(page, "抗疫")
+    with page.expect_response("**/search"):
+        page.get_by_label("Filter", exact=True).press("Enter")
     expected = api(seeds, query="抗疫", k=10, where="nosuch == 1").json()["error"]
     assert "unknown field 'nosuch'" in expected
     error = page.locator("#where-error")
     assert error.is_visible() and error.inner_text() == expected
     assert page.get_by_label("Filter", exact=True).get_attribute("aria-invalid") == "true"
+    assert "filter was refused" in page.get_by_role("status").inner_text()
+    assert shown(page) == []  # no hits left from another search
     assert tab.errors_besides(400) == []
     page.get_by_label("Filter", exact=True).fill("paragraph > 3")  # corrected: the error goes away
     with page.expect_response("**/search"):

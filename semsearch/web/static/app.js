@@ -17,6 +17,7 @@ const TEXT = {
     slow: "The search took longer than the service allows and was stopped; try a simpler query or filter.",
     offline: "The service cannot be reached; is `semsearch serve` still running?",
     failed: (status) => `The search failed (HTTP ${status}).`,
+    refused: "The filter was refused (see above); correct it and search again.",
     score: "score", paragraph: (n) => `paragraph ${n}`, page: (n) => `p.${n}`, heading: "under",
     neighbours: "Show neighbouring passages", hideNeighbours: "Hide neighbouring passages",
     noNeighbours: "No neighbouring passages in this document.",
@@ -37,6 +38,7 @@ const TEXT = {
     slow: "搜索超出了服务允许的时间，已被中止；请简化查询或筛选条件。",
     offline: "无法连接服务；`semsearch serve` 还在运行吗？",
     failed: (status) => `搜索失败（HTTP ${status}）。`,
+    refused: "筛选条件有误（见上方说明），请修改后重新搜索。",
     score: "得分", paragraph: (n) => `第 ${n} 段`, page: (n) => `第 ${n} 页`, heading: "标题",
     neighbours: "显示上下文段落", hideNeighbours: "隐藏上下文段落",
     noNeighbours: "本文档中没有相邻段落。",
@@ -255,13 +257,14 @@ async function search(state, started) {
   }
   if (controller.signal.aborted) return;
   finish(controller);
-  if (!response.ok) {
+  if (!response.ok) { // say why, and show no hits that answered another search
+    results.replaceChildren();
     const text = answer && answer.error || "";
     if (response.status === 503) say(`${t.busy} (${text})`, "problem");
     else if (response.status === 504) say(`${t.slow} (${text})`, "problem");
     else if (state.where && /filter|field|where/i.test(text)) {
       showFilterError(text);
-      say(text, "problem");
+      say(t.refused, "problem");
     } else say(text || t.failed(response.status), "problem");
     return;
   }
