@@ -166,6 +166,11 @@ def user_errors() -> Iterator[None]:
     except SemsearchError as exc:
         err.print(f"[bold red]error:[/] [red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(1) from None
+    except OSError as exc:  # the machine refused (permissions, a full disk): one line too
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        err.print(f"[bold red]error:[/] [red]{escape((exc.strerror or str(exc)) + where)}[/]",
+                  soft_wrap=True)
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")
         raise typer.Exit(130) from None
@@ -262,13 +267,6 @@ def _read_queries(text: list[str] | None, queries_file: str | None) -> list[str]
     return [" ".join(text)]
 
 
-def query_terms(query: str) -> list[str]:
-    """The query's words as the lexical index sees them, longest first, for highlighting."""
-    from semsearch.highlight import query_terms as terms
-
-    return terms(query)
-
-
 def snippet(text: str, terms: list[str], width: int = 90) -> Text:
     """At most `width` characters of `text`, starting near the first query word, with every
     query word in bold yellow (matched after the same folding as the lexical index: see
@@ -340,12 +338,12 @@ def query(
         raise UsageError(f"--context must be from 0 to {MAX_SPAN}, got {context}")
     with Index.open(index_at, model, collection=collection) as searcher:
         results = searcher.search_batch(queries, k, mode, fusion, where, context=context)
+        terms = {} if as_json else {q: searcher.query_words(q) for q in queries}
     for q, hits in zip(queries, results, strict=True):
         if as_json:
             record = {"query": q, "hits": [h.to_dict() for h in hits]}
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
             continue
-        terms = query_terms(q)
         table = Table(title=f"[bold]{escape(q)}[/] [dim]({mode})[/]", title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("score", justify="right")
@@ -355,8 +353,8 @@ def query(
             page = f" p.{h.metadata['page']}" if "page" in h.metadata else ""
             table.add_row(str(h.rank), f"{h.score:.3f}",
                           escape(f"{h.source}:{h.paragraph}{page}"),
-                          snippet(h.text, terms) if h.context is None
-                          else in_context(h, terms))
+                          snippet(h.text, terms[q]) if h.context is None
+                          else in_context(h, terms[q]))
         out.print(table)
 
 
@@ -695,6 +693,15 @@ def serve(
         float, typer.Option("--timeout", help="Seconds a search may take before the request "
                             "gets 504.")
     ] = 10.0,
+    allow_host: Annotated[
+        list[str] | None, typer.Option("--allow-host", help="A Host name clients may use "
+                                       "(repeatable; '*' for any). Default: --host and "
+                                       "localhost.", show_default=False)
+    ] = None,
+    docs: Annotated[
+        bool, typer.Option("--docs", help="Serve Swagger UI at /docs (its script comes from a "
+                           "public CDN).")
+    ] = False,
 ) -> None:
     """Serve search over HTTP: POST /search, GET /health (the model is loaded once; a FAISS
     index directory is followed: writes by `add`/`remove` are served from the next request)."""
@@ -707,7 +714,8 @@ def serve(
     if not (timeout > 0 and timeout < float("inf")):
         raise UsageError(f"--timeout must be a positive number of seconds, got {timeout}")
     check_address(host, port)  # before the slow part: loading the index and the model
-    run(Index.open(index_at, collection=collection), host=host, port=port, timeout=timeout)
+    run(Index.open(index_at, collection=collection), host=host, port=port, timeout=timeout,
+        allowed_hosts=allow_host or None, docs=docs)
 
 
 @app.command()

@@ -1,19 +1,14 @@
-"""Which characters of a passage to highlight for a query: the query's words as the lexical
-index sees them (jieba words after width, case and traditional→simplified folding), found in
-the passage after the same folding. One place for the CLI's table and the service's `highlights`,
-so a traditional query (夫妻黨員抗疫) marks the simplified text (夫妻党员) in both.
+"""Which characters of a passage to mark for a query: the query's words as the index's BM25
+reads them (`Index.query_words`: folded, so a traditional query gives simplified words), found
+in the passage after the same folding (width, case, traditional→simplified). One place for the
+CLI's table and the service's `highlights`, so 夫妻黨員抗疫 marks 夫妻党员 in both.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from semsearch.lexical import normalize, tokenize
-
-
-def query_terms(query: str) -> list[str]:
-    """The query's words as the lexical index sees them, longest first, for highlighting."""
-    return sorted(set(tokenize(query)), key=len, reverse=True)
+from semsearch.lexical import normalize
 
 
 def folded(text: str) -> tuple[str, list[int]]:
@@ -52,11 +47,10 @@ def spans(text: str, terms: list[str]) -> list[tuple[int, int]]:
     return sorted(found)
 
 
-def annotate(query: str, hits: list[dict[str, Any]]) -> dict[str, Any]:
+def annotate(terms: list[str], hits: list[dict[str, Any]]) -> dict[str, Any]:
     """The service's answer for `hits` (as `Hit.to_dict` gives them): `highlight`, the query's
-    words, and in each hit (and each passage of its `context`, when asked for) `highlights`,
-    the [start, end) code-point offsets of those words in its `text`."""
-    terms = query_terms(query)
+    words `terms`, and in each hit (and each passage of its `context`, when asked for)
+    `highlights`, the [start, end) code-point offsets of those words in its `text`."""
     for hit in hits:
         hit["highlights"] = [list(span) for span in spans(hit["text"], terms)]
         context = hit.get("context")

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from semsearch.highlight import folded, query_terms, spans
+import semsearch
+from semsearch.highlight import folded, spans
 
 from .conftest import SEEDS
 
@@ -23,7 +24,6 @@ TARGET = "002_b3706f758604a439.txt"
 def client(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from starlette.testclient import TestClient
 
-    import semsearch
     from semsearch.serve import create_app
 
     out = tmp_path_factory.mktemp("web") / "index"
@@ -31,6 +31,11 @@ def client(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     index = semsearch.load(out)
     with TestClient(create_app(index), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+def query_terms(query: str) -> list[str]:
+    """The words the CLI and the service highlight for `query` (the seeds index's BM25)."""
+    return semsearch.open().query_words(query)
 
 
 def marked(text: str, found: list[list[int]] | list[tuple[int, int]]) -> list[str]:
@@ -103,7 +108,6 @@ def test_fields_lists_what_a_filter_may_name(client: Any) -> None:
 
 
 def test_fields_lists_record_metadata(tiny_model: Path, tmp_path: Path) -> None:
-    import semsearch
     from semsearch.web import fields
 
     records = tmp_path / "people.jsonl"
