@@ -10,6 +10,7 @@
     index = semsearch.open("./docs.db")           # an index in Milvus (Lite file or server URI)
 """
 
+from semsearch.context import Context
 from semsearch.errors import (
     BackendUnavailableError,
     CorpusError,
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError",
+    "Context",
     "CorpusError",
     "Hit",
     "Index",

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -27,6 +27,9 @@ from typer.core import TyperGroup
 
 from semsearch.errors import QueryError, SemsearchError, UsageError
 from semsearch.index import BuildProgress, Index
+
+if TYPE_CHECKING:
+    from semsearch.search import Hit
 
 # Fixed choices, checked by the parser before anything loads (kept in step with the modules
 # that own them by tests/test_cli.py::test_choices_match_the_library).
@@ -266,23 +269,35 @@ def _read_queries(text: list[str] | None, queries_file: str | None) -> list[str]
 
 def snippet(text: str, terms: list[str], width: int = 90) -> Text:
     """At most `width` characters of `text`, starting near the first query word, with every
-    query word in bold yellow (matched after the same folding as the lexical index)."""
-    from semsearch.lexical import normalize
+    query word in bold yellow (matched after the same folding as the lexical index: see
+    semsearch/highlight.py, which the service's `highlights` use too)."""
+    from semsearch.highlight import spans
 
     flat = " ".join(text.split())
-    folded = normalize(flat)
-    if len(folded) != len(flat):  # a folding that changed length: positions would not line up
-        folded, terms = flat, []
-    first = min((p for p in (folded.find(t) for t in terms) if p >= 0), default=0)
+    marks = spans(flat, terms)
+    first = marks[0][0] if marks else 0
     start = max(0, min(first - 15, len(flat) - width))
     end = min(len(flat), start + width)
     styled = Text(("…" if start else "") + flat[start:end] + ("…" if end < len(flat) else ""))
     offset = start - (1 if start else 0)
-    for term in terms:
-        at = folded.find(term, start)
-        while at >= 0 and at + len(term) <= end:
-            styled.stylize("bold yellow", at - offset, at - offset + len(term))
-            at = folded.find(term, at + len(term))
+    for at, stop in marks:
+        if at >= start and stop <= end:
+            styled.stylize("bold yellow", at - offset, stop - offset)
+    return styled
+
+
+def in_context(hit: Hit, terms: list[str]) -> Text:
+    """The hit's context, whole: the text around the hit dimmed, the hit's own text with its
+    query words highlighted (as `snippet` does, without cutting it short)."""
+    whole = hit.context.text if hit.context is not None else hit.text
+    at = whole.find(hit.text)
+    if at < 0:  # an overlapping neighbour cut the hit's start: show the context plainly
+        styled = snippet(whole, terms, width=len(whole))
+    else:
+        styled = Text(whole[:at], style="dim")
+        styled.append_text(snippet(hit.text, terms, width=len(hit.text)))
+        styled.append(whole[at + len(hit.text):], style="dim")
+    styled.overflow = "fold"  # all of it: CJK lines have no spaces to wrap at
     return styled
 
 
@@ -307,15 +322,22 @@ def query(
     where: Annotated[
         str | None, typer.Option("--where", help='Filter, e.g. \'source == "a.txt"\'.')
     ] = None,
+    context: Annotated[
+        int, typer.Option("--context", help="Show N passages before and after each hit in "
+                          "its document.")
+    ] = 0,
 ) -> None:
     """Search an index for the passages most similar to the query."""
+    from semsearch.context import MAX_SPAN
     from semsearch.search import check_query
 
     queries = [check_query(q) for q in _read_queries(text, queries_file)]
     if k < 1:
         raise UsageError(f"-k must be at least 1, got {k}")
+    if not 0 <= context <= MAX_SPAN:
+        raise UsageError(f"--context must be from 0 to {MAX_SPAN}, got {context}")
     with Index.open(index_at, model, collection=collection) as searcher:
-        results = searcher.search_batch(queries, k, mode, fusion, where)
+        results = searcher.search_batch(queries, k, mode, fusion, where, context=context)
         terms = {} if as_json else {q: searcher.query_words(q) for q in queries}
     for q, hits in zip(queries, results, strict=True):
         if as_json:
@@ -330,7 +352,9 @@ def query(
         for h in hits:
             page = f" p.{h.metadata['page']}" if "page" in h.metadata else ""
             table.add_row(str(h.rank), f"{h.score:.3f}",
-                          escape(f"{h.source}:{h.paragraph}{page}"), snippet(h.text, terms[q]))
+                          escape(f"{h.source}:{h.paragraph}{page}"),
+                          snippet(h.text, terms[q]) if h.context is None
+                          else in_context(h, terms[q]))
         out.print(table)
 
 

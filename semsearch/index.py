@@ -22,6 +22,7 @@ import numpy as np
 
 from semsearch import corpus, stores
 from semsearch.checkpoint import discard, encode_resumable
+from semsearch.context import Context, check_span, contexts
 from semsearch.errors import ModelMismatchError, QueryError, UsageError
 from semsearch.models.encoder import Backend, Encoder, ModelInfo, load_encoder
 from semsearch.models.resolve import ModelRef, resolve
@@ -332,25 +333,44 @@ class Index:
 
     def search(self, query: str, k: int = 5, mode: Mode = DEFAULT_MODE,
                fusion: Fusion = DEFAULT_FUSION, where: str | None = None, *,
-               timeout: float | None = None) -> list[Hit]:
-        """The `k` passages most similar to `query`, best first."""
-        return self.search_batch([query], k, mode, fusion, where, timeout=timeout)[0]
+               context: int = 0, timeout: float | None = None) -> list[Hit]:
+        """The `k` passages most similar to `query`, best first (see `search_batch`)."""
+        return self.search_batch([query], k, mode, fusion, where, context=context,
+                                 timeout=timeout)[0]
 
     def search_batch(self, queries: Sequence[str], k: int = 5, mode: Mode = DEFAULT_MODE,
-                     fusion: Fusion = DEFAULT_FUSION,
-                     where: str | None = None, *,
-                     timeout: float | None = None) -> list[list[Hit]]:
+                     fusion: Fusion = DEFAULT_FUSION, where: str | None = None, *,
+                     context: int = 0, timeout: float | None = None) -> list[list[Hit]]:
         """`search` for many queries at once (one encoder call, one call per ranking).
 
         `score` is the cosine similarity in `dense` mode, the BM25 score in `bm25` mode and the
         fused score in `hybrid` mode. True duplicates are collapsed into the best one. `where`
         keeps only passages matching a filter expression (see `filters`), e.g.
-        `source == "a.txt" and paragraph > 2`. `timeout`: SearchTimeoutError once that many
-        seconds have passed (checked between stages, so the work stops there).
+        `source == "a.txt" and paragraph > 2`. `context` > 0 gives each hit its `context`:
+        that many passages before and after it in its document (see `Index.context`).
+        `timeout`: SearchTimeoutError once that many seconds have passed (checked between
+        stages, so the work stops there).
         """
+        check_span(context, context)
         with self._lock.reading():
-            return search(self.store, lambda: self.encoder, queries, k, mode, fusion, where,
-                          timeout)
+            results = search(self.store, lambda: self.encoder, queries, k, mode, fusion, where,
+                             timeout)
+            if not context:
+                return results
+            flat = [hit for hits in results for hit in hits]
+            found = iter(contexts(self.store, [(h.id, h) for h in flat], context, context))
+            return [[replace(hit, context=next(found)) for hit in hits] for hits in results]
+
+    def context(self, hit: Hit, before: int = 1, after: int = 1) -> Context:
+        """The passages around `hit` in its document, in reading order and merged into one
+        text with its offsets: up to `before` passages before it and `after` after it (the
+        hit's own included; fewer at the document's edges). A record's context is the record
+        itself: a record is a document of its own."""
+        if not isinstance(hit, Hit):
+            raise QueryError(f"context needs a hit from this index's search, not "
+                             f"{type(hit).__name__}")
+        with self._lock.reading():
+            return contexts(self.store, [(hit.id, hit)], before, after)[0]
 
 
 def _mismatch(recorded: ModelInfo, name: str, weights: str, dimension: int | None,

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from semsearch import deadline, filters
+from semsearch.context import Context
 from semsearch.errors import QueryError
 from semsearch.fusion import DENSE_WEIGHT, Collapser, rrf, weighted_fusion
 from semsearch.lexical import to_simplified
@@ -52,18 +53,25 @@ BOTH_MAX_CHARS = 1000
 @dataclass(frozen=True, kw_only=True)
 class Hit(Passage):
     """One search result: a passage (text, source, paragraph, offsets, heading, metadata) with
-    its rank, its score and its stable id."""
+    its rank, its score and its stable id; `context` holds the passages around it when the
+    search asked for them (`context=N`)."""
 
     rank: int
     score: float
     id: int
+    context: Context | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The hit as JSON: what the CLI's --json, the service and the benchmarks print."""
+        """The hit as JSON: what the CLI's --json, the service and the benchmarks print (with
+        "context" only when the search asked for it)."""
         record = asdict(self)
         record["score"] = round(self.score, 6)
-        return {key: record[key] for key in ("rank", "score", "id", "text", "source",
-                                             "paragraph", "start", "end", "heading", "metadata")}
+        found = {key: record[key] for key in ("rank", "score", "id", "text", "source",
+                                              "paragraph", "start", "end", "heading",
+                                              "metadata")}
+        if self.context is not None:
+            found["context"] = self.context.to_dict()
+        return found
 
 
 def check_query(query: str) -> str:

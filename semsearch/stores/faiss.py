@@ -254,8 +254,8 @@ class FaissStore:
         return self.lexical.query_words(query)
 
     def get(self, ids: Iterable[int]) -> dict[int, Passage]:
-        """The passages with these ids."""
-        return {pid: self.passages[pid] for pid in ids}
+        """The passages with these ids (ids not in the index are left out, as on Milvus)."""
+        return {pid: self.passages[pid] for pid in ids if pid in self.passages}
 
     def iter_passages(self) -> Iterator[tuple[int, Passage]]:
         """Every (id, passage)."""
