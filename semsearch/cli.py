@@ -269,23 +269,20 @@ def _read_queries(text: list[str] | None, queries_file: str | None) -> list[str]
 
 def snippet(text: str, terms: list[str], width: int = 90) -> Text:
     """At most `width` characters of `text`, starting near the first query word, with every
-    query word in bold yellow (matched after the same folding as the lexical index)."""
-    from semsearch.lexical import normalize
+    query word in bold yellow (matched after the same folding as the lexical index: see
+    semsearch/highlight.py, which the service's `highlights` use too)."""
+    from semsearch.highlight import spans
 
     flat = " ".join(text.split())
-    folded = normalize(flat)
-    if len(folded) != len(flat):  # a folding that changed length: positions would not line up
-        folded, terms = flat, []
-    first = min((p for p in (folded.find(t) for t in terms) if p >= 0), default=0)
+    marks = spans(flat, terms)
+    first = marks[0][0] if marks else 0
     start = max(0, min(first - 15, len(flat) - width))
     end = min(len(flat), start + width)
     styled = Text(("…" if start else "") + flat[start:end] + ("…" if end < len(flat) else ""))
     offset = start - (1 if start else 0)
-    for term in terms:
-        at = folded.find(term, start)
-        while at >= 0 and at + len(term) <= end:
-            styled.stylize("bold yellow", at - offset, at - offset + len(term))
-            at = folded.find(term, at + len(term))
+    for at, stop in marks:
+        if at >= start and stop <= end:
+            styled.stylize("bold yellow", at - offset, stop - offset)
     return styled
 
 

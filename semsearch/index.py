@@ -333,23 +333,23 @@ class Index:
 
     def search(self, query: str, k: int = 5, mode: Mode = DEFAULT_MODE,
                fusion: Fusion = DEFAULT_FUSION, where: str | None = None, *,
-               timeout: float | None = None, context: int = 0) -> list[Hit]:
+               context: int = 0, timeout: float | None = None) -> list[Hit]:
         """The `k` passages most similar to `query`, best first (see `search_batch`)."""
-        return self.search_batch([query], k, mode, fusion, where, timeout=timeout,
-                                 context=context)[0]
+        return self.search_batch([query], k, mode, fusion, where, context=context,
+                                 timeout=timeout)[0]
 
     def search_batch(self, queries: Sequence[str], k: int = 5, mode: Mode = DEFAULT_MODE,
                      fusion: Fusion = DEFAULT_FUSION, where: str | None = None, *,
-                     timeout: float | None = None, context: int = 0) -> list[list[Hit]]:
+                     context: int = 0, timeout: float | None = None) -> list[list[Hit]]:
         """`search` for many queries at once (one encoder call, one call per ranking).
 
         `score` is the cosine similarity in `dense` mode, the BM25 score in `bm25` mode and the
         fused score in `hybrid` mode. True duplicates are collapsed into the best one. `where`
         keeps only passages matching a filter expression (see `filters`), e.g.
-        `source == "a.txt" and paragraph > 2`. `timeout`: SearchTimeoutError once that many
-        seconds have passed (checked between stages, so the work stops there). `context` > 0
-        gives each hit its `context`: that many passages before and after it in its document
-        (see `Index.context`).
+        `source == "a.txt" and paragraph > 2`. `context` > 0 gives each hit its `context`:
+        that many passages before and after it in its document (see `Index.context`).
+        `timeout`: SearchTimeoutError once that many seconds have passed (checked between
+        stages, so the work stops there).
         """
         check_span(context, context)
         with self._lock.reading():
@@ -359,7 +359,7 @@ class Index:
                 return results
             flat = [hit for hits in results for hit in hits]
             found = iter(contexts(self.store, [(h.id, h) for h in flat], context, context))
-        return [[replace(hit, context=next(found)) for hit in hits] for hits in results]
+            return [[replace(hit, context=next(found)) for hit in hits] for hits in results]
 
     def context(self, hit: Hit, before: int = 1, after: int = 1) -> Context:
         """The passages around `hit` in its document, in reading order and merged into one

@@ -1,4 +1,5 @@
-"""The HTTP service: `POST /search` and `GET /health` over one index, the model loaded once.
+"""The HTTP service: `POST /search` and `GET /health` over one index, the model loaded once;
+`GET /` is a search page for people (semsearch/web/, with `GET /fields` for its filter box).
 
     curl -s localhost:8000/search -H 'content-type: application/json' \\
          -d '{"query": "夫妻党员抗疫", "k": 3, "mode": "hybrid", "where": "paragraph > 2"}'
@@ -59,11 +60,11 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from semsearch import filters, guard
+from semsearch import filters, guard, web
 from semsearch.errors import (
     IndexLoadError,
     MissingDependencyError,
@@ -71,6 +72,7 @@ from semsearch.errors import (
     SearchTimeoutError,
     SemsearchError,
 )
+from semsearch.highlight import annotate
 from semsearch.index import Index
 from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, MAX_QUERY_CHARS
 from semsearch.stores import open_store
@@ -122,6 +124,9 @@ class SearchRequest(BaseModel):
     context: Annotated[StrictInt, Field(
         ge=0, le=MAX_CONTEXT, description="Passages of context before and after each hit "
                                           "(0: none); each hit then has a \"context\".")] = 0
+    highlight: Annotated[StrictBool, Field(
+        description="Also say which characters of each hit (and its context) to mark for the "
+                    "query's words: \"highlight\" and \"highlights\" (see highlight.py).")] = False
 
 
 class Busy(SemsearchError):
@@ -332,7 +337,8 @@ class LiveIndex:
         body: dict[str, Any] = {
             "status": "ok", "passages": manifest.passage_count, "model": manifest.model.name,
             "dimension": manifest.model.dimension, "index_type": manifest.index_type,
-            "generation": manifest.generation}
+            "generation": manifest.generation, "sources": len(manifest.sources),
+            "name": self.path.name if self.path is not None else self.index.store.location}
         if self.path is None:
             return body
         pointer, problem = self._read_pointer()
@@ -491,20 +497,24 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
     async def search(request: SearchRequest) -> JSONResponse:
         arrived = time.monotonic()
 
-        def job() -> list[dict[str, Any]]:
+        def job() -> dict[str, Any]:
             left = timeout - (time.monotonic() - arrived)
             if left <= 0:
                 raise SearchTimeoutError(f"the search took longer than {timeout:g} s and was "
                                          "abandoned (waiting for a worker)")
-            hits = live.current().search(request.query, request.k, request.mode,
-                                         request.fusion, request.where, timeout=left,
-                                         context=request.context)
-            return [h.to_dict() for h in hits]
+            index = live.current()
+            hits = index.search(request.query, request.k, request.mode, request.fusion,
+                                request.where, context=request.context, timeout=left)
+            found = [h.to_dict() for h in hits]
+            if not request.highlight:
+                return {"hits": found}
+            return annotate(index.query_words(request.query), found)
 
         chosen = costly if expensive(request) else pool
-        hits = await bounded(chosen.submit(job), timeout)
-        return SafeJSONResponse({"query": request.query, "hits": hits})
+        answer = await bounded(chosen.submit(job), timeout)
+        return SafeJSONResponse({"query": request.query, **answer})
 
+    web.install(app, lambda job: bounded(pool.submit(lambda: job(live.current())), timeout))
     return app
 
 
