@@ -1,0 +1,170 @@
+"""What is embedded is what the document says (issue 21): headings only from structure and
+embedded with their passages, runs of short lines kept as content, nothing left out silently."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import semsearch
+from semsearch.clean import clean_document
+from semsearch.corpus import Document, scan
+from semsearch.passages import Passage, drop_junk, prepare
+
+NOTE = """# 购物清单
+
+- 买牛奶
+- 买鸡蛋
+- 修理自行车
+
+## 价格表
+
+| 商品 | 价格 | 产地 |
+|---|---|---|
+| 苹果 | 5元 | 山东烟台 |
+| 香蕉 | 3元 | 海南三亚 |
+
+## 版权说明
+
+本项目讨论著作权法的基本原则：作者对作品享有著作权。
+
+王芳 李娜
+
+张伟
+"""
+POEM = "静夜思\n\n床前明月光\n疑是地上霜\n举头望明月\n低头思故乡\n"
+NOTE_HEADINGS = ["购物清单", "价格表", "版权说明"]
+NOTE_RULES = ["|---|---|---|"]
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _content(text: str, headings: list[str], rules: list[str]) -> list[str]:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return [line for line in lines
+            if line.lstrip("# ") not in headings and line not in rules]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.md").write_text(NOTE, encoding="utf-8")
+    (docs / "poem.txt").write_text(POEM, encoding="utf-8")
+    return docs
+
+
+def test_short_lines_are_content_not_headings(folder: Path) -> None:
+    """Before: `王芳 李娜` was the heading of `张伟`, and the poem's lines headings of the last."""
+    prepared = prepare(scan([folder]).documents)
+    text = "\0".join(_squeeze(p.text) for p in prepared.passages)
+    for line in _content(NOTE, NOTE_HEADINGS, NOTE_RULES) + _content(POEM, ["静夜思"], []):
+        assert _squeeze(line) in text, line
+    headings = {p.heading for p in prepared.passages}
+    assert headings == {"购物清单", "购物清单 / 价格表", "购物清单 / 版权说明", "静夜思"}
+    # what left the passage text is counted per reason
+    assert prepared.dropped == {"note.md": {"heading": 3, "markup": 1},
+                                "poem.txt": {"heading": 1}}
+
+
+def test_headings_are_embedded_with_their_passages() -> None:
+    passage = Passage("床前明月光", "poem.txt", 2, 5, 10, "静夜思")
+    assert passage.embedded_text == "静夜思 — 床前明月光"
+    assert Passage("正文", "a.txt", 1, 0, 2).embedded_text == "正文"
+
+
+def test_every_content_line_is_in_a_hit_text(folder: Path, tiny_model: Path) -> None:
+    """Every content line of the note and the poem is in the text of a hit for that line, in
+    BM25 and dense mode; the heading lines are in the hits' heading (and embedded)."""
+    index = semsearch.build([folder], str(tiny_model))
+    total = index.manifest.passage_count
+    embedded = {p.embedded_text for p in index.passages}
+    for line in _content(NOTE, NOTE_HEADINGS, NOTE_RULES) + _content(POEM, ["静夜思"], []):
+        for mode in ("bm25", "dense"):
+            hits = index.search(line, k=total, mode=mode)  # type: ignore[arg-type]
+            assert any(_squeeze(line) in _squeeze(h.text) for h in hits), (mode, line)
+    for title in [*NOTE_HEADINGS, "静夜思"]:
+        hits = index.search(title, k=total, mode="bm25")
+        assert hits and all(title in h.heading for h in hits[:1]), title
+        assert any(e.startswith(title) or f"/ {title} —" in e for e in embedded), title
+
+
+@pytest.mark.slow
+def test_content_lines_rank_first_with_the_real_model(folder: Path, real_model: Path) -> None:
+    index = semsearch.build([folder])
+    for line in ["床前明月光", "王芳 李娜", "修理自行车", "苹果 5元 山东烟台"]:
+        for mode in ("bm25", "dense"):
+            hits = index.search(line, k=3, mode=mode)  # type: ignore[arg-type]
+            assert any(_squeeze(line) in _squeeze(h.text) for h in hits), (mode, line)
+
+
+@pytest.mark.parametrize(("text", "structure", "headings"), [
+    ("标题\n\n正文很长的一段话，写了很多内容。\n", "plain", ["标题"]),
+    ("王芳\n李娜\n张伟\n\n正文很长的一段话，写了很多内容。\n", "plain", []),
+    ("一\n\n二\n\n三\n\n四\n", "plain", []),  # short lines with nothing long below
+    ("Title\n=====\n\nBody text here.\n", "markdown", ["Title"]),
+    ("```\n# not a heading\n```\n\ntext\n", "markdown", []),
+    ("标题\n\n正文很长的一段话，写了很多内容。\n", "markdown", []),
+    ("标题\n\n正文很长的一段话，写了很多内容。\n", "none", []),
+])
+def test_headings_only_from_structure(text: str, structure: str, headings: list[str]) -> None:
+    cleaned = clean_document(text, "none", structure)
+    assert [d.text.lstrip("# ") for d in cleaned.dropped if d.reason == "heading"] == headings
+    kept = "".join(p.text + p.heading for p in cleaned.paragraphs)
+    for line in text.splitlines():
+        if line.strip() and any(ch.isalnum() for ch in line):
+            assert _squeeze(line.lstrip("# ")) in _squeeze(kept), line
+
+
+def test_given_headings_and_lines_kept() -> None:
+    text = "大熊猫\n\n第一段。\n第二行\n\n食性\n\n吃竹子。\n"
+    cleaned = clean_document(text, "none", "given", {0: 1, text.index("食性"): 2})
+    assert [(p.text, p.heading) for p in cleaned.paragraphs] == [
+        ("第一段。\n第二行", "大熊猫"), ("吃竹子。", "大熊猫 / 食性")]
+
+
+def test_heading_with_nothing_below_stays_a_paragraph() -> None:
+    cleaned = clean_document("# 甲\n\n## 空\n\n# 乙\n\n正文。\n", "none", "markdown")
+    assert [(p.text, p.heading) for p in cleaned.paragraphs] == [
+        ("# 甲", ""), ("## 空", "甲"), ("正文。", "乙")]
+
+
+def test_junk_passages_are_dropped_or_joined_and_counted() -> None:
+    """Before: `。` and `|---|---|` were passages, and `。` the dense #1 for unrelated queries."""
+    passages = [Passage("第一段的内容。", "a", 1, 0, 7), Passage("。", "a", 2, 8, 9),
+                Passage("...", "a", 3, 10, 13), Passage("是", "a", 4, 14, 15),
+                Passage("独", "b", 1, 0, 1), Passage("第二个文件。", "b", 2, 2, 8)]
+    notes: list = []
+    kept = drop_junk(passages, notes)
+    assert [(p.source, p.text) for p in kept] == [("a", "第一段的内容。\n是"),
+                                                  ("b", "独\n第二个文件。")]
+    assert sorted(n.reason for n in notes) == ["junk", "junk", "merged", "merged"]
+    lone = drop_junk([Passage("甲。", "c", 1, 0, 2)], notes)
+    assert [p.text for p in lone] == ["甲。"]  # a whole document is never dropped
+
+
+def test_no_passage_without_a_letter_or_digit() -> None:
+    text = "正文第一段，写了很多内容。\n\n。\n\n...\n\n|---|---|\n\n第二段。\n"
+    prepared = prepare([Document("a.txt", text, "utf-8", "0")])
+    assert all(any(ch.isalnum() for ch in p.text) for p in prepared.passages)
+    assert sum(prepared.dropped["a.txt"].values()) == 3
+
+
+def test_info_dropped_lists_heading_lines(folder: Path, tiny_model: Path) -> None:
+    from typer.testing import CliRunner
+
+    from semsearch.cli import app
+
+    out = folder.parent / "idx"
+    result = CliRunner().invoke(app, ["index", str(folder), "--out", str(out), "--model",
+                                      str(tiny_model)])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "4 heading lines embedded" in flat and "1 markup" in flat
+    result = CliRunner().invoke(app, ["info", "--index", str(out), "--dropped", "note.md"])
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 0 and "## 价格表" in flat and "|---|---|---|" in flat
