@@ -33,6 +33,7 @@ BROKEN_MIN_CHARS = 60
 HEADING_MAX_CHARS = 50
 HEADING_RUN_MAX = 3  # lone short lines in a row above a paragraph that are headings
 DEDUP_MIN_CHARS = 20
+PROSE_MIN_CHARS = 120  # a line this long with clause punctuation is prose, never chrome
 WEB_MIN_CHROME_LINES = 3
 CLEAN_MODES = ("auto", "web", "none")
 # How a document marks its headings: "markdown" (#, setext), "given" (offsets from the file's
@@ -139,7 +140,9 @@ def boilerplate_reason(line: str) -> str | None:
         return "navigation"
     if core in _UI_WORDS or core.rstrip(":：") in _UI_WORDS:
         return "navigation"
-    if core.count("|") >= 2 or _BREADCRUMB.search(core) or _SITE_TITLE.match(core):
+    prose = _is_prose(core)  # a paragraph of an article is never navigation, whatever it has
+    if not prose and (core.count("|") >= 2 or _BREADCRUMB.search(core)
+                      or _SITE_TITLE.match(core)):
         return "navigation"
     if len(core) < 80 and (_ATTRIBUTION.match(core) or "责任编辑" in core):
         return "attribution"
@@ -149,11 +152,19 @@ def boilerplate_reason(line: str) -> str | None:
             return "attribution"
     if _COPYRIGHT.search(core) and (len(core) < 200 or core[0] in "①②③④⑤⑥⑦⑧⑨⑩"):
         return "copyright"
-    if _is_menu(core):
+    if not prose and _is_menu(core):
         return "navigation"
     if is_byline(core):
         return "byline"
     return "related links" if line != core and _is_link_item(core) else None
+
+
+def _is_prose(core: str) -> bool:
+    """Sentences: two or more sentence ends, or a long line with clause punctuation. Navigation
+    rules never drop these (a saved page's 1,495-character article body was dropped as navigation
+    for the `|` and `>` in it)."""
+    ends = sum(core.count(ch) for ch in "。！？!?")
+    return ends >= 2 or (len(core) >= PROSE_MIN_CHARS and any(ch in core for ch in "，,。；;"))
 
 
 def is_boilerplate(line: str) -> bool:
@@ -411,8 +422,9 @@ def _structure_lines(text: str, structure: str, given: Mapping[int, int],
 
 def _plain_headings(drafts: list[_Draft], sizes: Counter[int]) -> dict[int, tuple[int, str]]:
     """Headings of plain text: a lone short line (a block of its own, no final punctuation, not
-    a list item) right above a paragraph, or up to three such lines in a row (a title over a
-    subtitle). A short line in a run of short lines — a poem, a list, names, rows — is content."""
+    a list item) right above a paragraph, and up to two more such lines right above it (a title
+    over a subtitle). A short line in a run of short lines (a poem, a list, names, rows: one
+    block) is content, and so are lone lines with no paragraph below them."""
 
     def candidate(draft: _Draft) -> bool:
         return (len(draft.segments) == 1 and sizes[draft.number] == 1
@@ -424,8 +436,8 @@ def _plain_headings(drafts: list[_Draft], sizes: Counter[int]) -> dict[int, tupl
         if candidate(draft):
             run.append(draft)
             continue
-        if run and len(run) <= HEADING_RUN_MAX:
-            for level, head in enumerate(run, start=1):
+        if run:  # the last lines of a longer run are its headings, the first stay content
+            for level, head in enumerate(run[-HEADING_RUN_MAX:], start=1):
                 heads[head.segments[0][1]] = (level, head.text)
         run = []
     return heads

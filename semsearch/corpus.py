@@ -4,7 +4,8 @@ A `Document` is one unit of text with the name it is indexed under (`source`):
 - a text file (.txt, .md), decoded (charset-normalizer; GB family read as GB18030);
 - a web page (.html, .htm): its main text, title and headings, by trafilatura (plain text,
   headings marked by their h1-h6 structure);
-- a PDF (pypdf): its text page by page, each passage carrying its `page`;
+- a PDF (pypdf): its text page by page, each passage carrying its `page` (the first),
+  `page_start` and `page_end`;
 - a Word file (.docx, python-docx): paragraphs, headings by style, tables as rows, then headers,
   footers, footnotes and comments (passages carry their `part`);
 - one record of a .jsonl, .csv or .json (array of objects) file: named `file#id` (the `id`
@@ -452,15 +453,20 @@ def _html_document(html: str, source: str, encoding: str, digest: str,
 
 
 def _pdf_document(data: bytes, source: str, digest: str, options: Options) -> Document:
-    """The text of each page by pypdf, pages separated by a blank line."""
+    """The text of each page by pypdf, pages separated by a blank line (passages carry the
+    pages they start and end on). Encrypted files that open with an empty password are read
+    (AES needs cryptography, in the formats extra); password-protected ones are refused."""
     pypdf = _extra("pypdf", "PDF")
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
-            raise ValueError("the PDF is encrypted (give a decrypted copy)")
+            raise ValueError("the PDF is encrypted with a password (give a decrypted copy)")
         pages = [(page.extract_text() or "").strip() for page in reader.pages]
     except ValueError:
         raise
+    except pypdf.errors.DependencyError as exc:  # AES without the cryptography package
+        raise ValueError("the PDF is encrypted (AES); reading it needs the cryptography "
+                         "package: pip install 'semsearch[formats]'") from exc
     except Exception as exc:  # pypdf raises many types for damaged files
         raise ValueError(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
     if not any(pages):

@@ -168,3 +168,93 @@ def test_info_dropped_lists_heading_lines(folder: Path, tiny_model: Path) -> Non
     result = CliRunner().invoke(app, ["info", "--index", str(out), "--dropped", "note.md"])
     flat = " ".join(result.output.split())
     assert result.exit_code == 0 and "## 价格表" in flat and "|---|---|---|" in flat
+
+
+# --- PDF: pages a passage spans, hyphenated line ends, encryption ---
+
+
+def test_pdf_passage_carries_the_pages_it_spans(tmp_path: Path) -> None:
+    """Before: a passage across a page break took its first page, so `page == 2` missed it."""
+    from semsearch.filters import compile_filter
+
+    from .test_documents import _pdf
+
+    pages = ["Volunteers delivered food", "to families in quarantine.", "Masks arrived later on."]
+    (tmp_path / "r.pdf").write_bytes(_pdf(pages))
+    passages = prepare(scan([tmp_path]).documents).passages
+    (first,) = [p for p in passages if "families" in p.text]
+    assert (first.metadata["page"], first.metadata["page_start"]) == (1, 1)
+    assert first.metadata["page_end"] >= 2
+    assert compile_filter("page == 2")(first) and compile_filter("page in [2]")(first)
+    assert not compile_filter("page == 4")(first) and compile_filter("page != 4")(first)
+    assert compile_filter("page > 1")(first) and not compile_filter("page < 1")(first)
+
+
+def test_hyphenated_line_breaks_are_joined_when_a_word() -> None:
+    from semsearch.clean import is_word
+
+    text = "The mor-\ntar was dry and the vis-\nitors came to see the well-\nknown wall today."
+    (paragraph,) = clean_document(text, "none", "none", hyphenated=is_word).paragraphs
+    assert "mortar" in paragraph.text and "visitors" in paragraph.text
+    assert "well-known" in paragraph.text
+    at = paragraph.text.index("tar")
+    assert text[paragraph.locate(at)] == "t" and text[paragraph.locate(at - 1)] == "r"
+
+
+@pytest.mark.parametrize(("password", "readable"), [("", True), ("secret", False)])
+def test_encrypted_pdfs(tmp_path: Path, password: str, readable: bool) -> None:
+    """Before: AES files that open with an empty password were refused (no cryptography)."""
+    import io
+
+    import pypdf
+
+    from semsearch.corpus import CorpusWarning
+
+    from .test_documents import _pdf
+
+    reader = pypdf.PdfReader(io.BytesIO(_pdf(["Secret plans for the garden party."])))
+    writer = pypdf.PdfWriter(clone_from=reader)
+    writer.encrypt(user_password=password, owner_password="owner", algorithm="AES-256")
+    writer.write(str(tmp_path / "e.pdf"))
+    (tmp_path / "ok.txt").write_text("正文。", encoding="utf-8")
+    if readable:
+        (doc,) = [d for d in scan([tmp_path]).documents if d.source == "e.pdf"]
+        assert "garden party" in doc.text
+    else:
+        with pytest.warns(CorpusWarning, match=r"e\.pdf.*encrypted with a password"):
+            scan([tmp_path])
+
+
+# --- web cleaning keeps article bodies ---
+
+NEWS = """首页 | 新闻 | 视听 | 体育
+当前位置：首页 > 新闻 > 社会
+分享到：新浪微博
+责任编辑：王小明
+
+社区志愿者守护居民平安 | 本报记者 > 连续报道
+
+""" + ("疫情发生以来，社区志愿者每天为隔离居民配送生活物资，风雨无阻 | 他们说 > 这是应尽的责任。"
+       "居民们纷纷点赞，社区里一片温暖。") * 8 + """
+
+版权所有 © 2024 新闻网
+"""
+
+
+def test_web_cleaning_never_drops_an_article_body() -> None:
+    """Before: `--clean web` dropped a saved news page's body as navigation (its `|`, `>`)."""
+    cleaned = clean_document(NEWS, "web")
+    text = "".join(p.text for p in cleaned.paragraphs)
+    assert "居民们纷纷点赞" in text and len(text) > 400
+    reasons = {d.text[:4]: d.reason for d in cleaned.dropped}
+    assert reasons["首页 |"] == "navigation" and reasons["责任编辑"] == "attribution"
+
+
+def test_html_main_text_is_not_cleaned_again(tmp_path: Path) -> None:
+    body = "".join(f"<p>第{i}段：首页 | 新闻 | 视听，这一段讲社区的事。</p>" for i in range(5))
+    (tmp_path / "p.html").write_text(f"<html><body><article><h1>标题</h1>{body}</article>"
+                                     "</body></html>", encoding="utf-8")
+    (doc,) = scan([tmp_path]).documents
+    assert doc.clean_mode() == "none"
+    prepared = prepare([doc])
+    assert all(f"第{i}段" in "".join(p.text for p in prepared.passages) for i in range(5))
