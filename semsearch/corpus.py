@@ -389,7 +389,8 @@ def _xml_text(element: Any) -> str:
     for child in element:
         if child.tag == "lb":
             parts.append("\n")
-        elif child.tag in ("p", "item", "list", "head", "quote", "code"):
+        elif child.tag in ("p", "item", "list", "head", "quote") or (
+                child.tag == "code" and "\n" in "".join(child.itertext())):
             parts.append("\n" + _xml_text(child) + "\n")
         elif child.tag != "graphic":
             parts.append(_xml_text(child))
@@ -400,29 +401,39 @@ def _xml_text(element: Any) -> str:
 def _xml_blocks(element: Any, blocks: _Blocks) -> None:
     """trafilatura's XML (headings, paragraphs, lists, tables, code) as plain blocks: headings
     by their h1-h6 level, list items and table rows one a line, a row's cells joined by ` | `
-    (a cell's paragraphs by spaces), no Markdown or HTML markup."""
+    (a cell's paragraphs by spaces), no Markdown or HTML markup. Text between elements (a
+    tail) is a block of its own."""
+    if element.tag in ("div", "main", "doc", "body") and (element.text or "").strip():
+        blocks.add(element.text)
     for child in element:
-        tag = child.tag
-        if tag == "head":
-            rend = child.get("rend") or "h2"
-            level = int(rend[1]) if rend[:1] == "h" and rend[1:2].isdigit() else 2
-            blocks.add(_xml_text(child), level)
-        elif tag == "list":
-            blocks.add("\n".join(" ".join(_xml_text(item).split())
-                                 for item in child.iter("item")))
-        elif tag == "table":
-            rows = []
-            for row in child.iter("row"):
-                cells = [" ".join(_xml_text(cell).split()) for cell in row.findall("cell")]
-                if any(cells):
-                    rows.append(" | ".join(cells))
-            blocks.add("\n".join(rows))
-        elif tag in ("p", "quote", "code"):
-            blocks.add(_xml_text(child))
-        elif tag in ("div", "main", "doc", "body"):
-            _xml_blocks(child, blocks)
-        elif tag not in ("graphic", "comments"):
-            blocks.add(_xml_text(child))
+        _xml_block(child, blocks)
+        if (child.tail or "").strip():
+            blocks.add(child.tail)
+
+
+def _xml_block(child: Any, blocks: _Blocks) -> None:
+    """One element of trafilatura's XML as blocks (see `_xml_blocks`)."""
+    tag = child.tag
+    if tag == "head":
+        rend = child.get("rend") or "h2"
+        level = int(rend[1]) if rend[:1] == "h" and rend[1:2].isdigit() else 2
+        blocks.add(_xml_text(child), level)
+    elif tag == "list":
+        blocks.add("\n".join(" ".join(_xml_text(item).split())
+                             for item in child.iter("item")))
+    elif tag == "table":
+        rows = []
+        for row in child.iter("row"):
+            cells = [" ".join(_xml_text(cell).split()) for cell in row.findall("cell")]
+            if any(cells):
+                rows.append(" | ".join(cells))
+        blocks.add("\n".join(rows))
+    elif tag in ("p", "quote", "code"):
+        blocks.add(_xml_text(child))
+    elif tag in ("div", "main", "doc", "body"):
+        _xml_blocks(child, blocks)
+    elif tag not in ("graphic", "comments"):
+        blocks.add(_xml_text(child))
 
 
 def _html_document(html: str, source: str, encoding: str, digest: str,
