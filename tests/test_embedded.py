@@ -258,3 +258,36 @@ def test_html_main_text_is_not_cleaned_again(tmp_path: Path) -> None:
     assert doc.clean_mode() == "none"
     prepared = prepare([doc])
     assert all(f"第{i}段" in "".join(p.text for p in prepared.passages) for i in range(5))
+
+
+# --- Word: parts beside the body, nested tables, multi-paragraph cells ---
+
+
+def test_docx_headers_footers_comments_and_nested_tables(tmp_path: Path) -> None:
+    """Before: header/footer and comment text were not indexed, a nested table's text was
+    lost and a two-paragraph cell was split into a fragment and a heading."""
+    import docx
+
+    document = docx.Document()
+    document.add_heading("年度报告", level=1)
+    body = document.add_paragraph("社区志愿者全年服务居民超过一万人次，获得广泛好评。")
+    table = document.add_table(rows=1, cols=2)
+    cell = table.cell(0, 0)
+    cell.text = "第一段单元格"
+    cell.add_paragraph("第二段单元格")
+    inner = table.cell(0, 1).add_table(rows=1, cols=1)
+    inner.cell(0, 0).text = "嵌套表格内容"
+    for section in document.sections:
+        section.header.paragraphs[0].text = "机密文件页眉"
+        section.footer.paragraphs[0].text = "第一页页脚"
+    document.add_comment(body.runs, text="请核对人数", author="审稿人")
+    document.save(str(tmp_path / "r.docx"))
+    passages = prepare(scan([tmp_path]).documents).passages
+    by_part = {}
+    for p in passages:
+        by_part.setdefault(p.metadata["part"], []).append(p.text)
+    assert "机密文件页眉" in "".join(by_part["header"])
+    assert "第一页页脚" in "".join(by_part["footer"])
+    assert "请核对人数" in "".join(by_part["comment"])
+    body_text = "\n".join(by_part["body"])
+    assert "第一段单元格 第二段单元格 | 嵌套表格内容" in body_text
