@@ -320,7 +320,7 @@ def _embed(documents: Sequence[corpus.Document], encoder: Encoder, max_tokens: i
     info = encoder.info
     vectors, resumed = encode_resumable(
         [p.embedded_text for p in prepared.passages], encoder.encode_passages, checkpoint,
-        f"{info.name} {info.fingerprint} {encoder.backend} {budget}", info.dimension,
+        f"{info.name} {info.fingerprint} {encoder.backend} {budget} heading-line", info.dimension,
         progress.advance if progress else None)
     return prepared, vectors, resumed
 
