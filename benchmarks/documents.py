@@ -139,7 +139,8 @@ def pages_right(pages: list[str], passages: list[Passage]) -> tuple[int, int]:
         if not holders:
             continue
         total += 1
-        right += any(m.get("page_start", 0) <= page <= m.get("page_end", 0) for m in holders)
+        right += any(m.get("page_start", m.get("page", 0)) <= page
+                     <= m.get("page_end", m.get("page", 0)) for m in holders)
     return right, total
 
 
@@ -205,8 +206,8 @@ def measure(kind: str, path: Path, snippets: dict[str, list[str]]) -> dict[str, 
     prepared = prepare(documents)
     passages = prepared.passages
     # passages in order (a long paragraph is cut into several), then every heading line
-    titles = [d.text for notes in prepared.notes.values() for d in notes
-              if d.reason == "heading"]
+    titles = [d.text for notes in getattr(prepared, "notes", {}).values() for d in notes
+              if d.reason == "heading"]  # (getattr: so that older versions can be measured)
     embedded = "".join(squeeze(p.text) for p in passages) + "\0" + "\0".join(
         squeeze(t) for t in titles)
     try:
