@@ -5,7 +5,8 @@
 Starts the service on 127.0.0.1 (the seeds index, default model) and sends `--requests`
 generated requests (stopping early after `--seconds`): bodies from the OpenAPI schema of
 POST /search (schemathesis, valid and invalid), hostile ones (lone surrogates, deeply nested
-and `like` filters, wrong types, random JSON, raw bytes) and wrong methods and paths. A second
+and `like` filters, wrong types, random JSON, raw bytes), wrong methods and paths, and the search
+page's own (`/`, `/static/…`, `/fields`). A second
 thread asks /health every 0.25 s throughout. Checks: no status >= 500 other than the deliberate
 503/504, every body a JSON object with "error" on errors, no request slower than the service's
 time limit plus 2 s. Writes benchmarks/results/fuzz_service.{json,md}. Nothing leaves the
@@ -68,7 +69,8 @@ def hostile_requests() -> st.SearchStrategy[tuple[str, str, bytes, str]]:
             + (f', "k": {json.dumps(kk)}' if kk is not None else "")
             + (f', "mode": "{mode}"' if mode else "") + extra + "}").encode("utf-8"),
         query, st.none() | where, k, st.sampled_from([None, "dense", "bm25", "hybrid", "x"]),
-        st.sampled_from(["", ', "fusion": "rrf"', ', "extra": 1', ', "query": 5']))
+        st.sampled_from(["", ', "fusion": "rrf"', ', "extra": 1', ', "query": 5',
+                         ', "highlight": true, "context": 2', ', "highlight": 1']))
     raw = st.one_of(json_values().map(lambda v: json.dumps(v, ensure_ascii=False)
                                       .encode("utf-8", "surrogatepass")),
                     st.binary(max_size=200),
@@ -79,7 +81,10 @@ def hostile_requests() -> st.SearchStrategy[tuple[str, str, bytes, str]]:
                                                                    "application/x-www-form-urlencoded"]))
     other = st.tuples(st.sampled_from(["GET", "PUT", "DELETE", "PATCH", "POST"]),
                       st.sampled_from(["/", "/health", "/search", "/nope",
-                                       "/search?k=5", "/%ff", "/openapi.json", "/docs"]),
+                                       "/search?k=5", "/%ff", "/openapi.json", "/docs",
+                                       "/fields", "/fields?where=x", "/?q=%E6%8A%97&k=-1",
+                                       "/static/app.js", "/static/app.css", "/static/nope",
+                                       "/static/..%2fserve.py", "/static/%00"]),
                       st.just(b""), st.just("application/json"))
     return st.one_of(post, post, post, other)
 
@@ -184,8 +189,10 @@ def main() -> None:
                     payload = response.json()
                     shaped = isinstance(payload, dict) and (
                         response.status_code < 400 or set(payload) == {"error"})
-                except ValueError:
-                    shaped = path == "/docs" and response.status_code < 400
+                except ValueError:  # the pages: /docs, and the search page with its files
+                    shaped = response.status_code < 400 and (
+                        path == "/docs" or path.split("?")[0] == "/"
+                        or path.startswith("/static/"))
                 if (response.status_code >= 500 and response.status_code not in (503, 504)) \
                         or not shaped or elapsed > args.timeout + 2:
                     bad.append(f"{method} {path} {body[:120]!r} → {response.status_code} "

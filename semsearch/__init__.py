@@ -10,16 +10,19 @@
     index = semsearch.open("./docs.db")           # an index in Milvus (Lite file or server URI)
 """
 
+from semsearch.context import Context
 from semsearch.errors import (
     BackendUnavailableError,
     CorpusError,
     IndexLoadError,
     IndexLockedError,
+    IndexUnusableError,
     IndexWriteError,
     MissingDependencyError,
     ModelError,
     ModelMismatchError,
     QueryError,
+    SearchTimeoutError,
     SemsearchError,
     UsageError,
 )
@@ -32,11 +35,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError",
+    "Context",
     "CorpusError",
     "Hit",
     "Index",
     "IndexLoadError",
     "IndexLockedError",
+    "IndexUnusableError",
     "IndexWriteError",
     "Manifest",
     "MissingDependencyError",
@@ -44,6 +49,7 @@ __all__ = [
     "ModelMismatchError",
     "Passage",
     "QueryError",
+    "SearchTimeoutError",
     "SemsearchError",
     "UpdateReport",
     "UsageError",

@@ -133,9 +133,11 @@ def evaluate(index: Index, queries: Sequence[LabelledQuery],
     answerable = [q for q in queries if qrels_dict[q.id]]
     qrels = Qrels({q.id: qrels_dict[q.id] for q in answerable})
     overall: dict[str, dict[str, float]] = {}
+    counts: dict[str, dict[str, int]] = {}
     by_kind: dict[str, dict[str, dict[str, float]]] = {}
     for mode in modes:
         runs = run(index, answerable, mode)
+        counts[mode] = hit_counts({q.id: qrels_dict[q.id] for q in answerable}, runs)
         scores = ranx_evaluate(qrels, Run(runs), list(RANX_METRICS.values()))
         overall[mode] = {m: round(float(scores[RANX_METRICS[m]]), 4) for m in METRICS}
         for kind in sorted({q.kind for q in answerable}):
@@ -148,7 +150,7 @@ def evaluate(index: Index, queries: Sequence[LabelledQuery],
                 "mrr@10": round(float(sub[RANX_METRICS["mrr@10"]]), 4),
             }
     return {"queries": len(answerable), "unanswerable": len(queries) - len(answerable),
-            "metrics": overall, "by_kind": by_kind}
+            "metrics": overall, "counts": counts, "by_kind": by_kind}
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -428,6 +430,22 @@ def naive_bm25_run(dataset: RecordSet, depth: int = DEPTH,
     return run
 
 
+COUNTS = (1, 5, 10)  # hits@k: questions with a relevant item within the first k
+
+
+def hit_counts(qrels: dict[str, dict[str, int]], run: RecordRun) -> dict[str, int]:
+    """How many questions have a relevant item at rank ≤ k, for k in COUNTS (a run row scores
+    its items by reciprocal rank). Counts, not rounded ratios, are what tests compare: one
+    question more or less is one, on any machine."""
+    counts = dict.fromkeys(COUNTS, 0)
+    for qid, relevant in qrels.items():
+        ranks = [round(1 / score) for item, score in (run.get(qid) or {}).items()
+                 if item in relevant and score > 0]
+        for k in COUNTS:
+            counts[k] += bool(ranks) and min(ranks) <= k
+    return {f"hits@{k}": n for k, n in counts.items()}
+
+
 def score_runs(dataset: RecordSet, runs: dict[str, RecordRun]) -> dict[str, dict[str, float]]:
     """Recall@1/5/10, MRR@10 and nDCG@10 of each run against the set's labels (ranx)."""
     Qrels, Run, ranx_evaluate = _ranx()
@@ -475,6 +493,7 @@ def evaluate_records(dataset: RecordSet, index: Index | None = None, *,
             "settings": {"fusion": search.DEFAULT_FUSION, "dense_weight": fusion.DENSE_WEIGHT,
                          "candidates": search.CANDIDATES},
             "metrics": score_runs(dataset, runs),
+            "counts": {name: hit_counts(dataset.qrels, run) for name, run in runs.items()},
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}
 
 

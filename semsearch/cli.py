@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -27,6 +27,9 @@ from typer.core import TyperGroup
 
 from semsearch.errors import QueryError, SemsearchError, UsageError
 from semsearch.index import BuildProgress, Index
+
+if TYPE_CHECKING:
+    from semsearch.search import Hit
 
 # Fixed choices, checked by the parser before anything loads (kept in step with the modules
 # that own them by tests/test_cli.py::test_choices_match_the_library).
@@ -170,6 +173,11 @@ def user_errors() -> Iterator[None]:
     except SemsearchError as exc:
         err.print(f"[bold red]error:[/] [red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(1) from None
+    except OSError as exc:  # the machine refused (permissions, a full disk): one line too
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        err.print(f"[bold red]error:[/] [red]{escape((exc.strerror or str(exc)) + where)}[/]",
+                  soft_wrap=True)
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")
         raise typer.Exit(130) from None
@@ -266,32 +274,37 @@ def _read_queries(text: list[str] | None, queries_file: str | None) -> list[str]
     return [" ".join(text)]
 
 
-def query_terms(query: str) -> list[str]:
-    """The query's words as the lexical index sees them, longest first, for highlighting."""
-    from semsearch.lexical import tokenize
-
-    return sorted(set(tokenize(query)), key=len, reverse=True)
-
-
 def snippet(text: str, terms: list[str], width: int = 90) -> Text:
     """At most `width` characters of `text`, starting near the first query word, with every
-    query word in bold yellow (matched after the same folding as the lexical index)."""
-    from semsearch.lexical import normalize
+    query word in bold yellow (matched after the same folding as the lexical index: see
+    semsearch/highlight.py, which the service's `highlights` use too)."""
+    from semsearch.highlight import spans
 
     flat = " ".join(text.split())
-    folded = normalize(flat)
-    if len(folded) != len(flat):  # a folding that changed length: positions would not line up
-        folded, terms = flat, []
-    first = min((p for p in (folded.find(t) for t in terms) if p >= 0), default=0)
+    marks = spans(flat, terms)
+    first = marks[0][0] if marks else 0
     start = max(0, min(first - 15, len(flat) - width))
     end = min(len(flat), start + width)
     styled = Text(("…" if start else "") + flat[start:end] + ("…" if end < len(flat) else ""))
     offset = start - (1 if start else 0)
-    for term in terms:
-        at = folded.find(term, start)
-        while at >= 0 and at + len(term) <= end:
-            styled.stylize("bold yellow", at - offset, at - offset + len(term))
-            at = folded.find(term, at + len(term))
+    for at, stop in marks:
+        if at >= start and stop <= end:
+            styled.stylize("bold yellow", at - offset, stop - offset)
+    return styled
+
+
+def in_context(hit: Hit, terms: list[str]) -> Text:
+    """The hit's context, whole: the text around the hit dimmed, the hit's own text with its
+    query words highlighted (as `snippet` does, without cutting it short)."""
+    whole = hit.context.text if hit.context is not None else hit.text
+    at = whole.find(hit.text)
+    if at < 0:  # an overlapping neighbour cut the hit's start: show the context plainly
+        styled = snippet(whole, terms, width=len(whole))
+    else:
+        styled = Text(whole[:at], style="dim")
+        styled.append_text(snippet(hit.text, terms, width=len(hit.text)))
+        styled.append(whole[at + len(hit.text):], style="dim")
+    styled.overflow = "fold"  # all of it: CJK lines have no spaces to wrap at
     return styled
 
 
@@ -316,21 +329,28 @@ def query(
     where: Annotated[
         str | None, typer.Option("--where", help='Filter, e.g. \'source == "a.txt"\'.')
     ] = None,
+    context: Annotated[
+        int, typer.Option("--context", help="Show N passages before and after each hit in "
+                          "its document.")
+    ] = 0,
 ) -> None:
     """Search an index for the passages most similar to the query."""
+    from semsearch.context import MAX_SPAN
     from semsearch.search import check_query
 
     queries = [check_query(q) for q in _read_queries(text, queries_file)]
     if k < 1:
         raise UsageError(f"-k must be at least 1, got {k}")
+    if not 0 <= context <= MAX_SPAN:
+        raise UsageError(f"--context must be from 0 to {MAX_SPAN}, got {context}")
     with Index.open(index_at, model, collection=collection) as searcher:
-        results = searcher.search_batch(queries, k, mode, fusion, where)
+        results = searcher.search_batch(queries, k, mode, fusion, where, context=context)
+        terms = {} if as_json else {q: searcher.query_words(q) for q in queries}
     for q, hits in zip(queries, results, strict=True):
         if as_json:
             record = {"query": q, "hits": [h.to_dict() for h in hits]}
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
             continue
-        terms = query_terms(q)
         table = Table(title=f"[bold]{escape(q)}[/] [dim]({mode})[/]", title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("score", justify="right")
@@ -342,7 +362,8 @@ def query(
                 page += f"-{h.metadata['page_end']}"
             table.add_row(str(h.rank), f"{h.score:.3f}",
                           escape(f"{h.source}:{h.paragraph}{page}"),
-                          snippet(h.embedded_text, terms))
+                          snippet(h.embedded_text, terms[q]) if h.context is None
+                          else in_context(h, terms[q]))
         out.print(table)
 
 
@@ -685,6 +706,15 @@ def serve(
         float, typer.Option("--timeout", help="Seconds a search may take before the request "
                             "gets 504.")
     ] = 10.0,
+    allow_host: Annotated[
+        list[str] | None, typer.Option("--allow-host", help="A Host name clients may use "
+                                       "(repeatable; '*' for any). Default: --host and "
+                                       "localhost.", show_default=False)
+    ] = None,
+    docs: Annotated[
+        bool, typer.Option("--docs", help="Serve Swagger UI at /docs (its script comes from a "
+                           "public CDN).")
+    ] = False,
 ) -> None:
     """Serve search over HTTP: POST /search, GET /health (the model is loaded once; a FAISS
     index directory is followed: writes by `add`/`remove` are served from the next request)."""
@@ -697,7 +727,8 @@ def serve(
     if not (timeout > 0 and timeout < float("inf")):
         raise UsageError(f"--timeout must be a positive number of seconds, got {timeout}")
     check_address(host, port)  # before the slow part: loading the index and the model
-    run(Index.open(index_at, collection=collection), host=host, port=port, timeout=timeout)
+    run(Index.open(index_at, collection=collection), host=host, port=port, timeout=timeout,
+        allowed_hosts=allow_host or None, docs=docs)
 
 
 @app.command()

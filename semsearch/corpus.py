@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -213,6 +214,10 @@ def iter_files(paths: Iterable[str | os.PathLike[str]], root: Path | None = None
         path = Path(raw)
         if not path.exists():
             raise CorpusError(f"path does not exist: {raw}")
+        special = _special(path)
+        if special:
+            skip(path, special)
+            continue
         if path.is_file():
             if _format(path) is None:
                 skip(path, f"unsupported format {path.suffix or '(no suffix)'} (supported: "
@@ -243,8 +248,11 @@ def iter_files(paths: Iterable[str | os.PathLike[str]], root: Path | None = None
             dirs[:] = keep
             for name in sorted(files):
                 file = Path(folder) / name
+                special = _special(file)
                 if name.startswith("."):
                     skip(file, "hidden file (names starting with '.' are not indexed)")
+                elif special:
+                    skip(file, special)
                 elif file.is_symlink() and not follow_links and not _inside(file, top):
                     skip(file, "a link to a file outside the folder (use --follow-links to "
                          "index it)")
@@ -266,6 +274,30 @@ def in_scope(source: str, scopes: Iterable[str]) -> bool:
     name = file_of(source)
     return any((scope == "." and not name.startswith("/")) or name == scope
                or name.startswith(scope.rstrip("/") + "/") for scope in scopes)
+
+
+def _special(path: Path) -> str:
+    """Why `path` is not a file that can be read ("" for a regular file or a folder): a FIFO
+    blocks `open` until a writer comes (an indexer waited forever), a device can be endless."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""  # a dangling link or a vanished file: reported when it is read
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file")
+    return f"{kind}, not a regular file: never opened"
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of `path`, opened without blocking and refused unless it is a regular file
+    (it may have been replaced by a FIFO since it was listed)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file (a FIFO, socket or device): never read")
+        return handle.read()
 
 
 def _inside(link: Path, top: Path) -> bool:
@@ -309,7 +341,7 @@ def load_file(path: Path, source: str, options: Options | None = None) -> list[D
     """Read one file into documents; raise ValueError (caught by `scan`) when it is unusable."""
     options = options or Options()
     try:
-        data = path.read_bytes()
+        data = _read_regular(path)
     except OSError as exc:
         raise ValueError(f"cannot read ({exc.strerror or exc})") from exc
     if not data.strip():

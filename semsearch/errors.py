@@ -47,6 +47,15 @@ class UsageError(QueryError):
     code that caught bad parameters as QueryError keeps catching these."""
 
 
+class SearchTimeoutError(SemsearchError):
+    """A search ran past its time limit and was abandoned at the next stage boundary."""
+
+
+class IndexUnusableError(IndexLoadError):
+    """A file of the loaded index changed on disk (its checksum no longer matches): nothing is
+    answered from it until it is restored or a new generation is written."""
+
+
 class MissingDependencyError(SemsearchError):
     """An optional part of semsearch is not installed; the message names the extra that
     brings it (`pip install 'semsearch[EXTRA]'`)."""
@@ -61,11 +70,13 @@ __all__ = [
     "CorpusError",
     "IndexLoadError",
     "IndexLockedError",
+    "IndexUnusableError",
     "IndexWriteError",
     "MissingDependencyError",
     "ModelError",
     "ModelMismatchError",
     "QueryError",
+    "SearchTimeoutError",
     "SemsearchError",
     "UsageError",
 ]

@@ -11,8 +11,9 @@ is the model the index was built with.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,7 @@ import numpy as np
 
 from semsearch import corpus, stores
 from semsearch.checkpoint import discard, encode_resumable
+from semsearch.context import Context, check_span, contexts
 from semsearch.errors import ModelMismatchError, QueryError, UsageError
 from semsearch.models.encoder import Backend, Encoder, ModelInfo, load_encoder
 from semsearch.models.resolve import ModelRef, resolve
@@ -58,9 +60,54 @@ class BuildProgress:
     advance: Callable[[int], None]
 
 
+class _ReadWriteLock:
+    """Many readers or one writer; a waiting writer goes before new readers."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
 class Index:
     """A searchable collection: passages with their vectors and the model that embeds queries.
-    Usable as a context manager (closes the store: a Milvus connection)."""
+    Usable as a context manager (closes the store: a Milvus connection).
+
+    Thread safety: searches may run in many threads at once while one thread calls `add`,
+    `remove` or `save`: each search sees the index wholly before or wholly after a change (a
+    readers-writer lock: a change waits for running searches, and new searches wait for it;
+    encoding the new passages happens outside the lock). Changes from several threads at once
+    are serialised."""
 
     def __init__(self, store: Store, encoder: Encoder | None = None,
                  model: ModelRef | None = None) -> None:
@@ -68,6 +115,8 @@ class Index:
         self._encoder = encoder
         self._model = model
         self.report = UpdateReport()  # what the last build or add did
+        self._lock = _ReadWriteLock()
+        self._changing = threading.RLock()  # one add/remove/save at a time
 
     @property
     def manifest(self) -> Manifest:
@@ -77,7 +126,8 @@ class Index:
     @property
     def passages(self) -> list[Passage]:
         """Every passage (streamed from the store: on Milvus this reads the collection)."""
-        return [passage for _, passage in self.store.iter_passages()]
+        with self._lock.reading():
+            return [passage for _, passage in self.store.iter_passages()]
 
     @classmethod
     def build(cls, paths: Iterable[str | os.PathLike[str]], model: str | None = None, *,
@@ -121,11 +171,24 @@ class Index:
             if not stores.is_milvus(location):
                 directory = Path(location)
         existed = directory is not None and directory.exists()
-        checkpoint = stores.checkpoint_dir(directory) if directory is not None else None
         try:
             resolve_kind(index_type, 0)  # an unknown type is refused before the slow encoding
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
+        # an existing directory is locked before the slow encoding, not refused after it
+        with stores.writer(directory) if existed and directory is not None \
+                and directory.is_dir() else nullcontext():
+            return cls._from_documents(documents, model, max_tokens, progress, encoder,
+                                       index_type, location, collection, root, workers, ray,
+                                       directory, existed)
+
+    @classmethod
+    def _from_documents(cls, documents: Sequence[corpus.Document], model: str | None,
+                        max_tokens: int, progress: BuildProgress | None,
+                        encoder: Backend | None, index_type: str, location: Location | None,
+                        collection: str | None, root: Path | None, workers: int, ray: bool,
+                        directory: Path | None, existed: bool) -> Index:
+        checkpoint = stores.checkpoint_dir(directory) if directory is not None else None
         engine = load_encoder(model, encoder, for_indexing=True)
         with _encoding(engine, workers, ray) as encoding:
             prepared, vectors, resumed = _embed(documents, encoding, max_tokens, progress,
@@ -181,6 +244,12 @@ class Index:
         typed. Sources under `paths` that are no longer on disk are reported in `gone`, and
         removed with `prune`."""
         self._check_writable()
+        with self._changing:
+            return self._add(paths, max_tokens, progress, options, follow_links, prune)
+
+    def _add(self, paths: Iterable[str | os.PathLike[str]], max_tokens: int,
+             progress: BuildProgress | None, options: corpus.Options | None,
+             follow_links: bool, prune: bool) -> UpdateReport:
         paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
         manifest = self.manifest
         root = Path(manifest.root) if manifest.root else None
@@ -197,9 +266,10 @@ class Index:
         fresh = [d for d in found.documents if d.source not in unchanged]
         prepared, vectors, _ = _embed(fresh, self.encoder, max_tokens, progress)
         doomed = replaced + (gone if prune else [])
-        self.store.remove_sources(doomed)
-        self.store.manifest = _noted(self.store.manifest, doomed, prepared, root)
-        self.store.add(prepared.passages, vectors, {d.source: d.sha256 for d in fresh})
+        with self._lock.writing():
+            self.store.remove_sources(doomed)
+            self.store.manifest = _noted(self.store.manifest, doomed, prepared, root)
+            self.store.add(prepared.passages, vectors, {d.source: d.sha256 for d in fresh})
         self.report = UpdateReport(
             added=[s for s in by_source if s not in known], replaced=replaced,
             unchanged=unchanged, passages=len(prepared.passages), files=len(found.files),
@@ -219,15 +289,17 @@ class Index:
             raise QueryError(f"no source {source!r} in this index (sources: {known}"
                              f"{', …' if len(self.manifest.sources) > 5 else ''})")
         self._check_writable()
-        count = self.store.remove_sources([source])
-        self.store.manifest = _noted(self.store.manifest, [source], None, None)
+        with self._changing, self._lock.writing():
+            count = self.store.remove_sources([source])
+            self.store.manifest = _noted(self.store.manifest, [source], None, None)
         return count
 
     def save(self, path: str | os.PathLike[str] | None = None) -> str:
         """Make the index durable and return where it is: a FAISS index is written to
         directory `path` (default: where it was opened from), atomically; a Milvus one is
         already written, so this commits and flushes it."""
-        return self.store.save(path)
+        with self._changing, self._lock.reading():  # searches go on while it is written
+            return self.store.save(path)
 
     def close(self) -> None:
         """Release the store (a Milvus connection; nothing for FAISS)."""
@@ -254,22 +326,51 @@ class Index:
             self._encoder = encoder
         return self._encoder
 
+    def query_words(self, query: str) -> list[str]:
+        """The query's words as this index's BM25 reads them (folded: a traditional query gives
+        simplified words), longest first: what to highlight in a hit's folded text."""
+        return sorted(set(self.store.query_words(query)), key=len, reverse=True)
+
     def search(self, query: str, k: int = 5, mode: Mode = DEFAULT_MODE,
-               fusion: Fusion = DEFAULT_FUSION, where: str | None = None) -> list[Hit]:
-        """The `k` passages most similar to `query`, best first."""
-        return self.search_batch([query], k, mode, fusion, where)[0]
+               fusion: Fusion = DEFAULT_FUSION, where: str | None = None, *,
+               context: int = 0, timeout: float | None = None) -> list[Hit]:
+        """The `k` passages most similar to `query`, best first (see `search_batch`)."""
+        return self.search_batch([query], k, mode, fusion, where, context=context,
+                                 timeout=timeout)[0]
 
     def search_batch(self, queries: Sequence[str], k: int = 5, mode: Mode = DEFAULT_MODE,
-                     fusion: Fusion = DEFAULT_FUSION,
-                     where: str | None = None) -> list[list[Hit]]:
+                     fusion: Fusion = DEFAULT_FUSION, where: str | None = None, *,
+                     context: int = 0, timeout: float | None = None) -> list[list[Hit]]:
         """`search` for many queries at once (one encoder call, one call per ranking).
 
         `score` is the cosine similarity in `dense` mode, the BM25 score in `bm25` mode and the
         fused score in `hybrid` mode. True duplicates are collapsed into the best one. `where`
         keeps only passages matching a filter expression (see `filters`), e.g.
-        `source == "a.txt" and paragraph > 2`.
+        `source == "a.txt" and paragraph > 2`. `context` > 0 gives each hit its `context`:
+        that many passages before and after it in its document (see `Index.context`).
+        `timeout`: SearchTimeoutError once that many seconds have passed (checked between
+        stages, so the work stops there).
         """
-        return search(self.store, lambda: self.encoder, queries, k, mode, fusion, where)
+        check_span(context, context)
+        with self._lock.reading():
+            results = search(self.store, lambda: self.encoder, queries, k, mode, fusion, where,
+                             timeout)
+            if not context:
+                return results
+            flat = [hit for hits in results for hit in hits]
+            found = iter(contexts(self.store, [(h.id, h) for h in flat], context, context))
+            return [[replace(hit, context=next(found)) for hit in hits] for hits in results]
+
+    def context(self, hit: Hit, before: int = 1, after: int = 1) -> Context:
+        """The passages around `hit` in its document, in reading order and merged into one
+        text with its offsets: up to `before` passages before it and `after` after it (the
+        hit's own included; fewer at the document's edges). A record's context is the record
+        itself: a record is a document of its own."""
+        if not isinstance(hit, Hit):
+            raise QueryError(f"context needs a hit from this index's search, not "
+                             f"{type(hit).__name__}")
+        with self._lock.reading():
+            return contexts(self.store, [(hit.id, hit)], before, after)[0]
 
 
 def _mismatch(recorded: ModelInfo, name: str, weights: str, dimension: int | None,

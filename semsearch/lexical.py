@@ -7,17 +7,20 @@ OpenCC folds traditional to simplified so that `夫妻黨員抗疫` matches `夫
 Indexing uses bm25s and jieba's full dictionary. Queries avoid both heavy loads (bm25s pulls in
 scipy and numba, ~0.4 s; jieba's 350k-word dictionary, ~0.6 s): they are segmented with a jieba
 dictionary of the index's own vocabulary — a query word outside it could not match anyway — and
-scored straight from the matrix of precomputed BM25 weights that bm25s saved.
+scored straight from the matrix of precomputed BM25 weights that bm25s saved. That dictionary's
+parsed form (jieba's prefix dictionary) is saved in the index too: jieba would otherwise cache it
+under a predictable name in the shared temporary directory, one file per loaded generation, never
+removed, and read back whatever file stood at that name.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import marshal
+import os
 import re
-import shutil
 import sys
-import tempfile
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -32,6 +35,7 @@ BM25_K1, BM25_B = 1.5, 0.75  # Lucene BM25 (bm25s's defaults); Milvus's BM25 is 
 DESCRIPTION = (f"bm25s (k1={BM25_K1}, b={BM25_B}) over jieba search-mode words, OpenCC t2s, "
                "NFKC, lowercase")
 QUERY_DICT = "query_dict.txt"
+PREFIX_DICT = "query_dict.marshal"  # QUERY_DICT parsed: jieba's (prefix frequencies, total)
 IDS = "ids.npy"
 TOKENS = "tokens.jsonl"
 _UNSEEN_WORD_FREQ = 3  # jieba frequency for Chinese words its HMM found but its dictionary lacks
@@ -61,11 +65,29 @@ def _t2s() -> Any:
 
 @cache
 def _full_jieba() -> Any:
+    """jieba's default tokenizer (full dictionary), caching its parsed dictionary in semsearch's
+    own cache directory (mode 0700) instead of the shared temporary directory."""
     import jieba
 
+    from semsearch.models.resolve import home
+
     jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba.dt
+    tokenizer = jieba.dt
+    folder = home() / "jieba"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        state = folder.stat()
+        private = state.st_uid == os.getuid() and not state.st_mode & 0o022
+    except OSError:
+        private = False
+    if private:
+        tokenizer.tmp_dir = str(folder)
+        tokenizer.initialize()
+    else:  # no private place for the cache: parse the dictionary, write and read no cache
+        with tokenizer.get_dict_file() as handle:
+            tokenizer.FREQ, tokenizer.total = tokenizer.gen_pfdict(handle)
+        tokenizer.initialized = True
+    return tokenizer
 
 
 def to_simplified(text: str) -> str:
@@ -157,6 +179,41 @@ def _query_dictionary(vocab: dict[str, int]) -> str:
     return "".join(f"{word} {freq}\n" for word, freq in sorted(entries.items()))
 
 
+def _prefix_dict(text: str) -> tuple[dict[str, int], int]:
+    """jieba's prefix dictionary (every word and word prefix -> frequency) and total of a
+    dictionary text, as `jieba.Tokenizer.gen_pfdict` computes it."""
+    import io
+
+    import jieba
+
+    freq, total = jieba.Tokenizer().gen_pfdict(io.BytesIO(text.encode("utf-8")))
+    return freq, total
+
+
+def _segmenter(prefix: tuple[dict[str, int], int]) -> Any:
+    """A jieba tokenizer over a parsed dictionary, initialised in memory: jieba's own
+    `initialize` would read and write a cache file in the shared temporary directory."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    segmenter = jieba.Tokenizer()
+    segmenter.FREQ, segmenter.total = prefix
+    segmenter.initialized = True
+    return segmenter
+
+
+def _load_prefix(directory: Path) -> tuple[dict[str, int], int]:
+    """The saved prefix dictionary, or (an index from before it was saved, or written by another
+    Python whose marshal format differs) the dictionary text parsed again."""
+    try:
+        freq, total = marshal.loads((directory / PREFIX_DICT).read_bytes())
+        if isinstance(freq, dict) and isinstance(total, int):
+            return freq, total
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    return _prefix_dict((directory / QUERY_DICT).read_text(encoding="utf-8"))
+
+
 class LexicalIndex:
     """BM25 over passages, by passage id (the same ids as the vector index).
 
@@ -225,35 +282,35 @@ class LexicalIndex:
         with (directory / TOKENS).open("w", encoding="utf-8") as handle:
             for words in self.tokens:
                 handle.write(json.dumps(words, ensure_ascii=False) + "\n")
-        (directory / QUERY_DICT).write_text(_query_dictionary(self.vocab), encoding="utf-8")
+        dictionary = _query_dictionary(self.vocab)
+        (directory / QUERY_DICT).write_text(dictionary, encoding="utf-8")
+        (directory / PREFIX_DICT).write_bytes(marshal.dumps(_prefix_dict(dictionary)))
 
     @classmethod
-    def load(cls, directory: Path, size: int) -> LexicalIndex:
-        """Open a saved index for querying (memory-mapped weights, small query dictionary)."""
-        import jieba
-
-        jieba.setLogLevel(logging.WARNING)
+    def load(cls, directory: Path, size: int, mmap_above: int | None = 0) -> LexicalIndex:
+        """Open a saved index for querying (small query dictionary). Weight files larger than
+        `mmap_above` bytes are memory-mapped, smaller ones read into memory (None: all read)."""
         vocab = json.loads((directory / "vocab.index.json").read_text(encoding="utf-8"))
-        data, indices, indptr = (np.load(directory / f"{name}.csc.index.npy", mmap_mode="r")
-                                 for name in ("data", "indices", "indptr"))
+        files = [directory / f"{name}.csc.index.npy" for name in ("data", "indices", "indptr")]
+        data, indices, indptr = (
+            np.load(file, mmap_mode="r" if mmap_above is not None
+                    and file.stat().st_size > mmap_above else None) for file in files)
         ids = np.load(directory / IDS) if (directory / IDS).is_file() else np.arange(size)
         if len(ids) != size:
             raise ValueError(f"{directory} holds {len(ids)} passages, not {size}")
-        segmenter = jieba.Tokenizer(dictionary=str(directory / QUERY_DICT))
+        segmenter = _segmenter(_load_prefix(directory))
         return cls(vocab, data, indices, indptr, ids, segmenter, directory=directory)
+
+    def query_words(self, query: str) -> list[str]:
+        """The query's words as this index segments queries (its own dictionary, not jieba's
+        full one), minus stopwords: what BM25 looks up, and what a hit's text highlights."""
+        if self.segmenter is None:  # built in memory: segment as a saved index would
+            self.segmenter = _segmenter(_prefix_dict(_query_dictionary(self.vocab)))
+        return _keep(self.segmenter.lcut_for_search(normalize(query)))
 
     def query_tokens(self, query: str) -> list[str]:
         """The query's words that are in the vocabulary (the only ones that can score)."""
-        if self.segmenter is None:  # built in memory: segment as a saved index would
-            import jieba
-
-            folder = Path(tempfile.mkdtemp(prefix="semsearch-dict-"))
-            (folder / QUERY_DICT).write_text(_query_dictionary(self.vocab), encoding="utf-8")
-            self.segmenter = jieba.Tokenizer(dictionary=str(folder / QUERY_DICT))
-            self.segmenter.initialize()
-            shutil.rmtree(folder, ignore_errors=True)
-        words = _keep(self.segmenter.lcut_for_search(normalize(query)))
-        return [w for w in words if w in self.vocab]
+        return [w for w in self.query_words(query) if w in self.vocab]
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every passage for `query` (as bm25s computes it)."""

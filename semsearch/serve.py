@@ -1,7 +1,12 @@
-"""The HTTP service: `POST /search` and `GET /health` over one index, the model loaded once.
+"""The HTTP service: `POST /search` and `GET /health` over one index, the model loaded once;
+`GET /` is a search page for people (semsearch/web/, with `GET /fields` for its filter box).
 
     curl -s localhost:8000/search -H 'content-type: application/json' \\
          -d '{"query": "夫妻党员抗疫", "k": 3, "mode": "hybrid", "where": "paragraph > 2"}'
+
+With `"context": N` (0..5) each hit also carries `"context": {"text", "start", "end",
+"passages": [{"id", "text", "start", "end", "paragraph", "heading", "metadata"}, ...]}`: the
+N passages before and after it in its document, merged (see context.py).
 
 Every response is JSON, every error `{"error": "..."}`: 400 for a query the search refuses,
 404/405 for a wrong path or method, 413 for a body over 1 MiB, 422 for a body that is not the
@@ -20,6 +25,19 @@ loads it — reusing the loaded model — and swaps it in, so a passage removed 
 arrives is never in its answer. If the new generation cannot be loaded, the old one is served
 while its directory is still on disk (`/health` says "stale"), else every search gets 503.
 Milvus-backed indexes are not followed (their collection is already live).
+
+Bounded cost: the time limit is enforced inside the search too (checked between its stages and
+while a filter is evaluated: see deadline.py), so a search past it stops using the CPU. Requests
+are admitted by cost class: a long query (over CHEAP_QUERY_CHARS), a costly filter (estimated
+cost over CHEAP_FILTER_COST, see Filter.cost) or a large k runs in its own pool of
+EXPENSIVE_WORKERS with a short backlog (503 past it), so expensive requests cannot starve
+ordinary ones; `/health` reports each pool's load and says "saturated" when ordinary searches
+queue.
+
+Damaged files: before each search the loaded generation's files are checked (`stat`, and a
+checksum when one changed: FaissStore.check_files); a mismatch is a 503 "index unusable" and a
+red `/health` until the file is restored or a new generation written. HTTP hygiene (read
+timeouts, JSON for malformed requests, allowed hosts, HEAD) is in guard.py.
 """
 
 from __future__ import annotations
@@ -42,11 +60,19 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from semsearch.errors import IndexLoadError, MissingDependencyError, QueryError, SemsearchError
+from semsearch import filters, guard, web
+from semsearch.errors import (
+    IndexLoadError,
+    MissingDependencyError,
+    QueryError,
+    SearchTimeoutError,
+    SemsearchError,
+)
+from semsearch.highlight import annotate
 from semsearch.index import Index
 from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, MAX_QUERY_CHARS
 from semsearch.stores import open_store
@@ -57,8 +83,15 @@ DEFAULT_WORKERS = 4  # search threads (the encoder and FAISS use their own threa
 BACKLOG = 64  # searches waiting for a worker beyond which new ones get 503 at once
 MAX_BODY = 1 << 20  # bytes of a request body
 MAX_K = 1000
+MAX_CONTEXT = 5  # passages of context on each side of a hit a request may ask for
 RETRY_SECONDS = 5.0  # a generation that failed to load is tried again after this long
 GRACEFUL_SECONDS = 3  # SIGTERM: how long in-flight requests get to finish
+# Admission: a request over any of these is "expensive" and runs in its own small pool
+CHEAP_QUERY_CHARS = 1000
+CHEAP_FILTER_COST = 60  # Filter.cost: `source == "a" and paragraph > 2` is 9
+CHEAP_K = 100
+EXPENSIVE_WORKERS = 1
+EXPENSIVE_BACKLOG = 2
 
 Pointer = tuple[int, str] | None  # (generation, manifest sha256) that CURRENT names
 
@@ -88,14 +121,19 @@ class SearchRequest(BaseModel):
     fusion: Literal["weighted", "rrf"] = DEFAULT_FUSION
     where: Annotated[StrictStr | None, Field(
         max_length=MAX_QUERY_CHARS, description='A filter, e.g. source == "a.txt".'), Text] = None
+    context: Annotated[StrictInt, Field(
+        ge=0, le=MAX_CONTEXT, description="Passages of context before and after each hit "
+                                          "(0: none); each hit then has a \"context\".")] = 0
+    highlight: Annotated[StrictBool, Field(
+        description="Also say which characters of each hit (and its context) to mark for the "
+                    "query's words: \"highlight\" and \"highlights\" (see highlight.py).")] = False
 
 
 class Busy(SemsearchError):
     """Every worker is busy and the backlog is full."""
 
 
-class SearchTimeout(SemsearchError):
-    """A search ran past the service's time limit."""
+SearchTimeout = SearchTimeoutError  # the name this module gave it first
 
 
 def _scrub(value: Any) -> Any:
@@ -141,6 +179,7 @@ class WorkerPool:
         self._backlog = backlog
         self._closed = False
         self.busy = 0
+        self.workers = workers
         self._threads = [threading.Thread(target=self._work, name=f"semsearch-search-{n}",
                                           daemon=True) for n in range(workers)]
         for thread in self._threads:
@@ -180,6 +219,12 @@ class WorkerPool:
             finally:
                 with self._cond:
                     self.busy -= 1
+
+    def load(self) -> dict[str, int]:
+        """Workers, how many are busy, how many searches wait (for /health)."""
+        with self._cond:
+            waiting = sum(not job[0].cancelled() for job in self._jobs)
+        return {"workers": self.workers, "busy": self.busy, "waiting": waiting}
 
     def shutdown(self) -> None:
         """Cancel what has not started; running searches are left to finish (or to die with
@@ -225,6 +270,7 @@ class LiveIndex:
             return self.index
         pointer, problem = self._read_pointer()
         if pointer == self.loaded and problem is None:
+            self._check_files(self.index)  # IndexUnusableError: a file changed underneath
             self.problem = None  # CURRENT names what is served again
             return self.index
         with self._lock:
@@ -234,7 +280,14 @@ class LiveIndex:
         if problem is not None and not self._served_on_disk():
             raise IndexLoadError(f"the index generation this service loaded was removed and "
                                  f"the live one cannot be loaded: {problem}")
+        self._check_files(index)
         return index
+
+    @staticmethod
+    def _check_files(index: Index) -> None:
+        check = getattr(index.store, "check_files", None)
+        if check is not None:
+            check()
 
     def _read_pointer(self) -> tuple[Pointer, str | None]:
         """What CURRENT names now, or why it cannot be read."""
@@ -284,12 +337,19 @@ class LiveIndex:
         body: dict[str, Any] = {
             "status": "ok", "passages": manifest.passage_count, "model": manifest.model.name,
             "dimension": manifest.model.dimension, "index_type": manifest.index_type,
-            "generation": manifest.generation}
+            "generation": manifest.generation, "sources": len(manifest.sources),
+            "name": self.path.name if self.path is not None else self.index.store.location}
         if self.path is None:
             return body
         pointer, problem = self._read_pointer()
         problem = problem or self.problem
         body["live_generation"] = pointer[0] if pointer else None
+        if pointer == self.loaded and problem is None:
+            try:
+                self._check_files(self.index)
+            except SemsearchError as exc:
+                body["status"], body["error"] = "unavailable", str(exc)
+                return body
         if pointer != self.loaded and problem is None:
             body["status"] = "reloading"
             self._reload_in_background()
@@ -343,14 +403,27 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+def expensive(request: SearchRequest) -> bool:
+    """Whether a search request goes to the expensive pool (see the module docstring); a
+    filter that does not compile raises QueryError (400) here already."""
+    if len(request.query) > CHEAP_QUERY_CHARS or request.k > CHEAP_K:
+        return True
+    if request.where is not None and request.where.strip():
+        return filters.compile_filter(request.where).cost > CHEAP_FILTER_COST
+    return False
+
+
 def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
                timeout: float = DEFAULT_TIMEOUT, workers: int = DEFAULT_WORKERS,
-               follow: bool = True) -> FastAPI:
+               follow: bool = True, allowed_hosts: list[str] | None = None,
+               docs: bool = False) -> FastAPI:
     """A FastAPI app answering from `index` (whose encoder should already be loaded).
 
     `path` is the index directory to follow (default: the one a FAISS `index` was loaded
     from; `follow=False` or a Milvus index: none). `timeout` bounds each search in seconds;
-    `workers` searches run at once."""
+    `workers` ordinary searches run at once (and EXPENSIVE_WORKERS expensive ones).
+    `allowed_hosts`: the Host names answered (None: any; `run` gives the bound host and
+    localhost). `docs`: serve Swagger UI at /docs (it loads its script from a CDN)."""
     if not (timeout > 0 and math.isfinite(timeout)):
         raise QueryError(f"the timeout must be a positive number of seconds, got {timeout!r}")
     if path is None and follow:
@@ -358,17 +431,21 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
         path = origin[0] if origin is not None else None
     live = LiveIndex(index, path if follow else None)
     pool = WorkerPool(workers)
+    costly = WorkerPool(EXPENSIVE_WORKERS, EXPENSIVE_BACKLOG)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         pool.shutdown()
+        costly.shutdown()
 
-    app = FastAPI(title="semsearch", version="1", docs_url="/docs", redoc_url=None,
-                  default_response_class=SafeJSONResponse, lifespan=lifespan)
+    app = FastAPI(title="semsearch", version="1", docs_url="/docs" if docs else None,
+                  redoc_url=None, default_response_class=SafeJSONResponse, lifespan=lifespan,
+                  redirect_slashes=False)
     app.state.live = live
     app.state.pool = pool
-    app.add_middleware(BodyLimit)
+    app.state.costly = costly
+    harden(app, allowed_hosts)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -407,20 +484,46 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
     @app.get("/health")
     async def health() -> dict[str, Any]:
         body = live.health()
-        body["workers_busy"] = pool.busy
+        load = {"ordinary": pool.load(), "expensive": costly.load()}
+        body["workers_busy"] = pool.busy + costly.busy
+        body["load"] = load
+        ordinary = load["ordinary"]
+        body["saturated"] = ordinary["waiting"] > 0 and ordinary["busy"] >= ordinary["workers"]
+        if body["saturated"] and body["status"] == "ok":
+            body["status"] = "saturated"
         return body
 
     @app.post("/search")
     async def search(request: SearchRequest) -> JSONResponse:
-        def job() -> list[dict[str, Any]]:
-            hits = live.current().search(request.query, request.k, request.mode,
-                                         request.fusion, request.where)
-            return [h.to_dict() for h in hits]
+        arrived = time.monotonic()
 
-        hits = await bounded(pool.submit(job), timeout)
-        return SafeJSONResponse({"query": request.query, "hits": hits})
+        def job() -> dict[str, Any]:
+            left = timeout - (time.monotonic() - arrived)
+            if left <= 0:
+                raise SearchTimeoutError(f"the search took longer than {timeout:g} s and was "
+                                         "abandoned (waiting for a worker)")
+            index = live.current()
+            hits = index.search(request.query, request.k, request.mode, request.fusion,
+                                request.where, context=request.context, timeout=left)
+            found = [h.to_dict() for h in hits]
+            if not request.highlight:
+                return {"hits": found}
+            return annotate(index.query_words(request.query), found)
 
+        chosen = costly if expensive(request) else pool
+        answer = await bounded(chosen.submit(job), timeout)
+        return SafeJSONResponse({"query": request.query, **answer})
+
+    web.install(app, lambda job: bounded(pool.submit(lambda: job(live.current())), timeout))
     return app
+
+
+def harden(app: FastAPI, allowed_hosts: list[str] | None) -> None:
+    """The HTTP hygiene middleware (guard.py), outermost first: Host and framing checks,
+    HEAD as GET, the body size limit."""
+    app.add_middleware(BodyLimit)
+    app.add_middleware(guard.HeadAsGet)
+    app.add_middleware(guard.HostGuard, allowed=allowed_hosts)
 
 
 async def bounded(future: Future[Any], timeout: float) -> Any:
@@ -454,13 +557,31 @@ def check_address(host: str, port: int) -> None:
 
 
 def run(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
-        path: str | os.PathLike[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        path: str | os.PathLike[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
+        allowed_hosts: list[str] | None = None, docs: bool = False) -> None:
     """Load the index's model, then serve until interrupted (SIGTERM: in-flight requests get
-    a few seconds, then the process exits)."""
+    a few seconds, then the process exits). `allowed_hosts` default: the bound host and
+    localhost (`["*"]`: any)."""
     import uvicorn
 
     check_address(host, port)
-    app = create_app(index, path, timeout=timeout)
+    hosts = allowed_hosts or guard.default_hosts(host)
+    app = create_app(index, path, timeout=timeout, allowed_hosts=hosts, docs=docs)
     index.search("warm up", k=1)  # load the encoder and the lexical dictionary now, not later
-    uvicorn.run(app, host=host, port=port, log_level="warning",
-                timeout_graceful_shutdown=GRACEFUL_SECONDS)
+    runner = getattr(index.encoder, "runner", None)
+    if runner is not None:
+        _ = runner.tokenizer  # what a long query is tokenised with: loaded now, not then
+    uvicorn.Server(uvicorn_config(app, host, port)).run()
+
+
+def uvicorn_config(app: FastAPI, host: str, port: int,
+                   read_timeout: float = guard.READ_TIMEOUT) -> Any:
+    """uvicorn's settings for the service: the guarded h11 protocol (a request's headers and
+    body must arrive within `read_timeout` s; malformed HTTP gets JSON 400), a 16 KiB header
+    limit, 5 s keep-alive, and GRACEFUL_SECONDS for in-flight requests on SIGTERM."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level="warning",
+                          timeout_graceful_shutdown=GRACEFUL_SECONDS, timeout_keep_alive=5,
+                          http=guard.protocol(read_timeout),
+                          h11_max_incomplete_event_size=guard.MAX_HEADER_BYTES)

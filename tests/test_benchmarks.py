@@ -312,3 +312,39 @@ def test_documents_smoke(tmp_path: Path) -> None:
     parts = {row["file"]: row["parts"] for row in report["files"]}
     assert parts["hdr-header-footer.docx"] == ["body", "footer", "header"]
     assert parts["comments-rich-para.docx"] == ["body", "comment"]
+
+
+@pytest.mark.benchmark
+def test_cold_query_smoke(tmp_path: Path) -> None:
+    report = run_smoke("cold_query.py", tmp_path)
+    commands = report["commands"]
+    reference = load_script("cold_query.py").REFERENCE
+    assert commands[reference]["x_reference"] == 1.0
+    assert any("(table)" in name for name in commands) and any("--json" in n for n in commands)
+    for name, row in commands.items():
+        assert positive(row["median_s"], row["x_reference"]), name
+        assert len(row["runs_s"]) == 1, name
+
+
+@pytest.mark.benchmark
+def test_reproducibility_smoke(tmp_path: Path) -> None:
+    report = run_smoke("reproducibility.py", tmp_path, timeout=600)
+    [(name, result)] = report["sets"].items()
+    assert name == "cmrc-trial" and result["queries"] > 0
+    assert len(result["builds"]) == 2
+    for counts in result["builds"].values():
+        for mode in ("dense", "bm25", "hybrid"):
+            assert 0 <= counts[mode]["hits@1"] <= counts[mode]["hits@5"] \
+                <= counts[mode]["hits@10"] <= result["queries"], (mode, counts)
+    assert report["largest_spread"] == max(result["spread"].values()) >= 0
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_abuse_smoke(tmp_path: Path) -> None:
+    report = run_smoke("abuse.py", tmp_path)
+    assert report["alive_after"] and report["baseline"]["requests"] > 0
+    assert set(report["attacks"]) and all(fraction(a["ok_share"])
+                                          for a in report["attacks"].values())
+    assert report["slow_clients"]["closed_by_server"] == report["slow_clients"]["connections"]
+    assert all(r["trials"] == 2 for r in report["files"].values())

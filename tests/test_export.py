@@ -75,3 +75,23 @@ def test_an_older_int8_export_is_not_the_default_and_is_redone(
     monkeypatch.setattr(provision, "_converted", lambda path: True)
     monkeypatch.setattr(export, "export_onnx", lambda path, **kw: exported.append(path))
     assert provision.provision() == (quantised, True) and exported == [quantised]
+
+
+def test_quantising_prints_no_third_party_advice(tiny_model: Path, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """onnxruntime's "Please consider to run pre-processing before quantization" line was in
+    every `make setup`; it is dropped, other warnings still pass, the root logger is left as
+    it was."""
+    import logging
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    handlers, filters = list(logging.getLogger().handlers), list(logging.getLogger().filters)
+    export.export_onnx(model, quantize=True)
+    with export._without_preprocessing_advice():
+        logging.warning("another warning")
+    messages = [record.getMessage() for record in caplog.records]
+    assert not [m for m in messages if "pre-processing" in m], messages
+    assert "another warning" in messages
+    assert logging.getLogger().handlers == handlers
+    assert logging.getLogger().filters == filters

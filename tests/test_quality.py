@@ -72,24 +72,55 @@ def test_dense_queries_embed_written_and_folded_forms() -> None:
     np.testing.assert_allclose(got[1], mean, atol=1e-6)
 
 
+# How many questions hybrid's hits@1/5/10 may move between two honest runs, per set: the largest
+# spread measured by benchmarks/reproducibility.py (benchmarks/results/reproducibility.md).
+# Provisioning from an empty cache twice gave identical model files (SHA-256; only export.json's
+# source path differs), so provisioning adds nothing. Building each set twice — records in
+# order with one process, then reversed with two: other token-budget batches, so other dynamic
+# int8 activation scales in the indexing body — moved hybrid by at most 1 question on the seeds
+# (68) and CMRC (1,000) and 4 on DRCD (3,493: hits@1 3,254 vs 3,258, hits@5 3,475 vs 3,473);
+# the in-order build matched the committed baseline exactly. Dense moves more (DRCD hits@1 by
+# 7, 0.2 points), which is why only hybrid is held to the baseline. A regression of the size
+# that matters still fails: 2 questions on the seeds or CMRC, 5 (0.14 points) on DRCD.
+TOLERANCE = {"seeds": 1, "cmrc-trial": 1, "drcd-test": 4}
+KS = ("hits@1", "hits@5", "hits@10")
+
+
+def held(got: dict[str, int], recorded: dict[str, int], slack: int) -> list[str]:
+    """The hits@k where `got` answers more than `slack` questions fewer than `recorded`."""
+    return [f"{k}: {got[k]} < {recorded[k]} - {slack}" for k in KS
+            if got[k] < recorded[k] - slack]
+
+
+def test_held_counts_what_matters() -> None:
+    """The comparison itself: within the tolerance passes; three questions fewer fails, and so
+    does 0.2 points of DRCD (7 questions)."""
+    recorded = {"hits@1": 981, "hits@5": 997, "hits@10": 998}
+    for name, slack in TOLERANCE.items():
+        assert not held({k: v - slack for k, v in recorded.items()}, recorded, slack)
+        assert held({**recorded, "hits@5": 994}, recorded, slack) == (
+            [] if name == "drcd-test" else [f"hits@5: 994 < 997 - {slack}"])
+        assert slack < {"drcd-test": 7}.get(name, 3)
+    assert held({**recorded, "hits@1": 974}, recorded, TOLERANCE["drcd-test"])
+
+
 @pytest.fixture(scope="module")
-def results(real_model: object) -> dict[str, dict[str, float]]:
+def results(real_model: object) -> dict[str, dict[str, int]]:
     index = semsearch.load(DEFAULT_INDEX)
-    return bench.evaluate(index, bench.load_qrels(bench.DEFAULT_QRELS))["metrics"]
+    return bench.evaluate(index, bench.load_qrels(bench.DEFAULT_QRELS))["counts"]  # type: ignore[no-any-return]
 
 
 @pytest.mark.slow
-def test_hybrid_holds_the_committed_baseline(results: dict[str, dict[str, float]]) -> None:
-    baseline = json.loads(BASELINE.read_text("utf-8"))["metrics"]["hybrid"]
-    for metric, value in baseline.items():
-        assert results["hybrid"][metric] >= value - 1e-9, (metric, results["hybrid"], baseline)
+def test_hybrid_holds_the_committed_baseline(results: dict[str, dict[str, int]]) -> None:
+    recorded = json.loads(BASELINE.read_text("utf-8"))["counts"]["hybrid"]
+    assert not held(results["hybrid"], recorded, TOLERANCE["seeds"]), (results, recorded)
 
 
 @pytest.mark.slow
-def test_hybrid_beats_each_mode_alone(results: dict[str, dict[str, float]]) -> None:
-    for metric in ("recall@5", "mrr@10"):
-        assert results["hybrid"][metric] >= max(results["dense"][metric], results["bm25"][metric])
-    assert results["hybrid"]["recall@5"] >= 0.95
+def test_hybrid_beats_each_mode_alone(results: dict[str, dict[str, int]]) -> None:
+    for k in KS:
+        assert results["hybrid"][k] >= max(results["dense"][k], results["bm25"][k]), results
+    assert results["hybrid"]["hits@5"] >= 65  # of 68
 
 
 @pytest.mark.slow
@@ -116,21 +147,23 @@ PUBLIC_SETS = ("cmrc-trial", "drcd-test")
 @pytest.mark.parametrize("name", PUBLIC_SETS)
 def test_public_sets_hold_their_baseline(real_model: object, name: str) -> None:
     """Index the set's records in memory (the slow part: DRCD's 1,000 paragraphs take minutes on
-    two cores), then hybrid must hold its recorded metrics — less one query's worth, for float
-    differences between CPUs — beat dense and bm25 alone, and beat the naive baselines recorded
-    beside it (plain sentence-transformers and plain bm25s, measured by `semsearch bench`)."""
-    recorded = json.loads(BASELINE.read_text("utf-8"))["datasets"][name]
+    two cores), then hybrid must answer as many questions within 1, 5 and 10 hits as recorded
+    (less TOLERANCE), as many as dense and bm25 alone in the same run, and as many as the naive
+    baselines recorded beside it (plain sentence-transformers and plain bm25s, measured by
+    `semsearch bench`; less TOLERANCE, since they were measured on another run)."""
+    recorded = json.loads(BASELINE.read_text("utf-8"))["datasets"][name]["counts"]
     data = bench.load_dataset(name)
     index = bench.build_index(data)
     # DRCD's dense run (55 s) is compared as recorded; CMRC's is measured here
     modes = ("dense", "bm25", "hybrid") if name == "cmrc-trial" else ("bm25", "hybrid")
-    runs = {mode: bench.record_run(index, data.queries, mode) for mode in modes}
-    scores = {**recorded, **bench.score_runs(data, runs)}
-    hybrid, slack = scores["hybrid"], 1 / len(data.queries)
-    for metric, value in recorded["hybrid"].items():
-        assert hybrid[metric] >= value - slack, (name, metric, hybrid, recorded["hybrid"])
-    for metric in ("recall@5", "mrr@10"):
-        assert hybrid[metric] >= max(scores["dense"][metric], scores["bm25"][metric]), scores
-        for naive in bench.NAIVE_MODES:
-            assert hybrid[metric] >= recorded[naive][metric], (name, naive, metric, hybrid)
-    assert hybrid["recall@5"] >= {"cmrc-trial": 0.99, "drcd-test": 0.985}[name]
+    counts = {mode: bench.hit_counts(data.qrels, bench.record_run(index, data.queries, mode))
+              for mode in modes}
+    hybrid, slack = counts["hybrid"], TOLERANCE[name]
+    assert not held(hybrid, recorded["hybrid"], slack), (name, hybrid, recorded["hybrid"])
+    for mode in ("dense", "bm25"):
+        measured = mode in counts
+        other = counts.get(mode, recorded[mode])
+        assert not held(hybrid, other, 0 if measured else slack), (name, mode, counts)
+    for naive in bench.NAIVE_MODES:
+        assert not held(hybrid, recorded[naive], slack), (name, naive, hybrid)
+    assert hybrid["hits@5"] >= {"cmrc-trial": 990, "drcd-test": 3441}[name]

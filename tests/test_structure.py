@@ -42,7 +42,7 @@ def test_no_store_imports_another() -> None:
 def test_search_imports_only_the_query_path() -> None:
     allowed = {"semsearch.stores.base", "semsearch.fusion", "semsearch.filters",
                "semsearch.models.encoder", "semsearch.errors", "semsearch.passages",
-               "semsearch.lexical", "semsearch"}
+               "semsearch.lexical", "semsearch.deadline", "semsearch.context", "semsearch"}
     assert imports("semsearch.search") <= allowed, imports("semsearch.search") - allowed
 
 

@@ -29,7 +29,12 @@ import numpy as np
 
 from semsearch.errors import ModelError
 from semsearch.models.resolve import TOKENIZER_FILE
-from semsearch.models.unigram import UNIGRAM_DIR, UnigramTokenizer, has_tables
+from semsearch.models.unigram import (
+    CUT_MARGIN_TOKENS,
+    UNIGRAM_DIR,
+    UnigramTokenizer,
+    has_tables,
+)
 
 ONNX_DIR = "onnx"
 BODY = "model.onnx"
@@ -41,6 +46,8 @@ EMBEDS_INPUT, MASK_INPUT, HIDDEN_OUTPUT = "inputs_embeds", "attention_mask", "la
 # export's int8 body (per-tensor) is not used unless asked for
 INT8_SCHEME = "per-channel, fp32 FFN outputs of outlier layers"
 QUICK_BATCH = 16  # up to this many texts, pure-Python unigram beats loading `tokenizers`
+QUICK_CHARS = 256  # ... of up to this many characters each (its Viterbi is Python, ~1 ms/char)
+MAX_PIECE_CHARS = 16  # SentencePiece's default longest piece, when the tables do not say
 
 
 def has_export(model_dir: Path) -> bool:
@@ -112,11 +119,24 @@ class OnnxRunner:
         quick = UnigramTokenizer.open(model_dir / UNIGRAM_DIR) if has_tables(model_dir) else None
         return cls(model_dir, table, session, int(info["max_tokens"]), int(info["pad_id"]), quick)
 
+    @property
+    def max_chars(self) -> int:
+        """Characters of a text that can hold every token the model reads (see
+        `UnigramTokenizer.max_chars`); the rest is cut before tokenising, so a 10,000-character
+        query costs no more than what the model reads of it."""
+        per_token = self.quick.max_piece_chars if self.quick is not None else MAX_PIECE_CHARS
+        return (self.max_tokens + CUT_MARGIN_TOKENS) * per_token
+
     def ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids with specials, truncated to the model's length."""
-        if self.quick is not None and len(texts) <= QUICK_BATCH:
+        """Token ids with specials, truncated to the model's length. Texts are cut to
+        `max_chars` first; a few short ones are tokenised with the unigram tables (no
+        `tokenizers` load), anything longer by `tokenizers` (Rust, linear: the Python Viterbi
+        took 9.4 s on a dense 10,000-character query)."""
+        texts = [text[: self.max_chars] for text in texts]
+        if self.quick is not None and len(texts) <= QUICK_BATCH \
+                and all(len(text) <= QUICK_CHARS for text in texts):
             return [self.quick.encode(text, self.max_tokens) for text in texts]
-        return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        return [e.ids for e in self.tokenizer.encode_batch(texts)]
 
     def embed_ids(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
         """Embed one batch of token-id lists (padded here to the longest)."""

@@ -26,6 +26,7 @@ UNIGRAM_DIR = "unigram"  # inside the model directory
 PIECES_FILE = "pieces.bin"
 INDEX_FILE = "index.npy"
 META_FILE = "meta.json"
+CUT_MARGIN_TOKENS = 16  # see UnigramTokenizer.max_chars
 INDEX_DTYPE = np.dtype([("offset", "<i8"), ("id", "<i4"), ("score", "<f4")])
 
 
@@ -87,9 +88,19 @@ class UnigramTokenizer:
         prefix = "" if collapsed.startswith(" ") else METASPACE
         return prefix + collapsed.replace(" ", METASPACE)
 
-    def content_ids(self, text: str) -> list[int]:
-        """Token ids of `text` without <s> and </s> (the best-scoring segmentation)."""
+    def max_chars(self, tokens: int) -> int:
+        """Normalised characters that can hold the first `tokens` tokens, with a margin: a
+        token spans at most `max_piece_chars` of them, and the best segmentation of a longer
+        prefix agrees with the whole text's well before its cut."""
+        return (tokens + CUT_MARGIN_TOKENS) * self.max_piece_chars
+
+    def content_ids(self, text: str, limit: int | None = None) -> list[int]:
+        """Token ids of `text` without <s> and </s> (the best-scoring segmentation). With
+        `limit`, only the normalised text that can hold the first `limit` tokens is segmented
+        (see `max_chars`): the work is bounded by the tokens kept, not the text's length."""
         s = self.normalize(text)
+        if limit is not None:
+            s = s[: self.max_chars(limit)]
         n = len(s)
         best = [np.float32(-1e30)] * (n + 1)
         best[0] = np.float32(0)
@@ -117,4 +128,5 @@ class UnigramTokenizer:
 
     def encode(self, text: str, max_tokens: int) -> list[int]:
         """<s> + ids + </s>, truncated like `tokenizers` (content cut to `max_tokens` − 2)."""
-        return [self.bos_id, *self.content_ids(text)[: max_tokens - 2], self.eos_id]
+        kept = max_tokens - 2
+        return [self.bos_id, *self.content_ids(text, kept)[:kept], self.eos_id]

@@ -108,6 +108,10 @@ class Store(Protocol):
         """BM25 top-k, shaped like `search`; passages with no query word are left out (-1)."""
         ...
 
+    def query_words(self, query: str) -> list[str]:
+        """The query's words as this store's BM25 segments them (what a hit highlights)."""
+        ...
+
     def get(self, ids: Iterable[int]) -> dict[int, Passage]:
         """The passages with these ids."""
         ...

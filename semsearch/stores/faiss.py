@@ -23,12 +23,12 @@ The FAISS index kinds (base.INDEX_TYPES), all with stable int64 ids over unit ve
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from semsearch import deadline
 from semsearch.atomic import atomic_directory
-from semsearch.errors import IndexLoadError, IndexWriteError, UsageError
+from semsearch.errors import IndexLoadError, IndexUnusableError, UsageError
 from semsearch.lexical import DESCRIPTION as LEXICAL
 from semsearch.lexical import LEXICAL_DIR, LexicalIndex
 from semsearch.models.encoder import ModelInfo
@@ -74,6 +75,10 @@ MIN_TRAIN = {"flat": 1, "hnsw": 2, "sq8": 2, "ivf-pq": 1_000}
 # An hnsw index is rebuilt without its tombstones once they pass this share of its nodes: they
 # still cost memory and graph hops, and a source replaced over and over would grow without end.
 COMPACT_AT = 0.2
+# Vectors files up to this size are read into memory rather than memory-mapped: data mapped
+# from a file truncated underneath kills the process with SIGBUS (see FaissStore.check_files)
+MMAP_ABOVE = 256 << 20
+CHECK_EVERY = 256  # passages a filter is evaluated on between two checks of the time limit
 
 
 def _faiss() -> Any:
@@ -110,6 +115,11 @@ class FaissStore:
     faiss_index: Any  # faiss.Index (IndexIDMap2 around one of base.INDEX_TYPES)
     lexical: LexicalIndex | None = None
     origin: tuple[Path, int] | None = None  # (directory, generation) this was loaded from
+    frozen: bool = False  # opened read-only: add and remove are refused even if in memory
+    # (size, inode, mtime) of each file of the loaded generation, to notice one changed on disk
+    _identity: dict[str, tuple[int, int, int]] = field(default_factory=dict, repr=False)
+    _damaged: tuple[dict[str, tuple[int, int, int]], str] | None = field(default=None,
+                                                                        repr=False)
     _filtered: tuple[tuple[Any, int, int], np.ndarray] | None = field(default=None, repr=False)
     _fields: tuple[tuple[int, int], frozenset[str]] | None = field(default=None, repr=False)
 
@@ -149,8 +159,13 @@ class FaissStore:
         key = (where.expression, self.manifest.next_id, len(self.passages))
         if self._filtered is not None and self._filtered[0] == key:
             return self._filtered[1]
-        allowed = np.array([pid for pid, p in self.passages.items() if where(p)],
-                           dtype=np.int64)
+        kept: list[int] = []
+        for count, (pid, passage) in enumerate(self.passages.items()):
+            if not count % CHECK_EVERY:
+                deadline.check("while filtering")
+            if where(passage):
+                kept.append(pid)
+        allowed = np.array(kept, dtype=np.int64)
         self._filtered = (key, allowed)
         return allowed
 
@@ -183,7 +198,41 @@ class FaissStore:
 
     @property
     def read_only(self) -> bool:
-        return is_read_only(self.faiss_index)
+        return self.frozen or is_read_only(self.faiss_index)
+
+    def check_files(self) -> None:
+        """IndexUnusableError if a file of the loaded generation no longer holds what was
+        loaded: a few `stat` calls each time; a file whose size, inode or mtime changed is
+        hashed again and compared with the manifest's checksum (once per change). Memory-mapped
+        data read from a file truncated underneath kills the process with SIGBUS, so a
+        service checks this before each search; small indexes are read into memory at load
+        (MMAP_ABOVE), so for them a damaged file can only be reported, never crash."""
+        if self.origin is None or not self._identity:
+            return
+        generation_dir = generations.generation_path(*self.origin)
+        if not generation_dir.is_dir() and self.origin[1] == 0:
+            generation_dir = self.origin[0]
+        now = _identities(generation_dir, self._identity)
+        if now == self._identity:
+            return
+        if self._damaged is not None and self._damaged[0] == now:
+            raise IndexUnusableError(self._damaged[1])
+        for name, stamp in now.items():
+            if stamp == self._identity.get(name):
+                continue
+            expected = self.manifest.files.get(name)
+            file = generation_dir / name
+            try:
+                good = expected is None or sha256_file(file) == expected
+            except OSError:
+                good = False
+            if not good:
+                problem = (f"index unusable: {file} changed on disk since it was loaded "
+                           "(checksum mismatch); restore it or write a new generation with "
+                           "`semsearch add`/`index --force`")
+                self._damaged = (now, problem)
+                raise IndexUnusableError(problem)
+        self._identity, self._damaged = now, None  # touched, same content
 
     def lexical_search(self, queries: Sequence[str], k: int,
                        where: Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -196,9 +245,17 @@ class FaissStore:
             return no_hits(len(queries))
         return self.lexical.search(queries, k, allowed)
 
+    def query_words(self, query: str) -> list[str]:
+        """The query's words from this index's own query dictionary (no full jieba load)."""
+        if self.lexical is None:
+            from semsearch.lexical import tokenize
+
+            return tokenize(query)
+        return self.lexical.query_words(query)
+
     def get(self, ids: Iterable[int]) -> dict[int, Passage]:
-        """The passages with these ids."""
-        return {pid: self.passages[pid] for pid in ids}
+        """The passages with these ids (ids not in the index are left out, as on Milvus)."""
+        return {pid: self.passages[pid] for pid in ids if pid in self.passages}
 
     def iter_passages(self) -> Iterator[tuple[int, Passage]]:
         """Every (id, passage)."""
@@ -259,7 +316,16 @@ class FaissStore:
         try:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise IndexWriteError(f"could not create {target}: {exc.strerror or exc}") from exc
+            raise generations.write_error(target, exc) from exc
+        try:
+            self._save_locked(target, created)
+        except OSError as exc:  # removing leftovers, or writing the lock: one line, not a trace
+            if created and not (target / CURRENT).exists():
+                shutil.rmtree(target, ignore_errors=True)
+            raise generations.write_error(target, exc) from exc
+        return str(target)
+
+    def _save_locked(self, target: Path, created: bool) -> None:
         try:
             with generations.writer_lock(target):
                 live = generations.live_generation(target)
@@ -278,7 +344,6 @@ class FaissStore:
             if created and not (target / CURRENT).exists():
                 shutil.rmtree(target, ignore_errors=True)  # a failed first write leaves nothing
             raise
-        return str(target)
 
     def close(self) -> None:
         """Nothing to release: the vectors are in memory or memory-mapped read-only."""
@@ -322,13 +387,13 @@ class FaissStore:
                 failpoint("before-rename")
             generations.point_at(target, generation, digest)
         except (OSError, RuntimeError) as exc:  # FAISS reports a failed write as RuntimeError
-            generations.abandon(target, generation)
+            with suppress(OSError):
+                generations.abandon(target, generation)
             code = getattr(exc, "errno", None)
             reason = os.strerror(code) if code else _faiss_reason(str(exc))
-            hint = " (disk full?)" if code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or \
-                "too large" in reason.lower() or "no space" in reason.lower() else ""
-            raise IndexWriteError(f"could not write the index to {target}: {reason}{hint}; the "
-                                  "previous index is unchanged") from exc
+            if not code and "write error" in str(exc).lower() and _disk_full(target):
+                reason += " (No space left on device)"
+            raise generations.write_error(target, exc, reason) from exc
         self.manifest = replace(manifest, root=self.manifest.root)
 
     @classmethod
@@ -363,7 +428,9 @@ class FaissStore:
         if manifest.root and not os.path.isabs(manifest.root):
             manifest = replace(manifest, root=os.path.normpath(
                 os.path.join(os.path.abspath(directory), manifest.root)))
-        for name in sorted({VECTORS, PASSAGES, *manifest.files}):
+        names = sorted({VECTORS, PASSAGES, *manifest.files})
+        identity = _identities(generation_dir, dict.fromkeys([MANIFEST, *names], (0, 0, 0)))
+        for name in names:
             file = generation_dir / name
             if not file.is_file():
                 raise IndexLoadError(f"index {directory} is missing {name} (generation "
@@ -373,10 +440,12 @@ class FaissStore:
                 raise IndexLoadError(f"index file {file} is corrupt (checksum mismatch); rebuild "
                                      "it with `semsearch index`")
         try:
-            faiss_index = load_index(generation_dir / VECTORS, mmap=mmap)
+            mapped = mmap and (generation_dir / VECTORS).stat().st_size > MMAP_ABOVE
+            faiss_index = load_index(generation_dir / VECTORS, mmap=mapped)
             with (generation_dir / PASSAGES).open(encoding="utf-8") as handle:
                 passages = dict(_passage_from_json(line) for line in handle)
-            lexical = LexicalIndex.load(generation_dir / LEXICAL_DIR, len(passages)) \
+            lexical = LexicalIndex.load(generation_dir / LEXICAL_DIR, len(passages),
+                                        mmap_above=MMAP_ABOVE if mmap else None) \
                 if (generation_dir / LEXICAL_DIR).is_dir() else None
         except FileNotFoundError:
             raise
@@ -392,7 +461,30 @@ class FaissStore:
             raise IndexLoadError(f"index {directory} has {faiss_index.d}-d vectors but its "
                                  f"manifest says {manifest.model.dimension}")
         return cls(manifest, passages, faiss_index, lexical,
-                   origin=(directory, manifest.generation))
+                   origin=(directory, manifest.generation), frozen=mmap, _identity=identity)
+
+
+def _identities(folder: Path, names: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
+    """(size, inode, mtime in ns) of each named file in `folder`; (-1, -1, -1) if missing."""
+    out = {}
+    for name in names:
+        try:
+            stat = os.stat(folder / name)
+        except OSError:
+            out[name] = (-1, -1, -1)
+        else:
+            out[name] = (stat.st_size, stat.st_ino, stat.st_mtime_ns)
+    return out
+
+
+def _disk_full(target: Path) -> bool:
+    """Whether the file system holding `target` has (almost) no space left: FAISS reports a
+    short write without the reason ("... write error in x: 0 != 1 (Success)")."""
+    try:
+        stats = os.statvfs(target)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 1 << 20
 
 
 def _faiss_reason(message: str) -> str:

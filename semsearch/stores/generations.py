@@ -14,11 +14,12 @@ The previous generation is kept one write longer, for readers that opened it jus
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from semsearch.atomic import fsync_path
@@ -31,6 +32,25 @@ CHECKPOINT = ".checkpoint"  # encoded chunks of an unfinished build (see checkpo
 MANIFEST = "manifest.json"
 _GEN_PREFIX = "gen-"
 _TMP_PREFIX = f".{_GEN_PREFIX}"  # atomic.atomic_directory's temporaries: .gen-N.tmp-XXXXXXXX
+
+
+_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def write_error(target: Path, exc: BaseException, reason: str | None = None) -> IndexWriteError:
+    """The IndexWriteError for an OS failure while writing index `target`: one line naming the
+    cause, with "(disk full?)" for a full disk or quota and a hint for permissions."""
+    code = getattr(exc, "errno", None)
+    reason = reason or (os.strerror(code) if code else str(exc))
+    where = getattr(exc, "filename", None)
+    hint = ""
+    if code in _FULL or "no space" in reason.lower() or "too large" in reason.lower():
+        hint = " (disk full?)"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = " (check the directory's permissions, or whether it is read-only)"
+    named = f" ({where})" if where and str(where) != str(target) else ""
+    return IndexWriteError(f"could not write the index to {target}: {reason}{named}{hint}; the "
+                           "previous index is unchanged")
 
 
 def point_at(target: Path, generation: int, manifest_sha: str) -> None:
@@ -109,7 +129,10 @@ def check_target(target: Path) -> None:
     if target.is_dir() and not (target / CURRENT).exists() and not legacy:
         # a crashed first write, or an interrupted build's encoded chunks (checkpoint.py)
         ours = (LOCK, _TMP_PREFIX, f".{CURRENT}.tmp-", _GEN_PREFIX, CHECKPOINT)
-        others = [p.name for p in target.iterdir() if not p.name.startswith(ours)]
+        try:
+            others = [p.name for p in target.iterdir() if not p.name.startswith(ours)]
+        except OSError as exc:
+            raise write_error(target, exc) from exc
         if others:
             raise IndexWriteError(f"{target} exists and is not a semsearch index (it holds "
                                   f"{', '.join(sorted(others)[:3])}…); refusing to write there")
@@ -154,7 +177,14 @@ def writer_lock(directory: Path) -> Iterator[None]:
         finally:
             _held[key] -= 1
         return
-    handle = (directory / LOCK).open("a+")
+    lock = directory / LOCK
+    if os.path.lexists(lock) and not lock.is_file():
+        raise IndexWriteError(f"{lock} is not a file (a directory or a special file), so the "
+                              "index cannot be locked for writing; remove it and try again")
+    try:
+        handle = lock.open("a+")
+    except OSError as exc:
+        raise write_error(directory, exc) from exc
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -163,20 +193,27 @@ def writer_lock(directory: Path) -> Iterator[None]:
             holder = handle.read().strip() or "another process"
             raise IndexLockedError(f"{directory} is being written by {holder}; wait for it to "
                                    "finish and try again") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"semsearch pid {os.getpid()}")
-        handle.flush()
+        except OSError as exc:
+            raise write_error(directory, exc) from exc
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"semsearch pid {os.getpid()}")
+            handle.flush()
+        except OSError as exc:
+            raise write_error(directory, exc) from exc
         _held[key] = 1
         try:
             yield
         finally:
             del _held[key]
-            handle.seek(0)
-            handle.truncate()
+            with suppress(OSError):  # the holder's note may stay: harmless, flock is what counts
+                handle.seek(0)
+                handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
-        handle.close()
+        with suppress(OSError):  # a failed flush of the holder's note (disk full)
+            handle.close()
 
 
 

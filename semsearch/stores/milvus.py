@@ -215,6 +215,10 @@ class MilvusStore:
         there is none (yet)."""
         target = resolve_uri(uri)
         collection = collection or DEFAULT_COLLECTION
+        if is_lite(target) and not os.path.lexists(target):  # Lite would create it: a typo
+            raise IndexLoadError(f"no index at {target}: no such Milvus Lite file (so no "
+                                 f"collection {collection!r}) or FAISS directory; check the "
+                                 f"path, or build one with `semsearch index PATH... --out {uri}`")
         client = connect(target)
         properties = _properties(client, collection, target)
         if MIGRATING_KEY in properties:
@@ -295,6 +299,12 @@ class MilvusStore:
             self.collection, data=data, anns_field="vector", limit=k, filter=self._guard(where),
             search_params=params, output_fields=["id"]))
         return _arrays(result, k, lexical=False)
+
+    def query_words(self, query: str) -> list[str]:
+        """The query's words as jieba segments them (Milvus's analyser is jieba too)."""
+        from semsearch.lexical import tokenize
+
+        return tokenize(query)
 
     def lexical_search(self, queries: Sequence[str], k: int,
                        where: Filter | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -14,9 +14,11 @@ MRR@10 on the seeds or either public set fell by more than 0.004
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,9 +159,38 @@ def quantize_body(body: Path, dest: Path, fp32_layers: Sequence[int]) -> None:
     if len(keep) != len(fp32_layers):
         raise ModelError(f"cannot find the FFN output products of layers {list(fp32_layers)} "
                          "in the exported graph")
-    quantize_dynamic(str(body), str(dest), weight_type=QuantType.QInt8, per_channel=True,
-                     reduce_range=False, nodes_to_exclude=keep,
-                     extra_options={"MatMulConstBOnly": True})
+    with _without_preprocessing_advice():
+        quantize_dynamic(str(body), str(dest), weight_type=QuantType.QInt8, per_channel=True,
+                         reduce_range=False, nodes_to_exclude=keep,
+                         extra_options={"MatMulConstBOnly": True})
+
+
+# onnxruntime's quantizer logs this on the root logger for every model it is given; its
+# pre-processing (shape inference, ORT optimisation) is for static quantisation of conv nets
+_ADVICE = "Please consider to run pre-processing before quantization"
+
+
+@contextlib.contextmanager
+def _without_preprocessing_advice() -> Iterator[None]:
+    """Drop onnxruntime's advice line, which `semsearch provision` (and `make setup`) printed
+    as `WARNING:root:…`; any other warning still reaches stderr. The handler lent to the root
+    logger meanwhile (logging's last resort, stderr) keeps `logging.warning` from installing a
+    console handler on it for good."""
+    root = logging.getLogger()
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_ADVICE)
+
+    lent = None if root.handlers else logging.lastResort
+    root.addFilter(keep)
+    if lent is not None:
+        root.addHandler(lent)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+        if lent is not None:
+            root.removeHandler(lent)
 
 
 def _check_pipeline(st: Any) -> None:
