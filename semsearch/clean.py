@@ -3,16 +3,23 @@
 Web pages saved as text carry navigation, share widgets, copyright footers, bylines, related-news
 lists, whole articles pasted twice, and lines broken mid-sentence. `clean` drops the first kinds,
 removes duplicate paragraphs, joins broken lines, and keeps headings as context for the
-paragraphs under them. It never rewrites the document: every `Paragraph` maps each of its
-characters back to an offset in the original text, so hits can point at their exact position.
+paragraphs under them. Headings come from structure only (Markdown `#`/setext, the extractor's
+HTML h1-h6, Word heading styles); in plain text only a lone short line right above a paragraph
+is one, so runs of short lines (poems, lists, names, rows) stay content. Every line that leaves
+the paragraph text — moved into a heading, dropped as chrome, markup or junk — is listed in
+`Cleaned.dropped` with its reason. It never rewrites the document: every `Paragraph` maps each
+of its characters back to an offset in the original text, so hits can point at their exact
+position.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 # Sentence-final punctuation (CJK and Latin); a line ending in one of these is complete.
 TERMINALS = "。！？!?；;…"
@@ -24,10 +31,19 @@ BULLETS = "•·●▪◦‣-*"
 # A line this long that stops mid-sentence before a blank line was broken by the page, not ended.
 BROKEN_MIN_CHARS = 60
 HEADING_MAX_CHARS = 50
+HEADING_RUN_MAX = 3  # lone short lines in a row above a paragraph that are headings
 DEDUP_MIN_CHARS = 20
+PROSE_MIN_CHARS = 120  # a line this long with clause punctuation is prose, never chrome
 WEB_MIN_CHROME_LINES = 3
 CLEAN_MODES = ("auto", "web", "none")
+# How a document marks its headings: "markdown" (#, setext), "given" (offsets from the file's
+# structure: HTML, DOCX), "plain" (a lone short line above a paragraph), "none" (PDF).
+STRUCTURES = ("plain", "markdown", "given", "none")
+# Reasons a line leaves the paragraph text that are not a loss: it is embedded as the heading.
+MOVED_REASONS = frozenset({"heading"})
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(\S.*?)\s*#*$")
+_SETEXT = re.compile(r"^(=+|-+)\s*$")
+_FENCE = re.compile(r"^(```|~~~)")
 _ITEM = re.compile(r"^([-*+•·●▪◦‣]\s|\d{1,3}[.)、]\s|\|)")
 
 _UI_WORDS = frozenset(
@@ -124,7 +140,9 @@ def boilerplate_reason(line: str) -> str | None:
         return "navigation"
     if core in _UI_WORDS or core.rstrip(":：") in _UI_WORDS:
         return "navigation"
-    if core.count("|") >= 2 or _BREADCRUMB.search(core) or _SITE_TITLE.match(core):
+    prose = _is_prose(core)  # a paragraph of an article is never navigation, whatever it has
+    if not prose and (core.count("|") >= 2 or _BREADCRUMB.search(core)
+                      or _SITE_TITLE.match(core)):
         return "navigation"
     if len(core) < 80 and (_ATTRIBUTION.match(core) or "责任编辑" in core):
         return "attribution"
@@ -134,11 +152,19 @@ def boilerplate_reason(line: str) -> str | None:
             return "attribution"
     if _COPYRIGHT.search(core) and (len(core) < 200 or core[0] in "①②③④⑤⑥⑦⑧⑨⑩"):
         return "copyright"
-    if _is_menu(core):
+    if not prose and _is_menu(core):
         return "navigation"
     if is_byline(core):
         return "byline"
     return "related links" if line != core and _is_link_item(core) else None
+
+
+def _is_prose(core: str) -> bool:
+    """Sentences: two or more sentence ends, or a long line with clause punctuation. Navigation
+    rules never drop these (a saved page's 1,495-character article body was dropped as navigation
+    for the `|` and `>` in it)."""
+    ends = sum(core.count(ch) for ch in "。！？!?")
+    return ends >= 2 or (len(core) >= PROSE_MIN_CHARS and any(ch in core for ch in "，,。；;"))
 
 
 def is_boilerplate(line: str) -> bool:
@@ -233,12 +259,19 @@ class _Draft:
     segments: list[tuple[int, int, int]]
     last_block: int
 
-    def append(self, line: _Line) -> None:
-        joiner = _joiner(self.text, line.text)
+    def append(self, line: _Line, joiner: str | None = None) -> None:
+        if joiner is None:
+            joiner = _joiner(self.text, line.text)
         self.text += joiner
         self.segments.append((len(self.text), line.start, len(line.text)))
         self.text += line.text
         self.last_block = line.block
+
+    def unhyphenate(self) -> None:
+        """Drop the hyphen that ends the text (a word broken across lines)."""
+        self.text = self.text[:-1]
+        pos, orig, length = self.segments[-1]
+        self.segments[-1] = (pos, orig, length - 1)
 
 
 def _is_item(text: str) -> bool:
@@ -246,13 +279,18 @@ def _is_item(text: str) -> bool:
     return bool(_ITEM.match(text))
 
 
-def _join_broken(lines: list[_Line], plain: bool = False) -> list[_Draft]:
+def _join_broken(lines: list[_Line], plain: bool = False,
+                 hyphenated: Callable[[str], bool] | None = None,
+                 heads: Collection[int] = ()) -> list[_Draft]:
     """Join lines that continue one another: within a block when the line is unfinished and not
     a heading, across a blank line only when it was clearly broken mid-sentence. `plain` text
-    (not a web page) keeps list items and table rows as lines of their own."""
+    (not a web page) keeps list items and table rows as lines of their own; heading lines
+    (`heads`) stay lines of their own; a word hyphenated at a line end is joined without its
+    hyphen when `hyphenated` says the joined word is a word."""
     drafts: list[_Draft] = []
     for line in lines:
-        if drafts and not (plain and (_is_item(line.text) or _is_item(drafts[-1].text))):
+        if (drafts and not (plain and (_is_item(line.text) or _is_item(drafts[-1].text)))
+                and line.start not in heads and drafts[-1].segments[0][1] not in heads):
             last = drafts[-1]
             same_block = line.block == last.last_block
             tail = last.text
@@ -260,10 +298,27 @@ def _join_broken(lines: list[_Line], plain: bool = False) -> list[_Draft]:
             if (same_block and not _is_complete(tail) and continues) or (
                 not same_block and _is_broken(tail)
             ):
-                last.append(line)
+                word = _broken_word(tail, line.text)
+                if word and hyphenated is not None and hyphenated(word):
+                    last.unhyphenate()
+                    last.append(line, "")
+                else:
+                    last.append(line)
                 continue
         drafts.append(_Draft(line.text, line.block, [(0, line.start, len(line.text))], line.block))
     return drafts
+
+
+_HYPHEN_TAIL = re.compile(r"([^\W\d_]{2,})-$")
+_HEAD_WORD = re.compile(r"^([^\W\d_]+)")
+
+
+def _broken_word(tail: str, line: str) -> str:
+    """`mortar` for a line ending `mor-` before one starting `tar`, else ""."""
+    left, right = _HYPHEN_TAIL.search(tail), _HEAD_WORD.match(line)
+    if left is None or right is None or not line[:1].islower():
+        return ""
+    return left.group(1) + right.group(1)
 
 
 def _dedup(drafts: list[_Draft], dropped: list[Dropped]) -> list[_Draft]:
@@ -312,24 +367,117 @@ def resolve_mode(text: str, mode: str = "auto") -> str:
     return mode
 
 
-def clean_document(text: str, mode: str = "auto") -> Cleaned:
+@cache
+def _dictionary() -> Callable[[Sequence[str]], set[str]] | None:
+    try:
+        from spellchecker import SpellChecker
+    except ImportError:
+        return None
+    return SpellChecker(distance=1).known
+
+
+def is_word(word: str) -> bool:
+    """Whether `word` (joined from `mor-` + `tar`) is a dictionary word (pyspellchecker's
+    English list, from the formats extra); without the list no hyphen is removed."""
+    known = _dictionary()
+    return known is not None and bool(known([word.lower()]))
+
+
+def _has_content(text: str) -> bool:
+    """A letter or a digit (any script): a line without one is markup or junk."""
+    return any(ch.isalnum() for ch in text)
+
+
+def _structure_lines(text: str, structure: str, given: Mapping[int, int],
+                     dropped: list[Dropped]) -> tuple[list[_Line], dict[int, tuple[int, str]]]:
+    """The lines that carry content, and the headings among them (start → (level, title)):
+    Markdown `#`/setext lines outside code fences, or the `given` offsets. Lines with no
+    letter or digit (table rules, fences, setext underlines, a lone `。`) are left out, and
+    recorded in `dropped` as "markup" or "junk"."""
+    lines = list(_lines(text))
+    heads: dict[int, tuple[int, str]] = {}
+    kept: list[_Line] = []
+    fenced = False
+    for i, line in enumerate(lines):
+        if structure == "markdown" and _FENCE.match(line.text):
+            fenced = not fenced
+        if not _has_content(line.text):
+            markup = set(line.text) <= set("|-:=*#_~`+> \t")
+            dropped.append(Dropped(line.text, line.start, "markup" if markup else "junk"))
+            continue
+        kept.append(line)
+        if structure == "given" and line.start in given:
+            heads[line.start] = (given[line.start], line.text)
+        if structure != "markdown" or fenced:
+            continue
+        marked = _MD_HEADING.match(line.text)
+        after = lines[i + 1] if i + 1 < len(lines) else None
+        if marked:
+            heads[line.start] = (len(marked.group(1)), marked.group(2))
+        elif (after is not None and after.block == line.block and _SETEXT.match(after.text)
+              and (i == 0 or lines[i - 1].block != line.block)):
+            heads[line.start] = (1 if after.text.startswith("=") else 2, line.text)
+    return kept, heads
+
+
+def _plain_headings(drafts: list[_Draft], sizes: Counter[int]) -> dict[int, tuple[int, str]]:
+    """Headings of plain text: a lone short line (a block of its own, no final punctuation, not
+    a list item) right above a paragraph, and up to two more such lines right above it (a title
+    over a subtitle). A short line in a run of short lines (a poem, a list, names, rows: one
+    block) is content, and so are lone lines with no paragraph below them."""
+
+    def candidate(draft: _Draft) -> bool:
+        return (len(draft.segments) == 1 and sizes[draft.number] == 1
+                and _is_heading(draft.text) and not _is_item(draft.text))
+
+    heads: dict[int, tuple[int, str]] = {}
+    run: list[_Draft] = []
+    for draft in drafts:
+        if candidate(draft):
+            run.append(draft)
+            continue
+        if run:  # the last lines of a longer run are its headings, the first stay content
+            for level, head in enumerate(run[-HEADING_RUN_MAX:], start=1):
+                heads[head.segments[0][1]] = (level, head.text)
+        run = []
+    return heads
+
+
+def clean_document(text: str, mode: str = "auto", structure: str = "plain",
+                   headings: Mapping[int, int] | None = None,
+                   hyphenated: Callable[[str], bool] | None = None) -> Cleaned:
     """Clean one document: `web` drops site chrome and duplicates, `none` keeps every line;
-    `auto` chooses by `looks_like_web_page`. Every left-out line is listed in `dropped`."""
+    `auto` chooses by `looks_like_web_page`. `structure` says where headings come from (see
+    STRUCTURES; `headings` maps a given heading line's offset to its level); `hyphenated`
+    says whether a word broken with a hyphen at a line end is one word (then it is joined).
+    Every line left out of the paragraph text is listed in `dropped` with its reason."""
+    if structure not in STRUCTURES:
+        raise ValueError(f"unknown structure {structure!r}; choose one of "
+                         f"{', '.join(STRUCTURES)}")
     resolved = resolve_mode(text, mode)
-    if resolved == "none":
-        return Cleaned(_with_headings(_join_broken(list(_lines(text)), True), True), [],
-                       resolved)
     dropped: list[Dropped] = []
-    lines = []
-    for line in _lines(text):
-        reason = boilerplate_reason(line.text)
-        if reason is None:
-            lines.append(line)
+    lines, heads = _structure_lines(text, structure, headings or {}, dropped)
+    sizes = Counter(line.block for line in _lines(text))
+    if resolved == "none":
+        if structure == "given":
+            drafts = _blocks(lines)
         else:
-            dropped.append(Dropped(line.text, line.start, reason))
-    drafts = _dedup(_join_broken(lines), dropped)
+            drafts = _join_broken(lines, True, hyphenated, set(heads))
+    else:
+        kept = []
+        for line in lines:
+            reason = None if line.start in heads else boilerplate_reason(line.text)
+            if reason is None:
+                kept.append(line)
+            else:
+                dropped.append(Dropped(line.text, line.start, reason))
+        drafts = _dedup(_join_broken(kept, structure != "plain", hyphenated, set(heads)),
+                        dropped)
+    if structure == "plain":
+        heads = _plain_headings(drafts, sizes)
+    paragraphs = _with_headings(drafts, heads, dropped)
     dropped.sort(key=lambda d: d.start)
-    return Cleaned(_with_headings(drafts), dropped, resolved)
+    return Cleaned(paragraphs, dropped, resolved)
 
 
 def clean(text: str, mode: str = "web") -> list[Paragraph]:
@@ -337,31 +485,56 @@ def clean(text: str, mode: str = "web") -> list[Paragraph]:
     return clean_document(text, mode).paragraphs
 
 
-def _with_headings(drafts: list[_Draft], plain: bool = False) -> list[Paragraph]:
-    """Headings (short lines with no final punctuation that precede body text) are attached to
-    the paragraphs below them instead of standing alone. In `plain` text Markdown `#` headings
-    nest by level (`A / B` for a `##` under a `#`)."""
+def _blocks(lines: list[_Line]) -> list[_Draft]:
+    """Structured text (HTML, DOCX): each block (run of non-blank lines) is one paragraph and
+    keeps its lines as lines — list items, table rows and cell paragraphs are not joined."""
+    drafts: list[_Draft] = []
+    for line in lines:
+        if drafts and drafts[-1].last_block == line.block:
+            drafts[-1].append(line, "\n")
+        else:
+            drafts.append(_Draft(line.text, line.block, [(0, line.start, len(line.text))],
+                                 line.block))
+    return drafts
+
+
+@dataclass
+class _Section:
+    level: int
+    title: str
+    draft: _Draft
+    used: bool = False
+
+
+def _with_headings(drafts: list[_Draft], heads: Mapping[int, tuple[int, str]],
+                   dropped: list[Dropped]) -> list[Paragraph]:
+    """Heading lines (`heads`: offset → level, title) become the context of the paragraphs
+    under them, nested by level (`A / B` for a level-2 heading under a level-1 one), and are
+    recorded as moved ("heading"); a heading with nothing under it stays a paragraph."""
     paragraphs: list[Paragraph] = []
-    sections: list[tuple[int, str]] = []  # open Markdown sections (plain text only)
-    headings: list[str] = []
-    heading_run_open = False
-    for i, draft in enumerate(drafts):
-        is_last = i == len(drafts) - 1
-        marked = _MD_HEADING.match(draft.text) if plain else None
-        if marked and not is_last:
-            level = len(marked.group(1))
-            sections = [(lv, t) for lv, t in sections if lv < level] + [(level, marked.group(2))]
-            headings, heading_run_open = [], False
+    sections: list[_Section] = []
+
+    def close(level: int) -> None:
+        nonlocal sections
+        for section in sections:
+            if section.level >= level and not section.used:
+                outer = [s.title for s in sections if s.level < section.level]
+                paragraphs.append(Paragraph(section.draft.text, section.draft.number,
+                                            tuple(section.draft.segments), " / ".join(outer)))
+        sections = [s for s in sections if s.level < level]
+
+    for draft in drafts:
+        head = heads.get(draft.segments[0][1]) if len(draft.segments) == 1 else None
+        if head is not None:
+            close(head[0])
+            sections.append(_Section(head[0], head[1].strip(), draft))
             continue
-        if _is_heading(draft.text) and not is_last and not (plain and _is_item(draft.text)):
-            if not heading_run_open:
-                headings = []
-            headings.append(draft.text.lstrip("# ").strip())
-            heading_run_open = True
-            continue
-        heading_run_open = False
-        context = [title for _, title in sections] + headings
-        paragraphs.append(
-            Paragraph(draft.text, draft.number, tuple(draft.segments), " / ".join(context))
-        )
+        for section in sections:
+            if not section.used:
+                section.used = True
+                dropped.append(Dropped(section.draft.text, section.draft.segments[0][1],
+                                       "heading"))
+        paragraphs.append(Paragraph(draft.text, draft.number, tuple(draft.segments),
+                                    " / ".join(s.title for s in sections)))
+    close(0)
     return paragraphs

@@ -131,17 +131,24 @@ def _options(clean: str, text_field: str | None, id_field: str | None) -> Any:
 
 
 def _summary(report: Any) -> str:
-    """What a build or add read: files, files skipped, lines dropped by reason."""
+    """What a build or add read: files, files skipped, lines dropped or moved, by reason."""
+    from semsearch.clean import MOVED_REASONS
+
     parts = [f"{report.files} file{'s' if report.files != 1 else ''} read"]
     if report.skipped:
         parts.append(f"[yellow]{len(report.skipped)} skipped[/] (see the warnings)")
-    if report.dropped:
+    lost = {r: n for r, n in report.dropped.items() if r not in MOVED_REASONS}
+    moved = sum(n for r, n in report.dropped.items() if r in MOVED_REASONS)
+    if lost:
         reasons = ", ".join(f"{n} {reason}" for reason, n in
-                            sorted(report.dropped.items(), key=lambda item: -item[1]))
-        parts.append(f"{sum(report.dropped.values())} lines dropped as web-page chrome or "
-                     f"duplicates ({reasons}; see `semsearch info --dropped SOURCE`)")
+                            sorted(lost.items(), key=lambda item: -item[1]))
+        parts.append(f"{sum(lost.values())} lines dropped or merged ({reasons})")
     else:
         parts.append("no lines dropped")
+    if moved:
+        parts.append(f"{moved} heading lines embedded as their passages' context")
+    if report.dropped:
+        parts[-1] += " (see `semsearch info --dropped SOURCE`)"
     return "; ".join(parts)
 
 
@@ -351,9 +358,11 @@ def query(
         table.add_column("passage")
         for h in hits:
             page = f" p.{h.metadata['page']}" if "page" in h.metadata else ""
+            if h.metadata.get("page_end", h.metadata.get("page")) != h.metadata.get("page"):
+                page += f"-{h.metadata['page_end']}"
             table.add_row(str(h.rank), f"{h.score:.3f}",
                           escape(f"{h.source}:{h.paragraph}{page}"),
-                          snippet(h.text, terms[q]) if h.context is None
+                          snippet(h.embedded_text, terms[q]) if h.context is None
                           else in_context(h, terms[q]))
         out.print(table)
 
@@ -384,8 +393,9 @@ def info(index_at: IndexOpt = None, collection: CollectionOpt = None,
             "passages": str(m.passage_count),
             "corpus": m.corpus_fingerprint[:16], "created": m.created_at,
             "root": m.root or "?",
-            "lines dropped": f"{sum(sum(r.values()) for r in m.dropped.values())} from "
-                             f"{len(m.web)} sources cleaned as web pages",
+            "lines dropped": f"{sum(sum(r.values()) for r in m.dropped.values())} (with "
+                             f"heading lines) from {len(m.dropped)} sources; "
+                             f"{len(m.web)} cleaned as web pages",
         }
         for key, value in rows.items():
             table.add_row(key, escape(value))
@@ -402,15 +412,17 @@ def info(index_at: IndexOpt = None, collection: CollectionOpt = None,
 
 
 def _show_dropped(manifest: Any, source: str) -> None:
-    """The lines cleaning dropped from `source`, read again from its file under the root."""
+    """The lines that left `source`'s passage text (chrome, markup, junk, headings), read again
+    from its file under the root, with the reason for each."""
+    from dataclasses import replace
+
     from semsearch import corpus
-    from semsearch.clean import clean_document
+    from semsearch.passages import prepare
 
     if source not in manifest.sources:
         raise QueryError(f"no source {source!r} in this index; `semsearch info` lists them")
-    if source not in manifest.web:
-        out.print(f"nothing was dropped from {escape(source)} (cleaned with --clean none: "
-                  "every line kept)")
+    if source not in manifest.dropped:
+        out.print(f"nothing was dropped from {escape(source)}: every line is in its passages")
         return
     file = Path(corpus.file_of(source))
     path = file if file.is_absolute() else Path(manifest.root or ".") / file
@@ -425,9 +437,10 @@ def _show_dropped(manifest: Any, source: str) -> None:
                   "showing what cleaning drops from it now")
     if document is None:
         return
-    lines = clean_document(document.text, "web").dropped
-    table = Table("offset", "reason", "line", title=f"{len(lines)} lines dropped from "
-                  f"{escape(source)}", title_justify="left")
+    mode = "web" if source in manifest.web else "none"
+    lines = prepare([replace(document, clean=mode)]).notes.get(source, [])
+    table = Table("offset", "reason", "line", title=f"{len(lines)} lines left out of the "
+                  f"passage text of {escape(source)}", title_justify="left")
     for line in lines:
         table.add_row(str(line.start), line.reason, escape(line.text))
     out.print(table)

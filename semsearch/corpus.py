@@ -2,9 +2,12 @@
 
 A `Document` is one unit of text with the name it is indexed under (`source`):
 - a text file (.txt, .md), decoded (charset-normalizer; GB family read as GB18030);
-- a web page (.html, .htm): its main text, title and headings, by trafilatura;
-- a PDF (pypdf): its text page by page, each passage carrying its `page`;
-- a Word file (.docx, python-docx): paragraphs, headings as Markdown headings, tables as rows;
+- a web page (.html, .htm): its main text, title and headings, by trafilatura (plain text,
+  headings marked by their h1-h6 structure);
+- a PDF (pypdf): its text page by page, each passage carrying its `page` (the first),
+  `page_start` and `page_end`;
+- a Word file (.docx, python-docx): paragraphs, headings by style, tables as rows, then headers,
+  footers, footnotes and comments (passages carry their `part`);
 - one record of a .jsonl, .csv or .json (array of objects) file: named `file#id` (the `id`
   field, `--id-field`, else the line/row number), its text field (`text` or `--text-field`),
   the other fields kept as metadata.
@@ -72,13 +75,25 @@ class Document:
     # and for plain text by whether it looks like a saved web page)
     clean: str = "auto"
     format: str = "text"  # text | markdown | html | pdf | docx | record
-    # start offset in `text` of each page after the first (PDF): passages carry their page
+    # start offset in `text` of each page after the first (PDF): passages carry their pages
     page_starts: tuple[int, ...] = ()
+    # (offset of the line, level) of each heading the file's structure marks (HTML, DOCX)
+    headings: tuple[tuple[int, int], ...] = ()
+    # (offset, name) where each part of a Word file starts (body, header, footer, footnote,
+    # comment, ...): passages carry their part in the `part` metadata field
+    parts: tuple[tuple[int, str], ...] = ()
 
     @property
     def file(self) -> str:
         """The name of the file this document came from (a record's source without `#id`)."""
         return self.source.split("#", 1)[0] if self.format == "record" else self.source
+
+    @property
+    def structure(self) -> str:
+        """Where its headings come from (see clean.STRUCTURES): Markdown marks, the file's
+        structure (HTML, DOCX), none (PDF: its text layer has no headings), or plain text."""
+        return {"markdown": "markdown", "html": "given", "docx": "given",
+                "pdf": "none"}.get(self.format, "plain")
 
     def clean_mode(self) -> str:
         """The cleaning mode asked for, with `auto` settled by format (text is guessed later)."""
@@ -372,33 +387,129 @@ def _extra(module: str, what: str) -> Any:
                                      "formats") from exc
 
 
+class _Blocks:
+    """Text built block by block (blank lines between), remembering where headings start."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.length = 0
+        self.headings: list[tuple[int, int]] = []
+
+    def add(self, text: str, level: int = 0) -> None:
+        lines = [" ".join(line.split()) for line in text.splitlines()]
+        text = "\n".join(line for line in lines if line)
+        if not text:
+            return
+        if self.parts:
+            self.parts.append("\n\n")
+            self.length += 2
+        if level:
+            text = " ".join(text.split())
+            self.headings.append((self.length, level))
+        self.parts.append(text)
+        self.length += len(text)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def _xml_text(element: Any) -> str:
+    """The text of a trafilatura XML element: formatting (`hi`, `ref`) dropped, `lb` a line
+    break, nested paragraphs (a table cell's) on lines of their own."""
+    parts = [element.text or ""]
+    for child in element:
+        if child.tag == "lb":
+            parts.append("\n")
+        elif child.tag in ("p", "item", "list", "head", "quote") or (
+                child.tag == "code" and "\n" in "".join(child.itertext())):
+            parts.append("\n" + _xml_text(child) + "\n")
+        elif child.tag != "graphic":
+            parts.append(_xml_text(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
+def _xml_blocks(element: Any, blocks: _Blocks) -> None:
+    """trafilatura's XML (headings, paragraphs, lists, tables, code) as plain blocks: headings
+    by their h1-h6 level, list items and table rows one a line, a row's cells joined by ` | `
+    (a cell's paragraphs by spaces), no Markdown or HTML markup. Text between elements (a
+    tail) is a block of its own."""
+    if element.tag in ("div", "main", "doc", "body") and (element.text or "").strip():
+        blocks.add(element.text)
+    for child in element:
+        _xml_block(child, blocks)
+        if (child.tail or "").strip():
+            blocks.add(child.tail)
+
+
+def _xml_block(child: Any, blocks: _Blocks) -> None:
+    """One element of trafilatura's XML as blocks (see `_xml_blocks`)."""
+    tag = child.tag
+    if tag == "head":
+        rend = child.get("rend") or "h2"
+        level = int(rend[1]) if rend[:1] == "h" and rend[1:2].isdigit() else 2
+        blocks.add(_xml_text(child), level)
+    elif tag == "list":
+        blocks.add("\n".join(" ".join(_xml_text(item).split())
+                             for item in child.iter("item")))
+    elif tag == "table":
+        rows = []
+        for row in child.iter("row"):
+            cells = [" ".join(_xml_text(cell).split()) for cell in row.findall("cell")]
+            if any(cells):
+                rows.append(" | ".join(cells))
+        blocks.add("\n".join(rows))
+    elif tag in ("p", "quote", "code"):
+        blocks.add(_xml_text(child))
+    elif tag in ("div", "main", "doc", "body"):
+        _xml_blocks(child, blocks)
+    elif tag not in ("graphic", "comments"):
+        blocks.add(_xml_text(child))
+
+
 def _html_document(html: str, source: str, encoding: str, digest: str,
                    options: Options) -> Document:
-    """The page's main text by trafilatura, as Markdown: title and headings as `#` lines,
-    lists and tables kept; scripts, styles, navigation and footers gone."""
+    """The page's main text by trafilatura (its XML output, read as plain blocks: no Markdown
+    emphasis, escapes, fences or table rules, no HTML tags), title and h1-h6 headings marked as
+    headings; scripts, styles, navigation and footers gone."""
     trafilatura = _extra("trafilatura", "HTML")
-    text = trafilatura.extract(html, output_format="markdown", include_formatting=True,
-                               include_tables=True, include_comments=False) or ""
+    from lxml import etree
+
+    xml = trafilatura.extract(html, output_format="xml", include_formatting=False,
+                              include_tables=True, include_comments=False)
+    blocks = _Blocks()
+    if xml:
+        _xml_blocks(etree.fromstring(xml.encode("utf-8")), blocks)
     meta = trafilatura.extract_metadata(html)
-    title = (meta.title or "").strip() if meta is not None else ""
-    if title and not text.lstrip("# ").startswith(title):
-        text = f"# {title}\n\n{text}"
-    if not text.strip():
+    title = " ".join((meta.title or "").split()) if meta is not None else ""
+    if title and not blocks.text.startswith(title):
+        titled = _Blocks()
+        titled.add(title, 1)
+        if xml:
+            _xml_blocks(etree.fromstring(xml.encode("utf-8")), titled)
+        blocks = titled
+    if not blocks.text.strip():
         raise ValueError("no text found in the HTML page")
-    return Document(source=source, text=text, encoding=encoding, sha256=digest,
-                    clean=options.clean, format="html")
+    return Document(source=source, text=blocks.text, encoding=encoding, sha256=digest,
+                    clean=options.clean, format="html", headings=tuple(blocks.headings))
 
 
 def _pdf_document(data: bytes, source: str, digest: str, options: Options) -> Document:
-    """The text of each page by pypdf, pages separated by a blank line."""
+    """The text of each page by pypdf, pages separated by a blank line (passages carry the
+    pages they start and end on). Encrypted files that open with an empty password are read
+    (AES needs cryptography, in the formats extra); password-protected ones are refused."""
     pypdf = _extra("pypdf", "PDF")
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
-            raise ValueError("the PDF is encrypted (give a decrypted copy)")
+            raise ValueError("the PDF is encrypted with a password (give a decrypted copy)")
         pages = [(page.extract_text() or "").strip() for page in reader.pages]
     except ValueError:
         raise
+    except pypdf.errors.DependencyError as exc:  # AES without the cryptography package
+        raise ValueError("the PDF is encrypted (AES); reading it needs the cryptography "
+                         "package: pip install 'semsearch[formats]'") from exc
     except Exception as exc:  # pypdf raises many types for damaged files
         raise ValueError(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
     if not any(pages):
@@ -413,35 +524,122 @@ def _pdf_document(data: bytes, source: str, digest: str, options: Options) -> Do
                     clean=options.clean, format="pdf", page_starts=tuple(starts))
 
 
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+# Word parts beside the body, read from the package XML (python-docx has no API for notes)
+_DOCX_NOTES = {"footnotes.xml": ("footnote", "footnote"), "endnotes.xml": ("endnote", "endnote"),
+               "comments.xml": ("comment", "comment")}
+
+
+def _docx_style_level(paragraph: Any) -> int:
+    """1 for a Title, n + 1 for Heading n, 0 for any other style."""
+    style = (paragraph.style.name or "") if paragraph.style is not None else ""
+    if style == "Title":
+        return 1
+    if style.startswith("Heading") and style[7:].strip().isdigit():
+        return min(6, int(style[7:]) + 1)
+    return 0
+
+
+def _docx_cell(cell: Any) -> str:
+    """A table cell's text: its paragraphs joined by spaces (kept together), a nested table's
+    rows after them."""
+    parts = []
+    for item in cell.iter_inner_content():
+        if hasattr(item, "rows"):
+            parts.extend(_docx_rows(item))
+        elif item.text.strip():
+            parts.append(" ".join(item.text.split()))
+    return " ".join(parts)
+
+
+def _docx_rows(table: Any) -> list[str]:
+    """A table as rows of cells joined by ` | `; a merged cell counts once."""
+    rows = []
+    for row in table.rows:
+        cells, seen = [], set()
+        for cell in row.cells:
+            if id(cell._tc) in seen:
+                continue
+            seen.add(id(cell._tc))
+            cells.append(_docx_cell(cell))
+        if any(cells):
+            rows.append(" | ".join(cells))
+    return rows
+
+
+def _docx_content(container: Any, blocks: _Blocks, headings: bool = True) -> None:
+    """Paragraphs (Heading/Title styles as headings) and tables of a body, header or footer."""
+    for item in container.iter_inner_content():
+        if hasattr(item, "rows"):
+            blocks.add("\n".join(_docx_rows(item)))
+        elif item.text.strip():
+            blocks.add(item.text, _docx_style_level(item) if headings else 0)
+
+
+def _docx_notes(document: Any) -> Iterator[tuple[str, str]]:
+    """(part, text) of each footnote, endnote and comment, from the package's XML parts."""
+    from lxml import etree
+
+    for part in document.part.package.iter_parts():
+        kind = _DOCX_NOTES.get(str(part.partname).rsplit("/", 1)[-1])
+        if kind is None:
+            continue
+        root = etree.fromstring(part.blob)
+        for note in root.iter(f"{_W}{kind[0]}"):
+            if note.get(f"{_W}type") in ("separator", "continuationSeparator",
+                                         "continuationNotice"):
+                continue
+            paragraphs = ["".join(t.text or "" for t in p.iter(f"{_W}t"))
+                          for p in note.iter(f"{_W}p")]
+            text = "\n".join(p for p in paragraphs if p.strip())
+            if text.strip():
+                yield kind[1], text
+
+
 def _docx_document(data: bytes, source: str, digest: str, options: Options) -> Document:
-    """Paragraphs and tables in order by python-docx; Heading/Title styles become `#` lines."""
+    """Body paragraphs and tables in order by python-docx (Heading/Title styles as headings,
+    tables as rows, a cell's paragraphs and nested tables kept in its row), then the headers
+    and footers (each text once), footnotes, endnotes and comments: passages of those carry a
+    `part` metadata field. Text the reader missed (text boxes, fields) is named in a warning."""
     docx = _extra("docx", "DOCX")
+    blocks = _Blocks()
+    parts: list[tuple[int, str]] = [(0, "body")]
     try:
         document = docx.Document(io.BytesIO(data))
-        blocks = []
-        for item in document.iter_inner_content():
-            if hasattr(item, "rows"):
-                for row in item.rows:
-                    cells = [cell.text.strip() for cell in row.cells]
-                    if any(cells):
-                        blocks.append("| " + " | ".join(cells) + " |")  # a Markdown row
-                continue
-            text = item.text.strip()
-            if not text:
-                continue
-            style = (item.style.name or "") if item.style is not None else ""
-            if style == "Title":
-                blocks.append(f"# {text}")
-            elif style.startswith("Heading") and style[7:].strip().isdigit():
-                blocks.append(f"{'#' * min(6, int(style[7:]) + 1)} {text}")
-            else:
-                blocks.append(text)
+        _docx_content(document, blocks)
+        seen: set[str] = set()
+        for section in document.sections:
+            for part, attr in (("header", "header"), ("header", "first_page_header"),
+                               ("header", "even_page_header"), ("footer", "footer"),
+                               ("footer", "first_page_footer"), ("footer", "even_page_footer")):
+                story = getattr(section, attr)
+                if story.is_linked_to_previous:
+                    continue
+                sub = _Blocks()
+                _docx_content(story, sub, headings=False)
+                if sub.text and sub.text not in seen:
+                    seen.add(sub.text)
+                    parts.append((blocks.length + (2 if blocks.parts else 0), part))
+                    blocks.add(sub.text)
+        for part, text in _docx_notes(document):
+            parts.append((blocks.length + (2 if blocks.parts else 0), part))
+            blocks.add(text)
+        body = document.element.body
+        fallback = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+        written = sum(len("".join((t.text or "").split())) for t in body.iter(f"{_W}t")
+                      if not any(a.tag == fallback for a in t.iterancestors()))
     except Exception as exc:  # python-docx raises many types for damaged files
         raise ValueError(f"not a readable DOCX ({type(exc).__name__}: {exc})") from exc
-    if not blocks:
+    if not blocks.text.strip():
         raise ValueError("the DOCX has no text")
-    return Document(source=source, text="\n\n".join(blocks), encoding="docx", sha256=digest,
-                    clean=options.clean, format="docx")
+    body_chars = len("".join(blocks.text[: parts[1][0] if len(parts) > 1 else None].split()))
+    if written > body_chars * 1.02 + 10:
+        warnings.warn(f"{source}: {written - body_chars} of {written} characters of the body "
+                      "were not read (text boxes, fields or content controls python-docx "
+                      "does not reach)", CorpusWarning, stacklevel=4)
+    return Document(source=source, text=blocks.text, encoding="docx", sha256=digest,
+                    clean=options.clean, format="docx", headings=tuple(blocks.headings),
+                    parts=tuple(parts) if len(parts) > 1 else ())
 
 
 def _records(text: str, path: Path, source: str, encoding: str,

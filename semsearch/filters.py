@@ -227,9 +227,43 @@ def _like_pattern(pattern: str) -> _LikePattern:
                         _Piece.of(last))
 
 
+class PageSpan:
+    """The pages a PDF passage spans, compared as "any of its pages": `page == 6` holds for a
+    passage on pages 5-6, `page > 5` for one ending after page 5, `page < 3` for one starting
+    before page 3 (FAISS backend; on Milvus `page` is the first page)."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, first: int, last: int) -> None:
+        self.first, self.last = first, last
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, int | float) and not isinstance(other, bool)
+                and self.first <= other <= self.last)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __lt__(self, other: Any) -> bool:
+        return bool(self.first < other)
+
+    def __le__(self, other: Any) -> bool:
+        return bool(self.first <= other)
+
+    def __gt__(self, other: Any) -> bool:
+        return bool(self.last > other)
+
+    def __ge__(self, other: Any) -> bool:
+        return bool(self.last >= other)
+
+
 def _field(passage: Passage, name: str) -> Any:
     if name in FIELDS:
         return getattr(passage, name)
+    if name == "page":
+        first, last = passage.metadata.get("page_start"), passage.metadata.get("page_end")
+        if isinstance(first, int) and isinstance(last, int) and last > first:
+            return PageSpan(first, last)
     return passage.metadata.get(name)
 
 

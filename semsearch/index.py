@@ -412,16 +412,16 @@ def _encoding(engine: Encoder, workers: int, ray: bool) -> AbstractContextManage
 def _embed(documents: Sequence[corpus.Document], encoder: Encoder, max_tokens: int,
            progress: BuildProgress | None,
            checkpoint: Path | None = None) -> tuple[Prepared, np.ndarray, int]:
-    """Passages of `documents` (with what cleaning dropped), their vectors (the passage text
-    alone: see Passage), and how many of those a `checkpoint` already held."""
+    """Passages of `documents` (with what cleaning dropped), their vectors (of each passage's
+    `embedded_text`: heading and text), and how many of those a `checkpoint` already held."""
     budget = min(max_tokens, encoder.max_tokens - 16)
     prepared = prepare(documents, encoder.count_tokens, budget)
     if progress is not None:
         progress.start(len(prepared.passages), "encoding passages")
     info = encoder.info
     vectors, resumed = encode_resumable(
-        [p.text for p in prepared.passages], encoder.encode_passages, checkpoint,
-        f"{info.name} {info.fingerprint} {encoder.backend} {budget}", info.dimension,
+        [p.embedded_text for p in prepared.passages], encoder.encode_passages, checkpoint,
+        f"{info.name} {info.fingerprint} {encoder.backend} {budget} heading-line", info.dimension,
         progress.advance if progress else None)
     return prepared, vectors, resumed
 

@@ -298,6 +298,23 @@ def test_indexing_smoke(tmp_path: Path) -> None:
 
 
 @pytest.mark.benchmark
+def test_documents_smoke(tmp_path: Path) -> None:
+    """The real-documents benchmark on the shipped subset: every character the libraries
+    extract is embedded, pages right, no markup or junk passages, Word parts kept."""
+    report = run_smoke("documents.py", tmp_path, timeout=120)
+    summary = report["summary"]
+    assert set(summary) == {"pdf", "docx", "html"}
+    for kind, row in summary.items():
+        assert row["refused"] == 0 and row["kept_min"] >= 0.98, (kind, row)
+        assert row["markup_passages"] == 0 and row["junk_passages"] == 0, (kind, row)
+    assert summary["pdf"]["pages_right"] == summary["pdf"]["page_lines"] > 0
+    assert summary["html"]["snippets_found"] == summary["html"]["snippets"] == 6
+    parts = {row["file"]: row["parts"] for row in report["files"]}
+    assert parts["hdr-header-footer.docx"] == ["body", "footer", "header"]
+    assert parts["comments-rich-para.docx"] == ["body", "comment"]
+
+
+@pytest.mark.benchmark
 def test_cold_query_smoke(tmp_path: Path) -> None:
     report = run_smoke("cold_query.py", tmp_path)
     commands = report["commands"]
