@@ -526,6 +526,8 @@ def evaluate_records(dataset: RecordSet, index: Index | None = None, *,
             "passages": index.manifest.passage_count, "queries": len(dataset.queries),
             "model": index.manifest.model.name,
             "settings": {"fusion": search.DEFAULT_FUSION, "dense_weight": fusion.DENSE_WEIGHT,
+                         "bm25_weight": "(1 - dense_weight) × share of the query's words in "
+                                        "the BM25 vocabulary",
                          "candidates": search.CANDIDATES},
             "metrics": score_runs(dataset, runs),
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}

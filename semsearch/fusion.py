@@ -20,6 +20,14 @@ RRF_K = 60  # the constant of Cormack et al. (2009), also ranx's default
 DENSE_WEIGHT = 0.5  # weighted fusion: share of the dense score
 
 
+def fusion_weights(coverage: float) -> tuple[float, float]:
+    """The (dense, BM25) weights of a query whose words BM25's vocabulary holds a share
+    `coverage` of (0–1): BM25's even share scaled by that coverage, so a ranking built on none
+    of the query's words has no vote, however its scores normalise."""
+    share = min(max(coverage, 0.0), 1.0)
+    return DENSE_WEIGHT, (1 - DENSE_WEIGHT) * share
+
+
 def rrf(rankings: Sequence[np.ndarray], k: int = RRF_K) -> dict[int, float]:
     """Reciprocal rank fusion: score(d) = Σ 1 / (k + rank of d), ranks from 1; ids < 0 skipped.
 

@@ -244,6 +244,16 @@ class LexicalIndex:
 
     def query_tokens(self, query: str) -> list[str]:
         """The query's words that are in the vocabulary (the only ones that can score)."""
+        return [w for w in self._query_words(query) if w in self.vocab]
+
+    def coverage(self, query: str) -> float:
+        """The share of the query's words that are in the vocabulary: 0 when BM25 cannot match
+        any of them (an English query over Chinese passages), 1 when it can match them all."""
+        words = self._query_words(query)
+        return sum(w in self.vocab for w in words) / len(words) if words else 0.0
+
+    def _query_words(self, query: str) -> list[str]:
+        """The query's words as BM25 counts them, segmented as the documents were."""
         if self.segmenter is None:  # built in memory: segment as a saved index would
             import jieba
 
@@ -252,8 +262,7 @@ class LexicalIndex:
             self.segmenter = jieba.Tokenizer(dictionary=str(folder / QUERY_DICT))
             self.segmenter.initialize()
             shutil.rmtree(folder, ignore_errors=True)
-        words = _keep(self.segmenter.lcut_for_search(normalize(query)))
-        return [w for w in words if w in self.vocab]
+        return _keep(self.segmenter.lcut_for_search(normalize(query)))
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every passage for `query` (as bm25s computes it)."""

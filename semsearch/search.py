@@ -3,8 +3,9 @@
     queries → check_query → embed (models) → Store.search / Store.lexical_search → fusion → hits
 
 Three modes: `dense` (cosine over embeddings), `bm25` (lexical), and `hybrid`, which fuses the
-two rankings — a weighted sum of min-max normalised scores by default, or reciprocal rank
-fusion (see fusion.py for the measurements behind the defaults). A filter is parsed once here
+two rankings — a weighted sum of min-max normalised scores by default, BM25's share scaled by
+how much of the query its vocabulary holds, or reciprocal rank fusion (see fusion.py for the
+measurements behind the defaults). A filter is parsed once here
 and handed to the store, which applies it its own way (FAISS: a selector over the ids it keeps;
 Milvus: the expression rendered from the same tree).
 """
@@ -20,7 +21,7 @@ import numpy as np
 
 from semsearch import filters
 from semsearch.errors import QueryError
-from semsearch.fusion import DENSE_WEIGHT, Collapser, rrf, weighted_fusion
+from semsearch.fusion import Collapser, fusion_weights, rrf, weighted_fusion
 from semsearch.lexical import to_simplified
 from semsearch.models.encoder import Encoder
 from semsearch.passages import Passage
@@ -127,12 +128,14 @@ def search(store: Store, encoder: Callable[[], Encoder], queries: Sequence[str],
         dense = store.search(query_vectors(encoder(), cleaned), depth, condition)
     if mode != "dense":
         bm25 = store.lexical_search(cleaned, depth, condition)
+    coverage = (store.lexical_coverage(cleaned) if mode == "hybrid" and fusion == "weighted"
+                else None)
     results = []
     for row in range(len(cleaned)):
         if dense is not None and bm25 is not None:
             runs = [(dense[0][row], dense[1][row]), (bm25[0][row], bm25[1][row])]
-            fused = (rrf([ids for _, ids in runs]) if fusion == "rrf"
-                     else weighted_fusion(runs, (DENSE_WEIGHT, 1 - DENSE_WEIGHT)))
+            fused = (rrf([ids for _, ids in runs]) if coverage is None
+                     else weighted_fusion(runs, fusion_weights(float(coverage[row]))))
             ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
         else:
             scores, ids = dense if dense is not None else bm25  # type: ignore[misc]

@@ -108,6 +108,11 @@ class Store(Protocol):
         """BM25 top-k, shaped like `search`; passages with no query word are left out (-1)."""
         ...
 
+    def lexical_coverage(self, queries: Sequence[str]) -> np.ndarray:
+        """For each query, the share of its words BM25 can match in this index (0–1): how much
+        a BM25 ranking of it can say (hybrid fusion weighs BM25 by it)."""
+        ...
+
     def get(self, ids: Iterable[int]) -> dict[int, Passage]:
         """The passages with these ids."""
         ...

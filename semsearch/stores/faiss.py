@@ -196,6 +196,12 @@ class FaissStore:
             return no_hits(len(queries))
         return self.lexical.search(queries, k, allowed)
 
+    def lexical_coverage(self, queries: Sequence[str]) -> np.ndarray:
+        """The share of each query's words in the BM25 vocabulary (0 without a BM25 part)."""
+        if self.lexical is None:
+            return np.zeros(len(queries), dtype=np.float32)
+        return np.array([self.lexical.coverage(q) for q in queries], dtype=np.float32)
+
     def get(self, ids: Iterable[int]) -> dict[int, Passage]:
         """The passages with these ids."""
         return {pid: self.passages[pid] for pid in ids}
