@@ -5,6 +5,15 @@ weighted sum of min-max normalised scores beat reciprocal rank fusion (seeds hyb
 0.963 vs 0.919 when first measured; RRF and max-normalisation were lower on all three sets when
 re-measured), and an even dense/BM25 split beat 0.4, 0.6, 0.3 and z-scores taken over the three
 sets (hybrid R@5/MRR@10 seeds 0.956/0.893, CMRC 0.997/0.989, DRCD 0.995/0.961 at 0.5).
+
+BM25's half of the vote is scaled by the share of the query's words in the index's BM25
+vocabulary (`fusion_weights`): min-max normalisation turns the best of a ranking into 1.0
+however little it matched, so an English question over Chinese paragraphs, sharing a number or
+no word at all with them, gave BM25's chance hits half the vote. On XQuAD's shipped half
+(English questions, Chinese paragraphs) hybrid Recall@1 was 0.636 against dense's 0.801 and is
+0.799 with the scaling. Scaling by the idf-weighted share, by the top raw score over the query's
+best possible score, or saturating at half the words were each worse on at least one of the
+XQuAD sets, CMRC, DRCD and the seeds (benchmarks/results/quality-*.md has the measured rows).
 """
 
 from __future__ import annotations
