@@ -9,11 +9,12 @@ sets (hybrid R@5/MRR@10 seeds 0.956/0.893, CMRC 0.997/0.989, DRCD 0.995/0.961 at
 BM25's half of the vote is scaled by the share of the query's words in the index's BM25
 vocabulary (`fusion_weights`): min-max normalisation turns the best of a ranking into 1.0
 however little it matched, so an English question over Chinese paragraphs, sharing a number or
-no word at all with them, gave BM25's chance hits half the vote. On XQuAD's shipped half
-(English questions, Chinese paragraphs) hybrid Recall@1 was 0.636 against dense's 0.801 and is
-0.799 with the scaling. Scaling by the idf-weighted share, by the top raw score over the query's
-best possible score, or saturating at half the words were each worse on at least one of the
-XQuAD sets, CMRC, DRCD and the seeds (benchmarks/results/quality-*.md has the measured rows).
+no word at all with them, gave BM25's chance hits half the vote. Hybrid Recall@1 before → after
+(`semsearch bench`, benchmarks/results/quality-*.md): XQuAD en→zh 0.636 → 0.799 (dense 0.801),
+zh→en 0.687 → 0.726 (dense 0.715), zh 0.954 → 0.957, mixed 0.953 → 0.958, seeds 0.733 → 0.762,
+CMRC 0.981 → 0.980, DRCD 0.932 → 0.931 (one and two questions). On the same rankings, scaling by
+the idf-weighted share, by the top raw BM25 score over the query's best possible score, or
+saturating at half the words each did worse on at least one of these sets.
 """
 
 from __future__ import annotations
