@@ -22,6 +22,7 @@ new temporary directory unless `--out` is given: its numbers mean nothing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -62,8 +63,7 @@ def provisions(count: int) -> dict[str, Any]:
 
 
 def reversed_set(data: bench.RecordSet) -> bench.RecordSet:
-    return bench.RecordSet(data.name, dict(reversed(data.records.items())), data.queries,
-                           data.qrels)
+    return dataclasses.replace(data, records=dict(reversed(data.records.items())))
 
 
 def seeds_counts(index: Index) -> dict[str, dict[str, int]]:
@@ -84,15 +84,15 @@ def set_counts(name: str, smoke: bool) -> dict[str, Any]:
     if smoke:
         keep = list(data.records)[:20]
         qrels = {q: r for q, r in data.qrels.items() if set(r) <= set(keep)}
-        data = bench.RecordSet(data.name, {r: data.records[r] for r in keep},
-                               {q: data.queries[q] for q in qrels}, qrels)
+        data = dataclasses.replace(data, records={r: data.records[r] for r in keep},
+                                   queries={q: data.queries[q] for q in qrels}, qrels=qrels)
     for label, variant, workers in (("in order, 1 process", data, 1),
                                     ("reversed, 2 processes", reversed_set(data), 2)):
         index = Index.from_documents(bench.documents(variant), workers=workers,
                                      index_type="flat")
-        builds[label] = {mode: bench.hit_counts(data.qrels,
-                                                bench.record_run(index, data.queries, mode))
-                         for mode in MODES}
+        builds[label] = {mode: bench.hit_counts(
+            data.qrels, bench.record_run(index, data.queries, mode, units=data.units))
+            for mode in MODES}
     return {"queries": len(data.queries), "builds": builds}
 
 

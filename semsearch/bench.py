@@ -25,8 +25,9 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,11 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "data"
 # The public sets shipped in benchmarks/data (credits and licenses: benchmarks/data/SOURCES.md)
 DATASETS = {"cmrc-trial": DATA_DIR / "cmrc2018_trial.json",
             "drcd-test": DATA_DIR / "DRCD_test.json"}
+# XQuAD's first half in Chinese and English, parallel paragraph for paragraph: questions of one
+# language over paragraphs of the other (or both, "mixed"); the second half is held out
+XQUAD = {lang: DATA_DIR / f"xquad_dev_half.{lang}.json" for lang in ("zh", "en")}
+XQUAD_SETS = {"xquad-zh": ("zh", "zh"), "xquad-en2zh": ("en", "zh"),
+              "xquad-zh2en": ("zh", "en"), "xquad-mixed": ("zh+en", "zh+en")}
 SEEDS = "seeds"
 # Record sets: passages searched per query, so that ten distinct records remain once the passages
 # of each record are merged (records here split into 1–3 passages)
@@ -193,6 +199,9 @@ class RecordSet:
     records: dict[str, str]
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
+    # records that answer as one: a record id → the id its rank counts under in runs and qrels
+    # (xquad-mixed: a paragraph and its translation); records not named count as themselves
+    units: dict[str, str] = field(default_factory=dict)
 
 
 def load_squad(path: Path, name: str | None = None) -> RecordSet:
@@ -285,9 +294,40 @@ def _checked(dataset: RecordSet, where: Path) -> RecordSet:
     return dataset
 
 
+def load_xquad(name: str) -> RecordSet:
+    """An XQuAD set by name: `xquad-zh` (Chinese questions, Chinese paragraphs), `xquad-en2zh`
+    and `xquad-zh2en` (questions in one language, the parallel paragraphs in the other), or
+    `xquad-mixed`: the paragraphs of both languages in one index and the questions of both, each
+    answered by its paragraph in either language — a question counts at the rank of the first of
+    the two (a paragraph and its translation are one answer)."""
+    asked, answered = XQUAD_SETS[name]
+    missing = [p for p in XQUAD.values() if not p.is_file()]
+    if missing:
+        raise QueryError(f"the public set {name} ships in the source checkout (benchmarks/data); "
+                         f"{missing[0]} is missing")
+    sets = {lang: load_squad(path, f"xquad.{lang}") for lang, path in XQUAD.items()}
+    if asked != "zh+en":
+        questions, paragraphs = sets[asked], sets[answered]
+        if any(rid not in paragraphs.records for labels in questions.qrels.values()
+               for rid in labels):
+            raise QueryError(f"{XQUAD[asked]} and {XQUAD[answered]} are not parallel")
+        return RecordSet(name, paragraphs.records, questions.queries, questions.qrels)
+    records, queries, qrels, units = {}, {}, {}, {}
+    for lang, data in sets.items():
+        for rid, text in data.records.items():
+            records[f"{lang}:{rid}"] = text
+            units[f"{lang}:{rid}"] = rid
+        for qid, question in data.queries.items():
+            queries[f"{lang}:{qid}"] = question
+            qrels[f"{lang}:{qid}"] = data.qrels[qid]
+    return RecordSet(name, records, queries, qrels, units)
+
+
 def load_dataset(spec: str | Path) -> RecordSet:
-    """A shipped set by name (cmrc-trial, drcd-test), a BEIR-layout directory, or a
+    """A shipped set by name (cmrc-trial, drcd-test, xquad-*), a BEIR-layout directory, or a
     SQuAD-layout .json file."""
+    if str(spec) in XQUAD_SETS:
+        return load_xquad(str(spec))
     if str(spec) in DATASETS:
         if not DATASETS[str(spec)].is_file():
             raise QueryError(f"the public set {spec} ships in the source checkout "
@@ -299,8 +339,8 @@ def load_dataset(spec: str | Path) -> RecordSet:
     if path.is_file() and path.suffix == ".json":
         return load_squad(path)
     raise QueryError(f"unknown dataset {str(spec)!r}: give {SEEDS}, "
-                     f"{', '.join(DATASETS)}, a BEIR-layout directory (corpus.jsonl, "
-                     "queries.jsonl, qrels/test.tsv) or a SQuAD-layout .json file")
+                     f"{', '.join([*DATASETS, *XQUAD_SETS])}, a BEIR-layout directory "
+                     "(corpus.jsonl, queries.jsonl, qrels/test.tsv) or a SQuAD-layout .json file")
 
 
 def documents(dataset: RecordSet) -> list[Any]:
@@ -321,6 +361,12 @@ def build_index(dataset: RecordSet, model: str | None = None,
 
 
 RecordRun = dict[str, dict[str, float]]
+
+
+def _unit_size(dataset: RecordSet) -> int:
+    """The most records one answer unit holds: how much deeper than `depth` a run must look
+    to find `depth` distinct units."""
+    return max(Counter(dataset.units.values()).values(), default=1)
 _CHUNK = 64  # queries per search call, so that the progress bar moves
 
 
@@ -331,10 +377,14 @@ def _start(progress: BuildProgress | None, total: int, what: str) -> Callable[[i
     return progress.advance
 
 
-def _ranked(records: Sequence[str], depth: int) -> dict[str, float]:
-    """A ranx run row: the first `depth` distinct records, scored by reciprocal rank."""
+def _ranked(records: Sequence[str], depth: int,
+            units: Mapping[str, str] | None = None) -> dict[str, float]:
+    """A ranx run row: the first `depth` distinct records (or answer units, see
+    `RecordSet.units`), scored by reciprocal rank."""
     seen: list[str] = []
     for rid in records:
+        if units:
+            rid = units.get(rid, rid)
         if rid not in seen:
             seen.append(rid)
             if len(seen) == depth:
@@ -343,8 +393,10 @@ def _ranked(records: Sequence[str], depth: int) -> dict[str, float]:
 
 
 def record_run(index: Index, queries: dict[str, str], mode: Mode, depth: int = DEPTH,
-               progress: BuildProgress | None = None) -> RecordRun:
-    """Each query's first `depth` distinct records in `mode`, a record at its best passage."""
+               progress: BuildProgress | None = None,
+               units: Mapping[str, str] | None = None) -> RecordRun:
+    """Each query's first `depth` distinct records (or `units`) in `mode`, a record at its best
+    passage."""
     advance = _start(progress, len(queries), f"searching ({mode})")
     ids = list(queries)
     run: RecordRun = {}
@@ -352,7 +404,7 @@ def record_run(index: Index, queries: dict[str, str], mode: Mode, depth: int = D
         batch = ids[begin : begin + _CHUNK]
         results = index.search_batch([queries[q] for q in batch], RECORD_SEARCH_DEPTH, mode)
         for qid, hits in zip(batch, results, strict=True):
-            run[qid] = _ranked([h.source for h in hits], depth)
+            run[qid] = _ranked([h.source for h in hits], depth, units)
         advance(len(batch))
     return run
 
@@ -390,8 +442,8 @@ def naive_dense_run(dataset: RecordSet, model: str | None = None, depth: int = D
                     "naive dense: encoding records")
     queries = encode([dataset.queries[q] for q in qids], prompts.get("query", ""),
                      "naive dense: encoding queries")
-    found = util.semantic_search(queries, corpus, top_k=depth)
-    return {qid: _ranked([rids[int(h["corpus_id"])] for h in hits], depth)
+    found = util.semantic_search(queries, corpus, top_k=depth * _unit_size(dataset))
+    return {qid: _ranked([rids[int(h["corpus_id"])] for h in hits], depth, dataset.units)
             for qid, hits in zip(qids, found, strict=True)}
 
 
@@ -422,8 +474,8 @@ def naive_bm25_run(dataset: RecordSet, depth: int = DEPTH,
         known = [w for w in words(dataset.queries[qid]) if w in bm25.vocab_dict]
         if known:
             scores = bm25.get_scores(known)
-            top = np.argsort(-scores, kind="stable")[:depth]
-            run[qid] = _ranked([rids[i] for i in top if scores[i] > 0], depth)
+            top = np.argsort(-scores, kind="stable")[: depth * _unit_size(dataset)]
+            run[qid] = _ranked([rids[i] for i in top if scores[i] > 0], depth, dataset.units)
         else:
             run[qid] = {}
         advance(1)
@@ -476,7 +528,8 @@ def evaluate_records(dataset: RecordSet, index: Index | None = None, *,
     runs: dict[str, RecordRun] = {}
     for mode in modes:
         started = time.perf_counter()
-        runs[mode] = record_run(index, dataset.queries, mode, progress=progress)
+        runs[mode] = record_run(index, dataset.queries, mode, progress=progress,
+                                units=dataset.units)
         seconds[mode] = time.perf_counter() - started
     if naive:
         started = time.perf_counter()
@@ -491,6 +544,8 @@ def evaluate_records(dataset: RecordSet, index: Index | None = None, *,
             "passages": index.manifest.passage_count, "queries": len(dataset.queries),
             "model": index.manifest.model.name,
             "settings": {"fusion": search.DEFAULT_FUSION, "dense_weight": fusion.DENSE_WEIGHT,
+                         "bm25_weight": "(1 - dense_weight) × share of the query's words in "
+                                        "the BM25 vocabulary",
                          "candidates": search.CANDIDATES},
             "metrics": score_runs(dataset, runs),
             "counts": {name: hit_counts(dataset.qrels, run) for name, run in runs.items()},

@@ -626,7 +626,8 @@ def migrate(
 def bench(
     dataset: Annotated[
         str, typer.Option("--dataset", "-d", help="seeds (the labelled seeds queries, on --index),"
-                          " cmrc-trial or drcd-test (public sets in benchmarks/data), or your own:"
+                          " cmrc-trial, drcd-test, xquad-zh, xquad-en2zh, xquad-zh2en or "
+                          "xquad-mixed (public sets in benchmarks/data), or your own:"
                           " a BEIR-layout directory (corpus.jsonl, queries.jsonl, "
                           "qrels/test.tsv) or a SQuAD-layout .json file.")
     ] = "seeds",

@@ -5,6 +5,16 @@ weighted sum of min-max normalised scores beat reciprocal rank fusion (seeds hyb
 0.963 vs 0.919 when first measured; RRF and max-normalisation were lower on all three sets when
 re-measured), and an even dense/BM25 split beat 0.4, 0.6, 0.3 and z-scores taken over the three
 sets (hybrid R@5/MRR@10 seeds 0.956/0.893, CMRC 0.997/0.989, DRCD 0.995/0.961 at 0.5).
+
+BM25's half of the vote is scaled by the share of the query's words in the index's BM25
+vocabulary (`fusion_weights`): min-max normalisation turns the best of a ranking into 1.0
+however little it matched, so an English question over Chinese paragraphs, sharing a number or
+no word at all with them, gave BM25's chance hits half the vote. Hybrid Recall@1 before → after
+(`semsearch bench`, benchmarks/results/quality-*.md): XQuAD en→zh 0.636 → 0.799 (dense 0.801),
+zh→en 0.687 → 0.726 (dense 0.715), zh 0.954 → 0.957, mixed 0.953 → 0.958, seeds 0.733 → 0.762,
+CMRC 0.981 → 0.980, DRCD 0.932 → 0.931 (one and two questions). On the same rankings, scaling by
+the idf-weighted share, by the top raw BM25 score over the query's best possible score, or
+saturating at half the words each did worse on at least one of these sets.
 """
 
 from __future__ import annotations
@@ -18,6 +28,14 @@ from semsearch.passages import Passage
 
 RRF_K = 60  # the constant of Cormack et al. (2009), also ranx's default
 DENSE_WEIGHT = 0.5  # weighted fusion: share of the dense score
+
+
+def fusion_weights(coverage: float) -> tuple[float, float]:
+    """The (dense, BM25) weights of a query whose words BM25's vocabulary holds a share
+    `coverage` of (0–1): BM25's even share scaled by that coverage, so a ranking built on none
+    of the query's words has no vote, however its scores normalise."""
+    share = min(max(coverage, 0.0), 1.0)
+    return DENSE_WEIGHT, (1 - DENSE_WEIGHT) * share
 
 
 def rrf(rankings: Sequence[np.ndarray], k: int = RRF_K) -> dict[int, float]:

@@ -312,6 +312,12 @@ class LexicalIndex:
         """The query's words that are in the vocabulary (the only ones that can score)."""
         return [w for w in self.query_words(query) if w in self.vocab]
 
+    def coverage(self, query: str) -> float:
+        """The share of the query's words that are in the vocabulary: 0 when BM25 cannot match
+        any of them (an English query over Chinese passages), 1 when it can match them all."""
+        words = self.query_words(query)
+        return sum(w in self.vocab for w in words) / len(words) if words else 0.0
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every passage for `query` (as bm25s computes it)."""
         out = np.zeros(self.size, dtype=np.float32)

@@ -3,8 +3,9 @@
     queries → check_query → embed (models) → Store.search / Store.lexical_search → fusion → hits
 
 Three modes: `dense` (cosine over embeddings), `bm25` (lexical), and `hybrid`, which fuses the
-two rankings — a weighted sum of min-max normalised scores by default, or reciprocal rank
-fusion (see fusion.py for the measurements behind the defaults). A filter is parsed once here
+two rankings — a weighted sum of min-max normalised scores by default, BM25's share scaled by
+how much of the query its vocabulary holds, or reciprocal rank fusion (see fusion.py for the
+measurements behind the defaults). A filter is parsed once here
 and handed to the store, which applies it its own way (FAISS: a selector over the ids it keeps;
 Milvus: the expression rendered from the same tree).
 """
@@ -21,7 +22,7 @@ import numpy as np
 from semsearch import deadline, filters
 from semsearch.context import Context
 from semsearch.errors import QueryError
-from semsearch.fusion import DENSE_WEIGHT, Collapser, rrf, weighted_fusion
+from semsearch.fusion import Collapser, fusion_weights, rrf, weighted_fusion
 from semsearch.lexical import to_simplified
 from semsearch.models.encoder import Encoder
 from semsearch.passages import Passage
@@ -158,12 +159,14 @@ def _search(store: Store, encoder: Callable[[], Encoder], queries: Sequence[str]
     if mode != "dense":
         bm25 = store.lexical_search(cleaned, depth, condition)
         deadline.check("after the BM25 ranking")
+    coverage = (store.lexical_coverage(cleaned) if mode == "hybrid" and fusion == "weighted"
+                else None)
     results = []
     for row in range(len(cleaned)):
         if dense is not None and bm25 is not None:
             runs = [(dense[0][row], dense[1][row]), (bm25[0][row], bm25[1][row])]
-            fused = (rrf([ids for _, ids in runs]) if fusion == "rrf"
-                     else weighted_fusion(runs, (DENSE_WEIGHT, 1 - DENSE_WEIGHT)))
+            fused = (rrf([ids for _, ids in runs]) if coverage is None
+                     else weighted_fusion(runs, fusion_weights(float(coverage[row]))))
             ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
         else:
             scores, ids = dense if dense is not None else bm25  # type: ignore[misc]

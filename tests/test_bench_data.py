@@ -113,6 +113,28 @@ def test_shipped_sets_load() -> None:
     assert (bench.DATA_DIR / "SOURCES.md").is_file()
 
 
+def test_xquad_sets_load() -> None:
+    """XQuAD's shipped half: 120 paragraphs and 632 questions per language, parallel by id, so
+    a question of one language is answered by the same paragraph id in the other."""
+    zh, en2zh, zh2en = (bench.load_dataset(n) for n in ("xquad-zh", "xquad-en2zh", "xquad-zh2en"))
+    for data in (zh, en2zh, zh2en):
+        assert (len(data.records), len(data.queries)) == (120, 632)
+        assert not data.units
+    assert en2zh.records == zh.records and en2zh.qrels == zh.qrels == zh2en.qrels
+    assert zh2en.queries == zh.queries
+    assert en2zh.queries["56beb4343aeaaa14008c925b"].startswith("How many points")
+    assert zh2en.records["0-0"].startswith("The Panthers defense")
+    mixed = bench.load_dataset("xquad-mixed")
+    assert (len(mixed.records), len(mixed.queries)) == (240, 1264)
+    assert mixed.units["zh:0-0"] == mixed.units["en:0-0"] == "0-0"
+    assert mixed.qrels["en:56beb4343aeaaa14008c925b"] == {"0-0": 1}
+
+
+def test_units_count_a_paragraph_and_its_translation_once() -> None:
+    units = {"zh:a": "a", "en:a": "a", "zh:b": "b", "en:b": "b"}
+    assert bench._ranked(["en:a", "zh:a", "zh:b", "en:b"], 2, units) == {"a": 1.0, "b": 0.5}
+
+
 def test_documents_are_records_kept_as_written(tmp_path: Path) -> None:
     docs = bench.documents(bench.load_beir(_write_beir(tmp_path / "d")))
     assert [d.source for d in docs] == ["d1", "d2", "d3"]

@@ -112,6 +112,11 @@ class Store(Protocol):
         """The query's words as this store's BM25 segments them (what a hit highlights)."""
         ...
 
+    def lexical_coverage(self, queries: Sequence[str]) -> np.ndarray:
+        """For each query, the share of its words BM25 can match in this index (0–1): how much
+        a BM25 ranking of it can say (hybrid fusion weighs BM25 by it)."""
+        ...
+
     def get(self, ids: Iterable[int]) -> dict[int, Passage]:
         """The passages with these ids."""
         ...

@@ -253,6 +253,12 @@ class FaissStore:
             return tokenize(query)
         return self.lexical.query_words(query)
 
+    def lexical_coverage(self, queries: Sequence[str]) -> np.ndarray:
+        """The share of each query's words in the BM25 vocabulary (0 without a BM25 part)."""
+        if self.lexical is None:
+            return np.zeros(len(queries), dtype=np.float32)
+        return np.array([self.lexical.coverage(q) for q in queries], dtype=np.float32)
+
     def get(self, ids: Iterable[int]) -> dict[int, Passage]:
         """The passages with these ids (ids not in the index are left out, as on Milvus)."""
         return {pid: self.passages[pid] for pid in ids if pid in self.passages}

@@ -316,6 +316,12 @@ class MilvusStore:
             search_params={"metric_type": "BM25"}, output_fields=["id"]))
         return _arrays(result, k, lexical=True)
 
+    def lexical_coverage(self, queries: Sequence[str]) -> np.ndarray:
+        """Milvus analyses and scores BM25 on the server and exposes no vocabulary, so the
+        coverage is unknown: taken as full (BM25 keeps its whole vote, as before fusion
+        weighed it)."""
+        return np.ones(len(queries), dtype=np.float32)
+
     def get(self, ids: Iterable[int]) -> dict[int, Passage]:
         """The passages with these ids."""
         wanted = sorted({int(i) for i in ids})
