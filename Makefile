@@ -32,7 +32,7 @@ lint:
 	$(PYTHON) -m mypy
 
 test: lint
-	$(PYTHON) -m pytest -q $(FAST)
+	$(PYTHON) -m pytest -q --durations=10 $(FAST)
 
 test-all: lint
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=10
