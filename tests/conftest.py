@@ -123,3 +123,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = getattr(item, "fixturenames", ())
         if "real_model" in fixtures or item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def tiny_index(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeds indexed with the tiny model: a service or library under test without the real
+    model."""
+    import semsearch
+
+    out = tmp_path_factory.mktemp("tiny-index") / "index"
+    semsearch.build([SEEDS], model=str(tiny_model)).save(out)
+    return out
+
+
+@pytest.fixture
+def index_copy(tiny_index: Path, tmp_path: Path) -> Path:
+    """A copy of `tiny_index` a test may change or damage."""
+    import shutil
+
+    shutil.copytree(tiny_index, tmp_path / "index")
+    return tmp_path / "index"
+
+
+def make_app(index_dir: Path, **options: Any) -> Any:
+    """The service's app over the index at `index_dir`, its encoder warmed up."""
+    import semsearch
+    from semsearch.serve import create_app
+
+    index = semsearch.load(index_dir)
+    index.search("warm up", k=1)
+    return create_app(index, **options)

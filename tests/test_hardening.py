@@ -24,34 +24,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from .conftest import REPO, SEEDS
+from .conftest import REPO, SEEDS, make_app
 
 ATTACK_QUERY = "volunteers delivered " * 476  # 9,996 characters, dense
 ATTACK_FILTER = " or ".join(['text like "%' + "_" * 100 + 'X%"'] * 30)  # 3.6 kB
 
 
-@pytest.fixture(scope="module")
-def tiny_index(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import semsearch
-
-    out = tmp_path_factory.mktemp("hardening") / "index"
-    semsearch.build([SEEDS], model=str(tiny_model)).save(out)
-    return out
-
-
-@pytest.fixture
-def index_copy(tiny_index: Path, tmp_path: Path) -> Path:
-    shutil.copytree(tiny_index, tmp_path / "index")
-    return tmp_path / "index"
-
-
-def make_app(index_dir: Path, **options: Any) -> Any:
-    import semsearch
-    from semsearch.serve import create_app
-
-    index = semsearch.load(index_dir)
-    index.search("warm up", k=1)
-    return create_app(index, **options)
 
 
 def free_port() -> int:
@@ -453,6 +431,7 @@ def test_oserrors_anywhere_in_the_writer_are_index_write_errors(
 # --- row 7: library thread safety ----------------------------------------------------------
 
 
+@pytest.mark.slow  # > 10 s on 2 CPUs: `make test-all`
 def test_searches_in_threads_while_another_thread_writes(index_copy: Path) -> None:
     # before: raw KeyError at stores/faiss.py, 2–7 times per ~1,000 searches
     import semsearch

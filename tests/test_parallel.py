@@ -32,6 +32,7 @@ def test_pool_gives_the_vectors_of_one_process(tiny_model: Path) -> None:
     assert sum(done) == len(TEXTS) and len(done) > 1
 
 
+@pytest.mark.slow  # > 10 s on 2 CPUs: `make test-all`
 def test_ray_local_mode_gives_the_vectors_of_one_process(tiny_model: Path) -> None:
     pytest.importorskip("ray", reason="the 'ray' extra is not installed")
     encoder = load_encoder(str(tiny_model), "onnx")
@@ -74,6 +75,7 @@ def test_pool_needs_the_onnx_encoder(tiny_model: Path) -> None:
         parallel.pool_encoder(Torchish(), 2)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # > 10 s on 2 CPUs: `make test-all`
 def test_cli_index_on_ray_equals_one_process(corpus: Path,  # noqa: F811
                                              tiny_model: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the 'ray' extra is not installed")

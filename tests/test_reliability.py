@@ -260,6 +260,7 @@ print(json.dumps(seen))
 """
 
 
+@pytest.mark.slow  # > 10 s on 2 CPUs: `make test-all`
 def test_readers_never_see_a_partial_write(corpus: Path, index_dir: Path) -> None:
     base = semsearch.load(index_dir).manifest.passage_count
     extra = corpus.parent / "extra"

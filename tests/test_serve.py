@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, make_app
 
 
 def free_port() -> int:
@@ -120,32 +120,6 @@ def test_concurrent_requests_agree(server: str) -> None:
 TARGET = "002_b3706f758604a439.txt"
 
 
-@pytest.fixture(scope="module")
-def tiny_index(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import semsearch
-
-    from .conftest import SEEDS
-
-    out = tmp_path_factory.mktemp("serve") / "index"
-    semsearch.build([SEEDS], model=str(tiny_model)).save(out)
-    return out
-
-
-@pytest.fixture
-def index_copy(tiny_index: Path, tmp_path: Path) -> Path:
-    import shutil
-
-    shutil.copytree(tiny_index, tmp_path / "index")
-    return tmp_path / "index"
-
-
-def make_app(index_dir: Path, **options: Any) -> Any:
-    import semsearch
-    from semsearch.serve import create_app
-
-    index = semsearch.load(index_dir)
-    index.search("warm up", k=1)
-    return create_app(index, **options)
 
 
 @pytest.fixture(scope="module")

@@ -129,10 +129,18 @@ def seeds(real_model: Path) -> Iterator[str]:
 
 
 def search(page: Any, query: str) -> list[dict[str, Any]]:
-    """Type `query` in the search box, press Enter, wait for the answer; the hits shown."""
+    """Type `query` in the search box, press Enter, wait for the answer to this query (not
+    to an earlier one still in flight: a slow search's 504 can arrive meanwhile); the hits
+    shown."""
     box = page.get_by_role("searchbox")
     box.fill(query)
-    with page.expect_response("**/search"):
+
+    def answers(response: Any) -> bool:
+        body = response.request.post_data or ""
+        return response.url.endswith("/search") and (query in body
+                                                      or json.dumps(query)[1:-1] in body)
+
+    with page.expect_response(answers):
         box.press("Enter")
     return shown(page)
 
