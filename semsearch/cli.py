@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 # Fixed choices, checked by the parser before anything loads (kept in step with the modules
 # that own them by tests/test_cli.py::test_choices_match_the_library).
+# up to this many queries, `query` loads the encoder for a short life (Index.open one_shot)
+ONE_SHOT_QUERIES = 16
 ModeChoice = Literal["dense", "bm25", "hybrid"]
 FusionChoice = Literal["weighted", "rrf"]
 EncoderChoice = Literal["auto", "onnx", "onnx-int8", "torch"]
@@ -343,7 +345,8 @@ def query(
         raise UsageError(f"-k must be at least 1, got {k}")
     if not 0 <= context <= MAX_SPAN:
         raise UsageError(f"--context must be from 0 to {MAX_SPAN}, got {context}")
-    with Index.open(index_at, model, collection=collection) as searcher:
+    with Index.open(index_at, model, collection=collection,
+                    one_shot=len(queries) <= ONE_SHOT_QUERIES) as searcher:
         results = searcher.search_batch(queries, k, mode, fusion, where, context=context)
         terms = {} if as_json else {q: searcher.query_words(q) for q in queries}
     for q, hits in zip(queries, results, strict=True):

@@ -117,6 +117,7 @@ class Index:
         self.report = UpdateReport()  # what the last build or add did
         self._lock = _ReadWriteLock()
         self._changing = threading.RLock()  # one add/remove/save at a time
+        self._one_shot = False  # see `open`
 
     @property
     def manifest(self) -> Manifest:
@@ -225,15 +226,19 @@ class Index:
 
     @classmethod
     def open(cls, location: Location | None = None, model: str | None = None, *,
-             collection: str | None = None, writable: bool = False) -> Index:
+             collection: str | None = None, writable: bool = False,
+             one_shot: bool = False) -> Index:
         """Open an index: a FAISS directory or a Milvus URI (./x.db for Milvus Lite,
         http://host:19530 for a server; `collection` default semsearch). Default: the
         SEMSEARCH_INDEX variable, else the seeds index shipped with semsearch. `model` must be
         the one the index was built with, and defaults to it. `writable` loads FAISS vectors
         into memory so that `add` and `remove` can change them (otherwise they may be
-        memory-mapped, read-only)."""
+        memory-mapped, read-only). `one_shot`: a few queries, then the process ends (the CLI):
+        the query encoder starts without repacking its weights (see models/onnx.py)."""
         store = stores.open_store(location, collection=collection, writable=writable)
-        return cls(store, model=_model_for(store, model))
+        index = cls(store, model=_model_for(store, model))
+        index._one_shot = one_shot
+        return index
 
     def add(self, paths: Iterable[str | os.PathLike[str]], *, max_tokens: int = MAX_TOKENS,
             progress: BuildProgress | None = None, options: corpus.Options | None = None,
@@ -316,7 +321,8 @@ class Index:
     def encoder(self) -> Encoder:
         """The query encoder, loaded on first use and checked against the manifest."""
         if self._encoder is None:
-            encoder = load_encoder(self._model or self.manifest.model.name)
+            encoder = load_encoder(self._model or self.manifest.model.name,
+                                   one_shot=self._one_shot)
             recorded = self.manifest.model
             if (encoder.info.dimension != recorded.dimension
                     or encoder.info.fingerprint != recorded.fingerprint):

@@ -181,14 +181,16 @@ def _backend(requested: Backend | None) -> Backend:
 
 
 def load_encoder(model: str | ModelRef | None = None, backend: Backend | None = None, *,
-                 threads: int | None = None, for_indexing: bool = False) -> Encoder:
+                 threads: int | None = None, for_indexing: bool = False,
+                 one_shot: bool = False) -> Encoder:
     """Load the model `model` resolves to; raise ModelError with a way out if it cannot.
 
     `backend` (or `SEMSEARCH_ENCODER`; `--encoder` on the command line): `auto` uses the ONNX
     export when the model directory has one and torch otherwise — `for_indexing`, its
     quality-checked int8 body when it has one (faster on passages, same retrieval quality:
     see provision/export.py); `onnx-int8` runs the int8 body, `onnx` the fp32 one.
-    `threads`: the ONNX session's threads (default: every CPU).
+    `threads`: the ONNX session's threads (default: every CPU). `one_shot`: a few queries and
+    the process ends, so the ONNX session skips repacking its weights (see onnx.py).
     """
     ref = model if isinstance(model, ModelRef) else resolve(model)
     chosen = _backend(backend)
@@ -199,19 +201,20 @@ def load_encoder(model: str | ModelRef | None = None, backend: Backend | None = 
         if onnx.has_export(path):
             int8 = chosen == "onnx-int8" or (
                 chosen == "auto" and for_indexing and onnx.has_checked_int8(path))
-            return _load_onnx(ref, int8=int8, threads=threads)
+            return _load_onnx(ref, int8=int8, threads=threads, prepack=not one_shot)
     if chosen in ("onnx", "onnx-int8"):
         raise ModelError(f"model {ref.name} has no ONNX export; run `semsearch provision` "
                          "(default model) or use --encoder torch")
     return _load_torch(ref)
 
 
-def _load_onnx(ref: ModelRef, int8: bool, threads: int | None = None) -> OnnxEncoder:
+def _load_onnx(ref: ModelRef, int8: bool, threads: int | None = None,
+               prepack: bool = True) -> OnnxEncoder:
     from semsearch.models.onnx import OnnxRunner, read_export_info
 
     path = Path(ref.location)
     try:
-        runner = OnnxRunner.open(path, int8=int8, threads=threads)
+        runner = OnnxRunner.open(path, int8=int8, threads=threads, prepack=prepack)
     except ModelError:
         raise
     except Exception as exc:
