@@ -66,6 +66,8 @@ _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
 }
 _MILVUS_OPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
                ast.GtE: ">="}
+_FLIPPED = {ast.Eq: ast.Eq(), ast.NotEq: ast.NotEq(), ast.Lt: ast.Gt(), ast.LtE: ast.GtE(),
+            ast.Gt: ast.Lt(), ast.GtE: ast.LtE()}  # `5 < x` is `x > 5`
 _INT64 = range(-2**63, 2**63)
 
 
@@ -230,7 +232,8 @@ def _like_pattern(pattern: str) -> _LikePattern:
 class PageSpan:
     """The pages a PDF passage spans, compared as "any of its pages": `page == 6` holds for a
     passage on pages 5-6, `page > 5` for one ending after page 5, `page < 3` for one starting
-    before page 3 (FAISS backend; on Milvus `page` is the first page)."""
+    before page 3. Milvus gets the same rule rendered over `page_start` and `page_end`
+    (`_Milvus.page`)."""
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -531,6 +534,15 @@ class _Milvus:
                               "not with another field")
         name_first = x[0] != "literal"
         (kind, name), value = (x, y[1]) if name_first else (y, x[1])
+        if kind == "meta" and name == "page":
+            spanned = self.page(op if name_first else _FLIPPED[type(op)], value)
+            if spanned is not None:
+                return spanned
+        return self.against(kind, name, op, value, name_first, _unparse(a, op, b))
+
+    def against(self, kind: str, name: str, op: ast.cmpop, value: Any, name_first: bool,
+                shown: str) -> _Value:
+        """A field (`kind` "core" or "meta") compared with a literal `value`."""
         symbol = _MILVUS_OPS[type(op)]
         if value is None:
             if isinstance(op, ast.Eq | ast.NotEq):
@@ -538,7 +550,7 @@ class _Milvus:
                 if kind == "core":
                     return not equal
                 return self.cond(f"{'not ' if equal else ''}exists {_key(name)}")
-            raise self.refuse(f"{_unparse(a, op, b)}: None cannot be ordered")
+            raise self.refuse(f"{shown}: None cannot be ordered")
         literal = self.literal_text(value)
         field_text = name if kind == "core" else _key(name)
         text = (f"{field_text} {symbol} {literal}" if name_first
@@ -551,6 +563,30 @@ class _Milvus:
             return self.cond(f"(not exists {field_text} or {text})", group=True)
         check = frozenset({(name, "text" if isinstance(value, str) else "number")})
         return self.cond(text, check, check)
+
+    def page(self, op: ast.cmpop, value: Any) -> _Value | None:
+        """`page <op> value` as `PageSpan` compares it: a passage with `page_start` and
+        `page_end` (a PDF passage, whose `page` is its first page) matches on any page it spans;
+        one without them on `page` itself. None where the plain rendering is already that
+        (text or None compare alike with a span and with its first page)."""
+        if isinstance(value, bool):
+            raise self.refuse("page compared with true or false: a passage on pages 1-2 is not "
+                              "`page == true` here but its first page is 1; compare a number")
+        if not isinstance(value, int | float):
+            return None
+        number = self.literal_text(value)
+        start, end = _key("page_start"), _key("page_end")
+        spans = {ast.Eq: f"({start} <= {number} and {end} >= {number})",
+                 ast.NotEq: f"not ({start} <= {number} and {end} >= {number})",
+                 ast.Lt: f"{start} < {number}", ast.LtE: f"{start} <= {number}",
+                 ast.Gt: f"{end} > {number}", ast.GtE: f"{end} >= {number}"}[type(op)]
+        plain = self.against("meta", "page", op, value, True, f"page {_MILVUS_OPS[type(op)]} "
+                             f"{number}")
+        assert isinstance(plain, _Cond)
+        spanned = f"(exists {start} and exists {end})"
+        # null (Python's TypeError) only where the plain comparison is, off a span
+        return self.cond(f"(({spanned} and {spans}) or (not {spanned} and {_group(plain)}))",
+                         plain.maybe, frozenset(), group=True)
 
     def columns(self, a: str, op: ast.cmpop, b: str, shown: str) -> _Value:
         if _TYPES[a] is _TYPES[b]:
@@ -570,6 +606,13 @@ class _Milvus:
                 return negate
             listed = ", ".join(self.literal_text(v) for v in dict.fromkeys(keep))
             return self.cond(f"{name} {'not in' if negate else 'in'} [{listed}]")
+        if name == "page" and any(isinstance(v, int | float) for v in values):
+            equal = ast.Eq()  # `page in [5, 6]`: any of its pages is one of them
+            anywhere = self.boolean((self.page(equal, v) or self.against(
+                kind, name, equal, v, True, f"page == {v!r}") for v in values), False)
+            if isinstance(anywhere, bool):
+                return anywhere is not negate
+            return self.cond(f"not {_group(anywhere)}", anywhere.maybe) if negate else anywhere
         key = _key(name)
         tests = list(dict.fromkeys(f"{key} == {self.literal_text(v)}"
                                    for v in values if v is not None))

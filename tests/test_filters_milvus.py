@@ -52,6 +52,12 @@ ROWS: list[tuple[str, str, int, int, int, str, dict[str, Any]]] = [
     ("m", "h.txt", 13, 9, 10, "", {"year": 2021, "tag": "x", "flag": True, "rank": 9.5}),
     ("l", "i.txt", 14, 10, 11, "", {"year": 1500}),
     ("k", "j.txt", 15, 11, 12, "", {"tag": "中文字"}),
+    # PDF passages (`page` is the first of the pages they span) and a `page` of a JSONL record
+    ("pdf a", "doc.pdf", 1, 0, 5, "", {"page": 5, "page_start": 5, "page_end": 6}),
+    ("pdf b", "doc.pdf", 2, 5, 9, "", {"page": 6, "page_start": 6, "page_end": 6}),
+    ("pdf c", "doc.pdf", 3, 9, 12, "", {"page": 2, "page_start": 2, "page_end": 4}),
+    ("jsonl", "u.jsonl", 1, 0, 1, "", {"page": 3}),
+    ("jsonl", "u.jsonl", 2, 1, 2, "", {"page": "6"}),
 ]
 PASSAGES = {i: Passage(*row) for i, row in enumerate(ROWS)}
 
@@ -89,6 +95,17 @@ EXPRESSIONS = [
     "year in [2021, \"2021\"] and year in [2021]",
     "True",
     "source == None",
+    # a PDF passage matches on any page it spans (on Milvus too: this failed there before)
+    "page == 6",
+    "6 == page",
+    "page > 5",
+    "page < 3",
+    "page != 6",
+    "2 <= page <= 3",
+    "page in [4, 6]",
+    'page not in [5, "6", None]',
+    'page == "6"',
+    "page >= 4.5 and page < 6",
 ]
 
 
@@ -142,7 +159,7 @@ def test_the_expressions_tell_passages_apart() -> None:
 
 
 FIELD_NAMES = ["source", "heading", "text", "paragraph", "start", "end", "year", "tag", "rank",
-               "flag", "missing"]
+               "flag", "page", "missing"]
 LITERALS = ['"a.txt"', '"x"', '"中文"', '"2021"', '""', '"m"', "0", "1", "2", "2020", "2.5",
             "True", "False", "None"]
 PATTERNS = ['"%"', '"a%"', '"%.txt"', '"_"', '"%中%"', '"x%y"', '"__"', '"x%"']

@@ -235,3 +235,26 @@ def test_on_a_milvus_server(faiss_dir: Path) -> None:
         assert (lexical[0] >= 0).any()
     finally:
         store.client.drop_collection(collection)
+
+
+def test_page_filter_on_milvus_matches_any_page_a_passage_spans(tiny_model: Path,
+                                                                 tmp_path: Path) -> None:
+    """Before: on Milvus `page == 2` meant the first page, missing a passage that crosses from
+    page 1 into page 2 (FAISS matched it)."""
+    from .test_documents import _pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    pages = ["Volunteers delivered food", "to families in quarantine.", "Masks arrived later on."]
+    (docs / "r.pdf").write_bytes(_pdf(pages))
+    found = {}
+    for name, out in (("faiss", str(tmp_path / "idx")), ("milvus", str(tmp_path / "m.db"))):
+        result = runner.invoke(app, ["index", str(docs), "--out", out, "--model", str(tiny_model)])
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(app, ["query", "families", "--index", out, "--json", "--model",
+                                     str(tiny_model), "--where", "page == 2", "-k", "5"])
+        assert result.exit_code == 0, result.output
+        found[name] = [(h["text"], h["metadata"]["page"], h["metadata"]["page_end"])
+                       for h in json.loads(result.stdout)["hits"]]
+    assert any("families" in text and first == 1 for text, first, _ in found["milvus"])
+    assert found["milvus"] == found["faiss"]
