@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from semsearch import index as index_module
 from semsearch.corpus import Document
@@ -38,9 +39,11 @@ def test_blend_is_the_mean_and_leaves_the_rest() -> None:
     np.testing.assert_array_equal(vectors, np.eye(3))  # the input is not changed
 
 
-def test_index_vectors_blend_split_paragraphs(tiny_model: Path) -> None:
+def test_index_vectors_blend_split_paragraphs(tiny_model: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Through indexing (tiny model: passages of at most 112 tokens): a long paragraph's
     passages get (v + v_paragraph) / 2, a short paragraph keeps its own vector."""
+    monkeypatch.setattr(index_module, "BLEND_PARAGRAPHS", True)
     long = "".join(f"第{i}句话讲的是一件不同的事情。" for i in range(30))
     docs = [_doc("long.txt", f"{long}\n"), _doc("short.txt", "短的一段话，只有一个段落。\n")]
     encoder = load_encoder(str(tiny_model), for_indexing=True)
@@ -54,3 +57,15 @@ def test_index_vectors_blend_split_paragraphs(tiny_model: Path) -> None:
         np.testing.assert_allclose(vectors[row], (plain[row] + whole) / 2, atol=1e-5)
         assert not np.allclose(vectors[row], plain[row], atol=1e-3)
     np.testing.assert_allclose(vectors[-1], plain[-1], atol=1e-5)
+
+
+def test_blending_off_keeps_passage_vectors(tiny_model: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "BLEND_PARAGRAPHS", False)
+    long = "".join(f"第{i}句话讲的是一件不同的事情。" for i in range(30))
+    encoder = load_encoder(str(tiny_model), for_indexing=True)
+    prepared, vectors, _ = index_module._embed([_doc("long.txt", f"{long}\n")], encoder, 256,
+                                               None)
+    assert len(prepared.passages) > 1
+    plain = encoder.encode_passages([p.embedded_text for p in prepared.passages])
+    np.testing.assert_allclose(vectors, plain, atol=1e-5)
