@@ -20,7 +20,7 @@ from types import TracebackType
 
 import numpy as np
 
-from semsearch import corpus, stores
+from semsearch import corpus, paragraphs, stores
 from semsearch.checkpoint import discard, encode_resumable
 from semsearch.context import Context, check_span, contexts
 from semsearch.errors import ModelMismatchError, QueryError, UsageError
@@ -30,6 +30,10 @@ from semsearch.models.resolve import fingerprint as model_fingerprint
 from semsearch.passages import MAX_TOKENS, Passage, Prepared, prepare
 from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, Fusion, Hit, Mode, search
 from semsearch.stores.base import Manifest, Store, resolve_kind
+
+# Blend each passage of a paragraph cut in several with the whole paragraph (paragraphs.py):
+# off: hybrid gains on every set, but en→zh hybrid stays below dense at rank 1 (see there)
+BLEND_PARAGRAPHS = False
 
 Location = stores.Location
 
@@ -422,14 +426,20 @@ def _embed(documents: Sequence[corpus.Document], encoder: Encoder, max_tokens: i
     `embedded_text`: heading and text), and how many of those a `checkpoint` already held."""
     budget = min(max_tokens, encoder.max_tokens - 16)
     prepared = prepare(documents, encoder.count_tokens, budget)
-    if progress is not None:
-        progress.start(len(prepared.passages), "encoding passages")
     info = encoder.info
+    split = paragraphs.split_paragraphs(prepared.passages) if BLEND_PARAGRAPHS else []
+    texts = [p.embedded_text for p in prepared.passages] + [p.text for p in split]
+    if progress is not None:
+        progress.start(len(texts), "encoding passages")
     vectors, resumed = encode_resumable(
-        [p.embedded_text for p in prepared.passages], encoder.encode_passages, checkpoint,
-        f"{info.name} {info.fingerprint} {encoder.backend} {budget} heading-line", info.dimension,
+        texts, encoder.encode_passages, checkpoint,
+        f"{info.name} {info.fingerprint} {encoder.backend} {budget} heading-line"
+        f"{' paragraph-blend' if split else ''}", info.dimension,
         progress.advance if progress else None)
-    return prepared, vectors, resumed
+    count = len(prepared.passages)
+    if split:
+        vectors = paragraphs.blend(vectors[:count], split, vectors[count:])
+    return prepared, vectors, min(resumed, count)
 
 
 def _noted(manifest: Manifest, removed: Sequence[str], prepared: Prepared | None,
