@@ -43,14 +43,15 @@ MIX = [("hybrid", None, 5), ("dense", None, 5), ("bm25", None, 5),
        ("hybrid", "paragraph > 2", 5), ("dense", "paragraph < 5", 5), ("hybrid", None, 10)]
 
 
-def start_server(index: Path, code: Path) -> tuple[subprocess.Popen[str], int]:
-    """`semsearch serve` of the code in `code` on a free loopback port, once /health answers;
-    SystemExit if it dies or does not come up."""
+def start_server(index: Path, *extra: str,
+                 code: Path = REPO) -> tuple[subprocess.Popen[str], str]:
+    """`semsearch serve` of the code in `code` on a free loopback port (extra CLI options
+    appended), once /health answers; its URL. SystemExit if it dies or does not come up."""
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "semsearch.cli", "serve", "--index", str(index.resolve()),
-               "--host", HOST, "--port", str(port)]
+               "--host", HOST, "--port", str(port), *extra]
     process = subprocess.Popen(command, cwd=code, text=True, env={
         **os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(code)})
     for _ in range(600):
@@ -60,7 +61,7 @@ def start_server(index: Path, code: Path) -> tuple[subprocess.Popen[str], int]:
             connection = http.client.HTTPConnection(HOST, port, timeout=2)
             connection.request("GET", "/health")
             if connection.getresponse().status == 200:
-                return process, port
+                return process, f"http://{HOST}:{port}"
         except OSError:
             time.sleep(0.2)
     process.kill()
@@ -269,7 +270,8 @@ def main() -> None:
         "baseline": str(args.baseline) if args.baseline else None,
         "query_encoding": encoding, "indexes": {}}
     for name, directory in indexes.items():
-        servers = {v: start_server(Path(directory), code) for v, code in versions.items()}
+        servers = {v: _port(start_server(Path(directory), code=code))
+                   for v, code in versions.items()}
         try:
             passages = json.loads(_get(servers["batched"][1], "/health"))["passages"]
             entry: dict[str, Any] = {"path": directory, "passages": passages, "workloads": {}}
@@ -295,6 +297,10 @@ def main() -> None:
     (args.out / "service.md").write_text(text, encoding="utf-8")
     chart(report, args.out / "service.png")
     print(text)
+
+
+def _port(started: tuple[subprocess.Popen[str], str]) -> tuple[subprocess.Popen[str], int]:
+    return started[0], int(started[1].rsplit(":", 1)[1])
 
 
 def _get(port: int, path: str) -> str:

@@ -87,7 +87,12 @@ DEFAULT_TIMEOUT = 10.0  # seconds a request may wait for its search
 DEFAULT_WORKERS = 4  # search threads (the encoder and FAISS use their own threads inside)
 BACKLOG = 64  # searches waiting for a worker beyond which new ones get 503 at once
 # Micro-batches of ordinary searches (batching.py): RUNNERS batches at once, each taking what
-# waits (at most MAX_BATCH) after at most BATCH_WINDOW seconds; see benchmarks/results/service.md
+# waits (at most MAX_BATCH) after at most BATCH_WINDOW seconds. Tried on 2 CPUs (seeds, hybrid,
+# requests/s at 8 / 32 clients, two rounds on a machine shared with other jobs, so noisy):
+# 1 runner 44 / 83 and 100 / 58; 2 runners 55 / 130 and 113 / 81; 2 runners with a 2 ms window
+# 56 / 123 and 118 / 118; 4 runners 58 / 105 and 67 / 132. A window buys nothing measurable
+# (requests queue by themselves while a batch runs) and delays a lone request: none; 2 runners
+# (one batch's Python overlaps the other's model call). Results: benchmarks/results/service.md
 BATCH_RUNNERS = 2
 BATCH_WINDOW = 0.0
 MAX_BATCH = 32

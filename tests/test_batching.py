@@ -171,10 +171,10 @@ def test_the_service_answers_concurrent_requests_in_batches_as_alone(tiny_index:
         time.sleep(0.2)
         return original(requests, **kwargs)
 
-    index.search_each = slower
     with TestClient(app) as client:
         alone = [client.post("/search", json=body) for body in bodies]
         batches = app.state.batcher.batches
+        index.search_each = slower
         with ThreadPoolExecutor(len(bodies)) as pool:
             together = list(pool.map(lambda body: client.post("/search", json=body), bodies))
         ran = app.state.batcher.batches - batches
