@@ -1,19 +1,30 @@
-"""Load test of `semsearch serve` on loopback: requests/s and latency at 1, 8 and 32 clients.
+"""Load test of `semsearch serve` on loopback: requests/s and latency at 1, 8, 32 and 64 clients,
+this code against a baseline checkout in the same run.
 
-    python3 benchmarks/service.py [--requests 300] [--seconds 30] [--clients 1 8 32] [--smoke]
-                                  [--out DIR] [--index DIR]
+    python3 benchmarks/service.py [--baseline DIR] [--index NAME=DIR ...] [--clients 1 8 32 64]
+                                  [--requests 400] [--seconds 20] [--smoke] [--out DIR]
 
-Starts the service on 127.0.0.1 (`semsearch serve --index`, the seeds index by default, default
-model), sends the 68 labelled queries round-robin from N client threads — each run bounded by a
-request count and a time limit — and writes service.{json,md} to benchmarks/results/ (or
-`--out`). Nothing leaves the machine. `--smoke` checks that the script runs end to end in
-seconds (20 requests at 1 and 4 clients) and writes to a new temporary directory unless `--out`
-is given: its numbers mean nothing.
+For each index (default: the seeds index) it starts two services on 127.0.0.1 — this code, and
+with `--baseline` the code of another checkout (e.g. main's: `git worktree add --detach DIR
+main`), by PYTHONPATH — and sends, from N client threads, the 68 labelled queries round-robin
+in two workloads: `hybrid` (the default mode, k=5: the figure the README quotes) and `mix`
+(dense, BM25 and hybrid, some with a filter or k=10). Baseline and this code alternate at each
+client count, so both see the same machine. Each run is bounded by a request count and a time
+limit. The client is cheap: one keep-alive `http.client` connection per thread, bodies encoded
+beforehand; it shares the machine's CPUs with the server, as the report says.
+
+Also measured in-process: query encoding of a 10-character query as the service does it (the
+warm `tokenizers` path) and as a cold CLI does it (the unigram tables), p50 of 200.
+
+Writes service.{json,md,png} to benchmarks/results/ (or `--out`). `--smoke` checks the script
+end to end in seconds (seeds index, 20 requests at 1 and 4 clients, no baseline) into a
+temporary directory unless `--out` is given: its numbers mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import socket
@@ -25,66 +36,98 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results"
 HOST = "127.0.0.1"
+TEN_CHARS = "夫妻党员抗疫感人事迹"  # a 10-character query
+MIX = [("hybrid", None, 5), ("dense", None, 5), ("bm25", None, 5),
+       ("hybrid", "paragraph > 2", 5), ("dense", "paragraph < 5", 5), ("hybrid", None, 10)]
 
 
-def start_server(index: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    """`semsearch serve` on a free loopback port (extra CLI options appended), once /health
-    answers; SystemExit if it dies or does not come up."""
+def start_server(index: Path, *extra: str,
+                 code: Path = REPO) -> tuple[subprocess.Popen[str], str]:
+    """`semsearch serve` of the code in `code` on a free loopback port (extra CLI options
+    appended), once /health answers; its URL. SystemExit if it dies or does not come up."""
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "semsearch.cli", "serve", "--index", str(index.resolve()),
                "--host", HOST, "--port", str(port), *extra]
-    process = subprocess.Popen(command, cwd=REPO, text=True,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    url = f"http://{HOST}:{port}"
-    for _ in range(300):
+    process = subprocess.Popen(command, cwd=code, text=True, env={
+        **os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(code)})
+    for _ in range(600):
         if process.poll() is not None:
-            raise SystemExit(f"the service exited with status {process.returncode} on start")
+            raise SystemExit(f"the service ({code}) exited with status {process.returncode}")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
+            connection = http.client.HTTPConnection(HOST, port, timeout=2)
+            connection.request("GET", "/health")
+            if connection.getresponse().status == 200:
+                return process, f"http://{HOST}:{port}"
+        except OSError:
             time.sleep(0.2)
     process.kill()
     process.wait()
     raise SystemExit("the service did not start")
 
 
-def load(url: str, queries: list[str], clients: int, requests: int,
+def stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def bodies(queries: list[str], workload: str) -> list[bytes]:
+    """The request bodies of a workload, in the order they are sent."""
+    out = []
+    for n, query in enumerate(queries):
+        if workload == "hybrid":
+            body: dict[str, Any] = {"query": query, "k": 5}
+        else:
+            mode, where, k = MIX[n % len(MIX)]
+            body = {"query": query, "k": k, "mode": mode}
+            if where is not None:
+                body["where"] = where
+        out.append(json.dumps(body, ensure_ascii=False).encode("utf-8"))
+    return out
+
+
+def load(port: int, payloads: list[bytes], clients: int, requests: int,
          seconds: float) -> dict[str, Any]:
-    """`clients` threads share `requests` requests; stop early after `seconds`."""
+    """`clients` threads share `requests` requests (each thread one keep-alive connection);
+    stop early after `seconds`."""
     latencies: list[float] = []
     errors = 0
     counter = iter(range(requests))
     lock = threading.Lock()
     deadline = time.perf_counter() + seconds
+    headers = {"content-type": "application/json"}
 
     def client() -> None:
         nonlocal errors
-        with httpx.Client(base_url=url, timeout=30) as http:
-            while time.perf_counter() < deadline:
+        connection = http.client.HTTPConnection(HOST, port, timeout=60)
+        while time.perf_counter() < deadline:
+            with lock:
+                n = next(counter, None)
+            if n is None:
+                break
+            start = time.perf_counter()
+            try:
+                connection.request("POST", "/search", payloads[n % len(payloads)], headers)
+                response = connection.getresponse()
+                response.read()
+            except OSError:  # reconnect once; count the failure
                 with lock:
-                    n = next(counter, None)
-                if n is None:
-                    return
-                start = time.perf_counter()
-                try:
-                    response = http.post("/search", json={"query": queries[n % len(queries)],
-                                                          "k": 5})
-                except httpx.TransportError:  # the service is gone: count it, stop this client
-                    with lock:
-                        errors += 1
-                    return
-                elapsed = time.perf_counter() - start
-                with lock:
-                    latencies.append(elapsed)
-                    errors += response.status_code != 200
+                    errors += 1
+                connection.close()
+                connection = http.client.HTTPConnection(HOST, port, timeout=60)
+                continue
+            elapsed = time.perf_counter() - start
+            with lock:
+                latencies.append(elapsed)
+                errors += response.status != 200
+        connection.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     start = time.perf_counter()
@@ -97,9 +140,87 @@ def load(url: str, queries: list[str], clients: int, requests: int,
     if not ordered:
         raise SystemExit(f"no request completed at {clients} clients")
     return {"clients": clients, "requests": len(latencies), "errors": errors,
-            "seconds": wall, "requests_per_s": len(latencies) / wall,
-            "p50_ms": 1000 * statistics.median(ordered),
-            "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]}
+            "seconds": round(wall, 3), "requests_per_s": round(len(latencies) / wall, 1),
+            "p50_ms": round(1000 * statistics.median(ordered), 1),
+            "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1)}
+
+
+def query_encoding(repeats: int = 200) -> dict[str, Any]:
+    """p50 ms of encoding a 10-character query: cold path (unigram tables) and warm path
+    (`tokenizers`, as the service does after `runner.warm()`), in this process."""
+    sys.path.insert(0, str(REPO))
+    import semsearch
+
+    encoder = semsearch.load().encoder
+    runner = encoder.runner  # type: ignore[attr-defined]
+    out: dict[str, Any] = {"query": TEN_CHARS}
+    for name in ("cold_tokenizer", "warm_tokenizer"):
+        if name == "warm_tokenizer":
+            runner.warm()
+        for _ in range(10):
+            encoder.encode_queries([TEN_CHARS])
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            encoder.encode_queries([TEN_CHARS])
+            times.append(time.perf_counter() - start)
+        out[f"{name}_p50_ms"] = round(1000 * statistics.median(times), 2)
+    prompt = encoder.info.prompts.get("query", "")
+    out["tokens"] = len(runner.ids([prompt + TEN_CHARS])[0])
+    return out
+
+
+def chart(report: dict[str, Any], dest: Path) -> None:
+    """requests/s against clients, baseline and this code, per index and workload."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(name, workload, runs) for name, index in report["indexes"].items()
+              for workload, runs in index["workloads"].items()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False)
+    for ax, (name, workload, runs) in zip(axes[0], panels, strict=True):
+        for version, style in (("baseline", "o--"), ("batched", "o-")):
+            if version in runs:
+                ax.plot([r["clients"] for r in runs[version]],
+                        [r["requests_per_s"] for r in runs[version]], style, label=version)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("clients")
+        ax.set_ylabel("requests/s")
+        ax.set_title(f"{name}, {workload}")
+        ax.set_ylim(bottom=0)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(dest, dpi=100)
+    plt.close(fig)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    enc = report["query_encoding"]
+    lines = [f"`semsearch serve` on loopback, {report['cpus']} CPUs, measured {report['date']}; "
+             f"{report['client']}.", "",
+             f"Query encoding of a {len(enc['query'])}-character query ({enc['tokens']} tokens), "
+             f"p50: {enc['warm_tokenizer_p50_ms']} ms warm (the service: `tokenizers`), "
+             f"{enc['cold_tokenizer_p50_ms']} ms with the cold-start unigram tokenizer.", ""]
+    for name, index in report["indexes"].items():
+        for workload, runs in index["workloads"].items():
+            lines += [f"**{name}** ({index['passages']:,} passages), {workload} "
+                      f"({report['workloads'][workload]}):", "",
+                      "| clients | version | requests | errors | requests/s | p50 ms | p99 ms "
+                      "| × baseline |", "|---|---|---|---|---|---|---|---|"]
+            base = {r["clients"]: r for r in runs.get("baseline", [])}
+            for version in ("baseline", "batched"):
+                for run in runs.get(version, []):
+                    ratio = ""
+                    before = base.get(run["clients"], {}).get("requests_per_s")
+                    if version == "batched" and before:
+                        ratio = f"{run['requests_per_s'] / before:.2f}"
+                    lines.append(f"| {run['clients']} | {version} | {run['requests']} | "
+                                 f"{run['errors']} | {run['requests_per_s']:.1f} | "
+                                 f"{run['p50_ms']:.1f} | {run['p99_ms']:.1f} | {ratio} |")
+            lines.append("")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -108,50 +229,84 @@ def main() -> None:
     from semsearch.stores import DEFAULT_INDEX
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=300, help="per client count")
-    parser.add_argument("--seconds", type=float, default=30, help="time limit per client count")
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--requests", type=int, default=400, help="per run (at least 10 a "
+                        "client)")
+    parser.add_argument("--seconds", type=float, default=20, help="time limit per run")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--baseline", type=Path, help="a checkout whose service to compare "
+                        "against (e.g. main's, in a second worktree)")
+    parser.add_argument("--index", nargs="+", default=[], metavar="NAME=DIR",
+                        help="indexes to serve (default: seeds=the seeds index)")
+    parser.add_argument("--workloads", nargs="+", default=["hybrid", "mix"],
+                        choices=["hybrid", "mix"])
     parser.add_argument("--smoke", action="store_true",
                         help="20 requests at 1 and 4 clients: checks the script runs (seconds)")
-    parser.add_argument("--index", type=Path, default=DEFAULT_INDEX,
-                        help="index directory to serve (default: the seeds index)")
-    parser.add_argument("--out", type=Path, help="directory for service.{json,md} "
+    parser.add_argument("--out", type=Path, help="directory for service.{json,md,png} "
                         "(default: benchmarks/results; with --smoke a new temporary directory)")
     args = parser.parse_args()
-    warmup = 20
+    warmup = 40
     if args.smoke:
-        args.requests, args.seconds = min(args.requests, 20), min(args.seconds, 10)
-        args.clients, warmup = [1, 4], 4
+        args.requests, args.seconds, args.clients, warmup = 20, 10, [1, 4], 4
+        args.baseline, args.workloads = None, ["hybrid"]
     from outputs import output_dir  # benchmarks/outputs.py, beside this script
 
     args.out = output_dir(args.out, args.smoke, "service")
     if args.requests < 1 or args.seconds <= 0 or min(args.clients) < 1:
         parser.error("--requests, --seconds and --clients must be positive")
+    indexes = dict(item.split("=", 1) for item in args.index) or {"seeds": str(DEFAULT_INDEX)}
 
+    encoding = query_encoding(20 if args.smoke else 200)
+    print(f"query encoding: {encoding}", flush=True)
     queries = [q.query for q in load_qrels(DEFAULT_QRELS)]
-    process, url = start_server(args.index)
-    try:
-        load(url, queries, 2, warmup, 10)  # warm up
-        runs = [load(url, queries, c, args.requests, args.seconds) for c in args.clients]
-    finally:
-        process.terminate()
+    versions = {"batched": REPO} | ({"baseline": args.baseline.resolve()}
+                                    if args.baseline else {})
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
+        "client": "client threads in one process on the same machine, one keep-alive "
+                  "http.client connection each; baseline and batched alternate per client count",
+        "workloads": {"hybrid": "hybrid, k=5, 68 labelled queries round-robin",
+                      "mix": "dense/bm25/hybrid round-robin, 2 in 6 with a filter "
+                             "(paragraph > 2, paragraph < 5), 1 in 6 with k=10"},
+        "baseline": str(args.baseline) if args.baseline else None,
+        "query_encoding": encoding, "indexes": {}}
+    for name, directory in indexes.items():
+        servers = {v: _port(start_server(Path(directory), code=code))
+                   for v, code in versions.items()}
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
-              "mode": "hybrid (default), k=5, 68 labelled queries round-robin", "runs": runs}
+            passages = json.loads(_get(servers["batched"][1], "/health"))["passages"]
+            entry: dict[str, Any] = {"path": directory, "passages": passages, "workloads": {}}
+            for workload in args.workloads:
+                payloads = bodies(queries, workload)
+                runs: dict[str, list[dict[str, Any]]] = {v: [] for v in versions}
+                for _, port in servers.values():
+                    load(port, payloads, 4, warmup, 20)  # warm up
+                for clients in args.clients:
+                    count = args.requests if args.smoke else max(args.requests, 10 * clients)
+                    for version, (_, port) in servers.items():
+                        run = load(port, payloads, clients, count, args.seconds)
+                        runs[version].append(run)
+                        print(f"{name} {workload} {version}: {run}", flush=True)
+                entry["workloads"][workload] = runs
+            report["indexes"][name] = entry
+        finally:
+            for process, _ in servers.values():
+                stop(process)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "service.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    lines = [f"`semsearch serve` on loopback, {report['cpus']} CPUs, {report['mode']}; measured "
-             f"{report['date']}.", "", "| clients | requests | errors | requests/s | p50 ms | "
-             "p99 ms |", "|---|---|---|---|---|---|"]
-    for run in runs:
-        lines.append(f"| {run['clients']} | {run['requests']} | {run['errors']} | "
-                     f"{run['requests_per_s']:.1f} | {run['p50_ms']:.1f} | {run['p99_ms']:.1f} |")
-    (args.out / "service.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    text = markdown(report)
+    (args.out / "service.md").write_text(text, encoding="utf-8")
+    chart(report, args.out / "service.png")
+    print(text)
+
+
+def _port(started: tuple[subprocess.Popen[str], str]) -> tuple[subprocess.Popen[str], int]:
+    return started[0], int(started[1].rsplit(":", 1)[1])
+
+
+def _get(port: int, path: str) -> str:
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    connection.request("GET", path)
+    return connection.getresponse().read().decode("utf-8")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,16 @@ from semsearch.models.encoder import Backend, Encoder, ModelInfo, load_encoder
 from semsearch.models.resolve import ModelRef, resolve
 from semsearch.models.resolve import fingerprint as model_fingerprint
 from semsearch.passages import MAX_TOKENS, Passage, Prepared, prepare
-from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, Fusion, Hit, Mode, search
+from semsearch.search import (
+    DEFAULT_FUSION,
+    DEFAULT_MODE,
+    Fusion,
+    Hit,
+    Mode,
+    Request,
+    search,
+    search_each,
+)
 from semsearch.stores.base import Manifest, Store, resolve_kind
 
 # Blend each passage of a paragraph cut in several with the whole paragraph (paragraphs.py):
@@ -370,6 +379,28 @@ class Index:
             flat = [hit for hits in results for hit in hits]
             found = iter(contexts(self.store, [(h.id, h) for h in flat], context, context))
             return [[replace(hit, context=next(found)) for hit in hits] for hits in results]
+
+    def search_each(self, requests: Sequence[Request], *, context: Sequence[int] = (),
+                    timeout: float | None = None) -> list[list[Hit] | Exception]:
+        """Independent searches answered together (the service's micro-batches): each
+        request's hits, as `search` gives them, or the exception it alone raises; one encoder
+        call for all of them (see `search.search_each`). `context[n]` > 0 gives request n's
+        hits their context."""
+        spans = list(context) + [0] * (len(requests) - len(context))
+        with self._lock.reading():
+            answers = search_each(self.store, lambda: self.encoder, requests, timeout)
+            for n, span in enumerate(spans):
+                found = answers[n]
+                if not span or isinstance(found, Exception):
+                    continue
+                try:
+                    check_span(span, span)
+                    around = contexts(self.store, [(h.id, h) for h in found], span, span)
+                except Exception as exc:  # this request's own answer
+                    answers[n] = exc
+                    continue
+                answers[n] = [replace(h, context=c) for h, c in zip(found, around, strict=True)]
+            return answers
 
     def context(self, hit: Hit, before: int = 1, after: int = 1) -> Context:
         """The passages around `hit` in its document, in reading order and merged into one

@@ -21,7 +21,7 @@ import numpy as np
 
 from semsearch import deadline, filters
 from semsearch.context import Context
-from semsearch.errors import QueryError
+from semsearch.errors import QueryError, SearchTimeoutError
 from semsearch.fusion import Collapser, fusion_weights, rrf, weighted_fusion
 from semsearch.lexical import to_simplified
 from semsearch.models.encoder import Encoder
@@ -131,14 +131,26 @@ def search(store: Store, encoder: Callable[[], Encoder], queries: Sequence[str],
 
 def _search(store: Store, encoder: Callable[[], Encoder], queries: Sequence[str], k: int,
             mode: Mode, fusion: Fusion, where: str | None) -> list[list[Hit]]:
-    check_options(k, mode, fusion)
     if isinstance(queries, str):  # one query: unambiguous, so take it as such
         queries = [queries]
+    cleaned, condition = _checked(store, queries, k, mode, fusion, where)
+    if not cleaned:
+        return []
+    deadline.check("before searching")
+    vectors = query_vectors(encoder(), cleaned) if mode != "bm25" else None
+    deadline.check("after embedding the query")
+    return rank(store, cleaned, vectors, k, mode, fusion, condition)
+
+
+def _checked(store: Store, queries: Sequence[str], k: int, mode: Mode, fusion: Fusion,
+             where: str | None) -> tuple[list[str], filters.Filter | None]:
+    """The queries cleaned and the filter parsed; QueryError for what cannot be searched."""
+    check_options(k, mode, fusion)
     if not isinstance(queries, Sequence):
         raise QueryError(f"queries must be a list of texts, not {type(queries).__name__}")
     cleaned = [check_query(q) for q in queries]
     if not cleaned:
-        return []
+        return [], None
     if mode != "dense" and not store.has_lexical:
         raise QueryError(f"this index has no lexical (BM25) part, so mode {mode!r} cannot "
                          "run; use --mode dense or rebuild it with `semsearch index`")
@@ -148,12 +160,18 @@ def _search(store: Store, encoder: Callable[[], Encoder], queries: Sequence[str]
         if not condition.names:
             raise QueryError(f"the filter {where.strip()!r:.60} names no field, so it keeps "
                              "every passage or none; compare a field, e.g. paragraph > 2")
+    return cleaned, condition
+
+
+def rank(store: Store, cleaned: Sequence[str], vectors: np.ndarray | None, k: int, mode: Mode,
+         fusion: Fusion, condition: filters.Filter | None) -> list[list[Hit]]:
+    """The hits of checked queries that share k, mode, fusion and filter, their query vectors
+    already embedded (None in bm25 mode): one FAISS search over the matrix, one BM25 batch.
+    `search` and the service's batches (`search_each`) both end here, so a query answered in a
+    batch gets the hits it gets alone."""
     depth = max(CANDIDATES, k * 4)
     dense = bm25 = None
-    deadline.check("before searching")
-    if mode != "bm25":
-        vectors = query_vectors(encoder(), cleaned)
-        deadline.check("after embedding the query")
+    if vectors is not None:
         dense = store.search(vectors, depth, condition)
         deadline.check("after the dense ranking")
     if mode != "dense":
@@ -174,6 +192,60 @@ def _search(store: Store, encoder: Callable[[], Encoder], queries: Sequence[str]
                       if i >= 0]
         results.append(hits(store, ranked, k))
     return results
+
+
+@dataclass(frozen=True)
+class Request:
+    """One query of a batch of independent searches (`search_each`): its own k, mode, fusion
+    and filter."""
+
+    query: str
+    k: int = 5
+    mode: Mode = DEFAULT_MODE
+    fusion: Fusion = DEFAULT_FUSION
+    where: str | None = None
+
+
+def search_each(store: Store, encoder: Callable[[], Encoder], requests: Sequence[Request],
+                timeout: float | None = None) -> list[list[Hit] | Exception]:
+    """The hits of each request, or the error it alone would raise (QueryError, …), computed
+    together: every query that needs a dense ranking is embedded in one encoder call, and
+    requests with the same k, mode, fusion and filter are ranked as one batch (`rank`). Each
+    answer equals `search(store, encoder, [r.query], r.k, r.mode, r.fusion, r.where)`. With
+    `timeout`, the batch stops (SearchTimeoutError, raised) once that many seconds have passed."""
+    with deadline.limit(timeout):
+        answers: list[list[Hit] | Exception] = [[] for _ in requests]
+        groups: dict[tuple[int, Mode, Fusion, str | None], list[tuple[int, str]]] = {}
+        conditions: dict[str | None, filters.Filter | None] = {}
+        for n, request in enumerate(requests):
+            try:
+                (cleaned,), condition = _checked(store, [request.query], request.k,
+                                                 request.mode, request.fusion, request.where)
+            except (QueryError, RecursionError) as exc:  # this request's own fault
+                answers[n] = exc
+                continue
+            conditions[request.where] = condition
+            key = (request.k, request.mode, request.fusion, request.where)
+            groups.setdefault(key, []).append((n, cleaned))
+        deadline.check("before searching")
+        dense = sorted({text for (_, mode, _, _), rows in groups.items() if mode != "bm25"
+                        for _, text in rows})
+        vectors: dict[str, np.ndarray] = {}
+        if dense:
+            vectors = dict(zip(dense, query_vectors(encoder(), dense), strict=True))
+            deadline.check("after embedding the query")
+        for (k, mode, fusion, where), rows in groups.items():
+            texts = [text for _, text in rows]
+            matrix = np.stack([vectors[t] for t in texts]) if mode != "bm25" else None
+            try:
+                found = rank(store, texts, matrix, k, mode, fusion, conditions[where])
+            except SearchTimeoutError:
+                raise
+            except Exception as exc:  # answered to the requests of this group only
+                found = [exc] * len(rows)  # type: ignore[list-item]
+            for (n, _), answer in zip(rows, found, strict=True):
+                answers[n] = answer
+        return answers
 
 
 def hits(store: Store, ranked: Sequence[tuple[int, float]], k: int) -> list[Hit]:

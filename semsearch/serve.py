@@ -14,10 +14,13 @@ right shape, 503 for an index that cannot be used (or every worker busy), 504 fo
 that ran past the time limit, and 500 `{"error": "internal error"}` for anything unforeseen.
 
 Bounded: searches run in a small pool of worker threads, and a request waits at most `timeout`
-seconds for its answer (504 after that). `/health` runs on the event loop and never waits for a
-worker, so a slow search never blocks it or other clients. A search that overruns keeps its
-worker until it ends (a thread cannot be killed), but the workers are daemon threads: SIGTERM
-drains for a few seconds and the process exits.
+seconds for its answer (504 after that). Ordinary searches are micro-batched (batching.py):
+those that arrive while a batch runs (or within BATCH_WINDOW) are answered together, their
+queries embedded in one model call and ranked in one FAISS/BM25 call per shared k, mode and
+filter (`Index.search_each`), each getting the answer it would get alone. `/health` runs on
+the event loop and never waits for a worker, so a slow search never blocks it or other
+clients. A search that overruns keeps its worker until it ends (a thread cannot be killed), but
+the workers are daemon threads: SIGTERM drains for a few seconds and the process exits.
 
 Live: before each search the service reads the index directory's `CURRENT` (one small file);
 when a writer (`semsearch add`/`remove`/`index`) has committed a new generation, the service
@@ -65,6 +68,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from semsearch import filters, guard, web
+from semsearch.batching import Batcher
 from semsearch.errors import (
     IndexLoadError,
     MissingDependencyError,
@@ -75,12 +79,23 @@ from semsearch.errors import (
 from semsearch.highlight import annotate
 from semsearch.index import Index
 from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, MAX_QUERY_CHARS
+from semsearch.search import Request as Query
 from semsearch.stores import open_store
 from semsearch.stores.generations import generation_path, live_pointer
 
 DEFAULT_TIMEOUT = 10.0  # seconds a request may wait for its search
 DEFAULT_WORKERS = 4  # search threads (the encoder and FAISS use their own threads inside)
 BACKLOG = 64  # searches waiting for a worker beyond which new ones get 503 at once
+# Micro-batches of ordinary searches (batching.py): RUNNERS batches at once, each taking what
+# waits (at most MAX_BATCH) after at most BATCH_WINDOW seconds. Tried on 2 CPUs (seeds, hybrid,
+# requests/s at 8 / 32 clients, two rounds on a machine shared with other jobs, so noisy):
+# 1 runner 44 / 83 and 100 / 58; 2 runners 55 / 130 and 113 / 81; 2 runners with a 2 ms window
+# 56 / 123 and 118 / 118; 4 runners 58 / 105 and 67 / 132. A window buys nothing measurable
+# (requests queue by themselves while a batch runs) and delays a lone request: none; 2 runners
+# (one batch's Python overlaps the other's model call). Results: benchmarks/results/service.md
+BATCH_RUNNERS = 2
+BATCH_WINDOW = 0.0
+MAX_BATCH = 32
 MAX_BODY = 1 << 20  # bytes of a request body
 MAX_K = 1000
 MAX_CONTEXT = 5  # passages of context on each side of a hit a request may ask for
@@ -430,12 +445,42 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
         origin = getattr(index.store, "origin", None)
         path = origin[0] if origin is not None else None
     live = LiveIndex(index, path if follow else None)
-    pool = WorkerPool(workers)
+    pool = WorkerPool(workers)  # the search page's searches (web.py)
     costly = WorkerPool(EXPENSIVE_WORKERS, EXPENSIVE_BACKLOG)
+
+    def answer_batch(items: list[tuple[SearchRequest, float]]) -> list[Any]:
+        """The answers of a batch of ordinary searches (one per item: a dict or an error)."""
+        now = time.monotonic()
+        answers: list[Any] = [None] * len(items)
+        waiting = [n for n, (_, arrived) in enumerate(items) if now - arrived < timeout]
+        for n in set(range(len(items))) - set(waiting):
+            answers[n] = SearchTimeoutError(f"the search took longer than {timeout:g} s and "
+                                            "was abandoned (waiting for a worker)")
+        if not waiting:
+            return answers
+        index = live.current()
+        requests = [items[n][0] for n in waiting]
+        left = max(timeout - (now - items[n][1]) for n in waiting)
+        found = index.search_each(
+            [Query(r.query, r.k, r.mode, r.fusion, r.where) for r in requests],
+            context=[r.context for r in requests], timeout=left)
+        for n, request, hits in zip(waiting, requests, found, strict=True):
+            if isinstance(hits, Exception):
+                answers[n] = hits
+                continue
+            dicts = [h.to_dict() for h in hits]
+            answers[n] = (annotate(index.query_words(request.query), dicts)
+                          if request.highlight else {"hits": dicts})
+        return answers
+
+    batcher: Batcher[tuple[SearchRequest, float]] = Batcher(
+        answer_batch, runners=min(workers, BATCH_RUNNERS),
+        window=BATCH_WINDOW, max_batch=MAX_BATCH, backlog=BACKLOG, busy=Busy)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        batcher.shutdown()
         pool.shutdown()
         costly.shutdown()
 
@@ -445,6 +490,7 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
     app.state.live = live
     app.state.pool = pool
     app.state.costly = costly
+    app.state.batcher = batcher
     harden(app, allowed_hosts)
 
     @app.exception_handler(RequestValidationError)
@@ -484,8 +530,8 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
     @app.get("/health")
     async def health() -> dict[str, Any]:
         body = live.health()
-        load = {"ordinary": pool.load(), "expensive": costly.load()}
-        body["workers_busy"] = pool.busy + costly.busy
+        load = {"ordinary": batcher.load(), "expensive": costly.load(), "page": pool.load()}
+        body["workers_busy"] = batcher.busy + pool.busy + costly.busy
         body["load"] = load
         ordinary = load["ordinary"]
         body["saturated"] = ordinary["waiting"] > 0 and ordinary["busy"] >= ordinary["workers"]
@@ -496,23 +542,25 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
     @app.post("/search")
     async def search(request: SearchRequest) -> JSONResponse:
         arrived = time.monotonic()
-
-        def job() -> dict[str, Any]:
-            left = timeout - (time.monotonic() - arrived)
-            if left <= 0:
-                raise SearchTimeoutError(f"the search took longer than {timeout:g} s and was "
-                                         "abandoned (waiting for a worker)")
-            index = live.current()
-            hits = index.search(request.query, request.k, request.mode, request.fusion,
-                                request.where, context=request.context, timeout=left)
-            found = [h.to_dict() for h in hits]
-            if not request.highlight:
-                return {"hits": found}
-            return annotate(index.query_words(request.query), found)
-
-        chosen = costly if expensive(request) else pool
-        answer = await bounded(chosen.submit(job), timeout)
+        if expensive(request):
+            answer = await bounded(costly.submit(lambda: alone(request, arrived)), timeout)
+        else:
+            answer = await bounded(batcher.submit((request, arrived)), timeout)
         return SafeJSONResponse({"query": request.query, **answer})
+
+    def alone(request: SearchRequest, arrived: float) -> dict[str, Any]:
+        """An expensive search, in its own pool and not batched (see the module docstring)."""
+        left = timeout - (time.monotonic() - arrived)
+        if left <= 0:
+            raise SearchTimeoutError(f"the search took longer than {timeout:g} s and was "
+                                     "abandoned (waiting for a worker)")
+        index = live.current()
+        hits = index.search(request.query, request.k, request.mode, request.fusion,
+                            request.where, context=request.context, timeout=left)
+        found = [h.to_dict() for h in hits]
+        if not request.highlight:
+            return {"hits": found}
+        return annotate(index.query_words(request.query), found)
 
     web.install(app, lambda job: bounded(pool.submit(lambda: job(live.current())), timeout))
     return app
@@ -569,8 +617,8 @@ def run(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
     app = create_app(index, path, timeout=timeout, allowed_hosts=hosts, docs=docs)
     index.search("warm up", k=1)  # load the encoder and the lexical dictionary now, not later
     runner = getattr(index.encoder, "runner", None)
-    if runner is not None:
-        _ = runner.tokenizer  # what a long query is tokenised with: loaded now, not then
+    if runner is not None:  # tokenise with `tokenizers` (Rust) from now on: loaded now, not then
+        runner.warm()
     uvicorn.Server(uvicorn_config(app, host, port)).run()
 
 

@@ -217,12 +217,16 @@ def test_milvus_smoke(tmp_path: Path, real_model: Path) -> None:
 @pytest.mark.slow
 def test_service_smoke(tmp_path: Path, real_model: Path) -> None:
     report = run_smoke("service.py", tmp_path, timeout=180)
-    assert report["mode"].startswith("hybrid") and report["cpus"] >= 1
-    assert [run["clients"] for run in report["runs"]] == [1, 4]
-    for run in report["runs"]:
+    assert report["cpus"] >= 1 and report["baseline"] is None
+    encoding = report["query_encoding"]
+    assert positive(encoding["warm_tokenizer_p50_ms"], encoding["cold_tokenizer_p50_ms"])
+    runs = report["indexes"]["seeds"]["workloads"]["hybrid"]
+    assert list(runs) == ["batched"] and [run["clients"] for run in runs["batched"]] == [1, 4]
+    for run in runs["batched"]:
         assert run["errors"] == 0 and 0 < run["requests"] <= 20
         assert positive(run["seconds"], run["requests_per_s"], run["p50_ms"], run["p99_ms"])
         assert run["p99_ms"] >= run["p50_ms"]
+    assert (tmp_path / "service.png").is_file()
 
 
 @pytest.mark.benchmark

@@ -236,6 +236,14 @@ def test_slow_search_gets_504_while_health_answers(index_copy: Path) -> None:
         return original(query, *args, **kwargs)
 
     index.search = slow
+    original_each = index.search_each
+
+    def slow_each(requests: Any, **kwargs: Any) -> Any:  # the batched path of /search
+        if any(r.query == "slow" for r in requests):
+            time.sleep(4)
+        return original_each(requests, **kwargs)
+
+    index.search_each = slow_each
     from concurrent.futures import ThreadPoolExecutor
 
     with serving(app) as url, ThreadPoolExecutor(4) as pool:
@@ -270,6 +278,12 @@ def slow(query, *args, **kwargs):
         time.sleep(600)
     return original(query, *args, **kwargs)
 index.search = slow
+original_each = index.search_each
+def slow_each(requests, **kwargs):
+    if any(r.query == "slow" for r in requests):
+        time.sleep(600)
+    return original_each(requests, **kwargs)
+index.search_each = slow_each
 serve.run(index, port=int(sys.argv[2]), timeout=300)
 """
 
@@ -450,6 +464,7 @@ def test_a_missing_dependency_is_a_500_not_a_400(tiny_index: Path,
 
     app = make_app(tiny_index)
     monkeypatch.setattr(Index, "search", missing)
+    monkeypatch.setattr(Index, "search_each", missing)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         response = test_client.post("/search", json={"query": "抗疫"})
     assert response.status_code == 500

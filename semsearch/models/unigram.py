@@ -16,6 +16,7 @@ Provisioning writes them (`provision/tables.py`); this module only reads them.
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,19 @@ class UnigramTokenizer:
         prefix agrees with the whole text's well before its cut."""
         return (tokens + CUT_MARGIN_TOKENS) * self.max_piece_chars
 
+    def exact_for(self, text: str) -> bool:
+        """False when `text` has a mark or format character (U+0301, U+FE0F, ZWJ, …) right
+        after a character the normalisation map changes: the reference normaliser maps such
+        sequences as a whole ("½" + U+FE0F, "１" + U+0301) where this per-codepoint map does
+        not, so their ids could differ; such texts go to `tokenizers` (found by comparing the
+        two on random mixed texts: tests/test_batching.py)."""
+        mapped = False
+        for ch in text:
+            if mapped and unicodedata.category(ch) in ("Mn", "Mc", "Me", "Cf"):
+                return False
+            mapped = ch in self.norm_map
+        return True
+
     def content_ids(self, text: str, limit: int | None = None) -> list[int]:
         """Token ids of `text` without <s> and </s> (the best-scoring segmentation). With
         `limit`, only the normalised text that can hold the first `limit` tokens is segmented
@@ -102,8 +116,12 @@ class UnigramTokenizer:
         if limit is not None:
             s = s[: self.max_chars(limit)]
         n = len(s)
-        best = [np.float32(-1e30)] * (n + 1)
-        best[0] = np.float32(0)
+        # sums in float64, as `tokenizers` adds its (float32-valued) scores: a segmentation
+        # into the same pieces in another order ("0000"+"00000" against "00000"+"0000") ties
+        # in exact arithmetic, and float32 rounding broke such ties otherwise than it does
+        best = [-1e30] * (n + 1)
+        best[0] = 0.0
+        unk_score = float(self.unk_score)
         back: list[tuple[int, int]] = [(-1, 0)] * (n + 1)  # (piece id or -1 = unk, start)
         for i in range(n):
             if best[i] <= -1e29:
@@ -112,13 +130,13 @@ class UnigramTokenizer:
                 row, extendable = self._find(s[i:end].encode("utf-8"))
                 if row >= 0:
                     piece_id = int(self.index[row]["id"])
-                    score = best[i] + self.index[row]["score"]
+                    score = best[i] + float(self.index[row]["score"])
                     if score > best[end]:
                         best[end], back[end] = score, (piece_id, i)
                 if not extendable:
                     break
-            if best[i] + self.unk_score > best[i + 1]:
-                best[i + 1], back[i + 1] = best[i] + self.unk_score, (-1, i)
+            if best[i] + unk_score > best[i + 1]:
+                best[i + 1], back[i + 1] = best[i] + unk_score, (-1, i)
         ids: list[int] = []
         pos = n
         while pos > 0:

@@ -1,0 +1,129 @@
+"""Micro-batching for the service: concurrent requests are answered by one call on all of them.
+
+A request's query costs mostly fixed overhead when encoded alone (one onnxruntime call, one
+FAISS call, Python around them); `Batcher` lets requests that arrive together share it. Each
+`submit` queues an item and returns its own Future. `runners` daemon threads each take what is
+queued — up to `max_batch` items, after waiting at most `window` seconds from the oldest item's
+arrival for more to come — and hand the list to `run`, which returns one answer (or exception)
+per item. While a batch runs, new requests queue, so under load batches grow by themselves; an
+idle service answers a lone request after at most `window`.
+
+Bounded like the worker pool it replaces: at most `backlog` items wait (then `submit` raises the
+`busy` exception: 503), an item whose caller gave up (its Future cancelled, e.g. past the time
+limit) is dropped before its batch runs, and `shutdown` cancels what waits.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, Generic, TypeVar
+
+Item = TypeVar("Item")
+
+
+class Batcher(Generic[Item]):
+    """Queue items; `runners` threads answer them in batches through `run` (see the module
+    docstring). `busy` builds the exception raised when the backlog is full."""
+
+    def __init__(self, run: Callable[[list[Item]], Sequence[Any]], *, runners: int = 1,
+                 window: float = 0.0, max_batch: int = 32, backlog: int = 64,
+                 busy: Callable[[str], Exception] = RuntimeError) -> None:
+        if runners < 1 or max_batch < 1 or backlog < 1 or not window >= 0:
+            raise ValueError("runners, max_batch and backlog must be ≥ 1, window ≥ 0")
+        self._run = run
+        self._window = window
+        self._max_batch = max_batch
+        self._backlog = backlog
+        self._busy_error = busy
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[float, Future[Any], Item]] = deque()
+        self._closed = False
+        self.busy = 0  # runners answering a batch now
+        self.workers = runners
+        self.batches = 0  # batches run, and the items in them (for measurements)
+        self.items = 0
+        self._threads = [threading.Thread(target=self._loop, name=f"semsearch-batch-{n}",
+                                          daemon=True) for n in range(runners)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, item: Item) -> Future[Any]:
+        """Queue `item`; its Future gets its answer (or exception)."""
+        with self._cond:
+            if self._closed:
+                raise self._busy_error("the service is shutting down")
+            if len(self._queue) >= self._backlog:
+                self._queue = deque(job for job in self._queue if not job[1].cancelled())
+                if len(self._queue) >= self._backlog:
+                    raise self._busy_error(
+                        f"the service is busy ({self.busy} batches running, "
+                        f"{len(self._queue)} searches waiting); try again shortly")
+            future: Future[Any] = Future()
+            self._queue.append((time.monotonic(), future, item))
+            self._cond.notify()
+            return future
+
+    def _take(self) -> list[tuple[Future[Any], Item]] | None:
+        """The next batch (None once closed): waits for an item, then up to `window` from its
+        arrival for the batch to fill."""
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return None
+            until = self._queue[0][0] + self._window
+            while len(self._queue) < self._max_batch and not self._closed:
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            taken: list[tuple[Future[Any], Item]] = []
+            while self._queue and len(taken) < self._max_batch:
+                _, future, item = self._queue.popleft()
+                if future.set_running_or_notify_cancel():  # False: its caller gave up
+                    taken.append((future, item))
+            if taken:
+                self.busy += 1
+            return taken
+
+    def _loop(self) -> None:
+        while True:
+            taken = self._take()
+            if taken is None:
+                return
+            if not taken:
+                continue
+            try:
+                answers = self._run([item for _, item in taken])
+                if len(answers) != len(taken):
+                    raise RuntimeError(f"a batch of {len(taken)} got {len(answers)} answers")
+            except BaseException as exc:  # the whole batch failed: each request answers for it
+                answers = [exc] * len(taken)
+            for (future, _), answer in zip(taken, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+            with self._cond:
+                self.busy -= 1
+                self.batches += 1
+                self.items += len(taken)
+
+    def load(self) -> dict[str, int]:
+        """Runners, how many are busy, how many items wait (for /health)."""
+        with self._cond:
+            waiting = sum(not job[1].cancelled() for job in self._queue)
+        return {"workers": self.workers, "busy": self.busy, "waiting": waiting}
+
+    def shutdown(self) -> None:
+        """Cancel what waits; running batches finish (or die with the process: daemons)."""
+        with self._cond:
+            self._closed = True
+            for _, future, _ in self._queue:
+                future.cancel()
+            self._queue.clear()
+            self._cond.notify_all()
