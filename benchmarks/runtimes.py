@@ -354,6 +354,44 @@ def profile_openvino(model: Any, batches: list[list[list[int]]], base: Any,
     return grouped(times)
 
 
+PERF_KINDS = (  # symbol substring → what the time is (CTranslate2's MKL / own CPU kernels)
+    ("s8u8s32", "int8 GEMM (MKL)"), ("sgemm", "fp32 GEMM (attention products)"),
+    ("softmax", "softmax"), ("dequantize", "dequantise GEMM outputs"),
+    ("quantize", "quantise activations"), ("erf", "GELU"), ("gelu", "GELU"),
+    ("layer_norm", "LayerNorm"), ("mem", "copies (memmove)"), ("transpose", "transposes"),
+    ("add", "adds"))
+
+
+def profile_perf(encode: Callable[[list[str]], Any], passages: list[str],
+                 work: Path) -> dict[str, float] | None:
+    """Linux `perf` sampling of this process while `encode` runs (CTranslate2 has no operator
+    profiler of its own): sampled time per kind of kernel, by symbol name; None without perf."""
+    import shutil
+    import signal
+    import subprocess
+
+    if shutil.which("perf") is None:
+        return None
+    data = work / "perf.data"
+    recorder = subprocess.Popen(["perf", "record", "-F", "499", "-p", str(os.getpid()), "-o",
+                                 str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    encode(passages)
+    recorder.send_signal(signal.SIGINT)
+    recorder.wait(timeout=60)
+    report = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort",
+                             "symbol", "--stdio"], capture_output=True, text=True, check=False)
+    times: dict[str, float] = defaultdict(float)
+    for line in report.stdout.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) < 3 or not parts[0].endswith("%") or line.lstrip().startswith("#"):
+            continue
+        symbol = parts[2].lower()
+        kind = next((k for key, k in PERF_KINDS if key in symbol), "rest (Python, libc, ...)")
+        times[kind] += float(parts[0].rstrip("%"))
+    return grouped(times, top=8) if times else None
+
+
 def profiles(chosen: Sequence[Runtime], model_dir: Path, work: Path, passages: list[str],
              encoders: dict[str, Any]) -> dict[str, dict[str, float]]:
     from semsearch.models.encoder import batches as make_batches
@@ -381,6 +419,11 @@ def profiles(chosen: Sequence[Runtime], model_dir: Path, work: Path, passages: l
             if name in names and path.is_file():
                 out[name] = profile_openvino(core.read_model(str(path)), work_batches, base,
                                              precision)
+    if "ctranslate2 int8" in names:
+        sampled = profile_perf(encoders["ctranslate2 int8"].encode_passages,
+                               passages[:PROFILE_PASSAGES] * 2, work)
+        if sampled:
+            out["ctranslate2 int8 (perf)"] = sampled
     return out
 
 
