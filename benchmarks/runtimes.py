@@ -436,9 +436,11 @@ def quality(chosen: Sequence[Runtime], encoders: dict[str, Any],
         per: dict[str, Any] = {}
         for runtime in [r for r in chosen if r.quality]:
             print(f"  quality {dataset} {runtime.name}", flush=True)
+            started = time.perf_counter()
             metrics, vectors = retrieval(encoders[runtime.name], dataset,
                                          None if runtime.name == REFERENCE else reference)
-            per[runtime.name] = {"metrics": metrics, "vectors": vectors}
+            per[runtime.name] = {"metrics": metrics, "vectors": vectors,  # build + evaluate
+                                 "seconds": round(time.perf_counter() - started, 1)}
         ref = per[REFERENCE]
         for row in per.values():
             row["min_cosine"] = round(float((ref["vectors"] * row["vectors"]).sum(1).min()), 6)
@@ -482,7 +484,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines += ["", "Retrieval quality (passages by the runtime, queries by the fp32 body; "
                   f"within = no metric more than {TOLERANCE} below fp32's):", "",
                   "| set | runtime | dense R@5 | dense MRR@10 | hybrid R@5 | hybrid MRR@10 | "
-                  "min cosine | worst Δ | within |", "|---|---|---|---|---|---|---|---|---|"]
+                  "min cosine | worst Δ | within | index + eval s |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for dataset, per in r["quality"].items():
             for name, row in per.items():
                 m = row["metrics"]
@@ -490,7 +493,8 @@ def markdown(r: dict[str, Any]) -> str:
                              f"{m['dense']['mrr@10']:.4f} | {m['hybrid']['recall@5']:.4f} | "
                              f"{m['hybrid']['mrr@10']:.4f} | {row['min_cosine']:.5f} | "
                              f"{row['worst_delta']:+.4f} | "
-                             f"{'yes' if row['within_tolerance'] else 'NO'} |")
+                             f"{'yes' if row['within_tolerance'] else 'NO'} | "
+                             f"{row['seconds']} |")
     if r["profile"]:
         lines += ["", f"Where the time goes (each runtime's own profiler, {PROFILE_PASSAGES} "
                   "passages; share of operator time by type):", "",
