@@ -494,7 +494,7 @@ def markdown(r: dict[str, Any]) -> str:
                              f"{m['hybrid']['mrr@10']:.4f} | {row['min_cosine']:.5f} | "
                              f"{row['worst_delta']:+.4f} | "
                              f"{'yes' if row['within_tolerance'] else 'NO'} | "
-                             f"{row['seconds']} |")
+                             f"{row.get('seconds', '—')} |")
     if r["profile"]:
         lines += ["", f"Where the time goes (each runtime's own profiler, {PROFILE_PASSAGES} "
                   "passages; share of operator time by type):", "",
