@@ -7,7 +7,7 @@
 #                   benchmark smoke tests
 PYTHON ?= python3
 SHELL := /bin/bash
-EXTRAS := provision,formats,bench,serve,milvus,ray,langchain,llamaindex,dev
+EXTRAS := provision,formats,bench,serve,milvus,ray,langchain,llamaindex,openvino,dev
 FAST := -m "not slow and not benchmark"
 LOG := .setup.log
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 ONE_SHOT_QUERIES = 16
 ModeChoice = Literal["dense", "bm25", "hybrid"]
 FusionChoice = Literal["weighted", "rrf"]
-EncoderChoice = Literal["auto", "onnx", "onnx-int8", "torch"]
+EncoderChoice = Literal["auto", "onnx", "onnx-int8", "openvino", "torch"]
 IndexTypeChoice = Literal["auto", "flat", "hnsw", "ivf-pq", "sq8"]
 CleanChoice = Literal["auto", "web", "none"]
 
@@ -102,7 +102,8 @@ ModelOpt = Annotated[
 EncoderOpt = Annotated[
     EncoderChoice, typer.Option("--encoder", help="Inference engine: auto (ONNX if "
                                 "exported: its checked int8 body for passages, fp32 for "
-                                "queries), onnx (fp32), onnx-int8, torch.")
+                                "queries), onnx (fp32), onnx-int8, openvino (bf16; the "
+                                "'openvino' extra), torch.")
 ]
 ModeOpt = Annotated[
     ModeChoice, typer.Option("--mode",

@@ -42,6 +42,7 @@ def load_script(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"bench_{name[:-3]}", BENCHMARKS / name)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -352,3 +353,42 @@ def test_abuse_smoke(tmp_path: Path) -> None:
                                           for a in report["attacks"].values())
     assert report["slow_clients"]["closed_by_server"] == report["slow_clients"]["connections"]
     assert all(r["trials"] == 2 for r in report["files"].values())
+
+
+def test_runtimes_leave_out_only_the_absent_runtimes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without OpenVINO, NNCF and CTranslate2 installed, benchmarks/runtimes.py still measures
+    the baseline, the fp32 reference and the default, and names the rows it left out."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # its imports of the scripts beside it
+    script = load_script("runtimes.py")
+    optional = {r.package for r in script.RUNTIMES if r.package}
+    assert optional == {"openvino", "nncf", "ctranslate2"}
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in optional else real_find(name, *a))
+    chosen, absent = script.select(None)
+    assert [r.name for r in chosen] == [script.BASELINE, script.REFERENCE, script.DEFAULT]
+    assert set(absent) == {r.name for r in script.RUNTIMES if r.package}
+    chosen, absent = script.select(["ctranslate2 int8"])
+    assert len(chosen) == 3 and absent == ["ctranslate2 int8"]
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_runtimes_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every runtime whose package is installed gets a row with sane numbers; an absent one
+    is named in "absent" instead (the optional runtimes are not `make setup` dependencies)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    script = load_script("runtimes.py")
+    report = run_smoke("runtimes.py", tmp_path, timeout=600)
+    rows = report["throughput"]
+    for runtime in script.RUNTIMES:
+        present = script.installed(runtime.package)
+        assert (runtime.name in rows) == present and (runtime.name in report["absent"]) != present
+    assert rows[script.BASELINE]["x_sentence_transformers"] == 1.0
+    assert rows[script.DEFAULT]["x_default"] == 1.0
+    for name, row in rows.items():
+        assert positive(row["tokens_per_s"], row["gflops"], row["pct_of_gemm_peak"]), name
+        assert report["min_cosine_sample"][name] > 0.98, name
+    assert report["min_cosine_sample"][script.REFERENCE] > 0.99999
+    assert positive(*report["profile"][script.DEFAULT].values())
+    assert report["peak"]["gemm_fp32_gflops"] > 0

@@ -27,8 +27,8 @@ BATCH_SIZE = 32
 # 8 to a batch instead of 32, and the activations stay in cache: 1.2× the passages/s of
 # 32-text batches on real text, same vectors (benchmarks/throughput.py)
 BATCH_TOKENS: int | None = 2048
-Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
-BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnx", "onnx-int8")
+Backend = Literal["auto", "torch", "onnx", "onnx-int8", "openvino"]
+BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnx", "onnx-int8", "openvino")
 DEFAULT_MAX_TOKENS = 512  # for a model that does not state its maximum length (BERT's)
 PROMPT_NAMES = ("query", "passage")  # the prompts an encoder uses, when the model has them
 
@@ -188,7 +188,8 @@ def load_encoder(model: str | ModelRef | None = None, backend: Backend | None = 
     `backend` (or `SEMSEARCH_ENCODER`; `--encoder` on the command line): `auto` uses the ONNX
     export when the model directory has one and torch otherwise — `for_indexing`, its
     quality-checked int8 body when it has one (faster on passages, same retrieval quality:
-    see provision/export.py); `onnx-int8` runs the int8 body, `onnx` the fp32 one.
+    see provision/export.py); `onnx-int8` runs the int8 body, `onnx` the fp32 one, `openvino`
+    the fp32 body on OpenVINO in bf16 (the `openvino` extra; models/openvino.py).
     `threads`: the ONNX session's threads (default: every CPU). `one_shot`: a few queries and
     the process ends, so the ONNX session skips repacking its weights (see onnx.py).
     """
@@ -201,20 +202,22 @@ def load_encoder(model: str | ModelRef | None = None, backend: Backend | None = 
         if onnx.has_export(path):
             int8 = chosen == "onnx-int8" or (
                 chosen == "auto" and for_indexing and onnx.has_checked_int8(path))
-            return _load_onnx(ref, int8=int8, threads=threads, prepack=not one_shot)
-    if chosen in ("onnx", "onnx-int8"):
+            return _load_onnx(ref, int8=int8, threads=threads, prepack=not one_shot,
+                              openvino=chosen == "openvino")
+    if chosen in ("onnx", "onnx-int8", "openvino"):
         raise ModelError(f"model {ref.name} has no ONNX export; run `semsearch provision` "
                          "(default model) or use --encoder torch")
     return _load_torch(ref)
 
 
 def _load_onnx(ref: ModelRef, int8: bool, threads: int | None = None,
-               prepack: bool = True) -> OnnxEncoder:
+               prepack: bool = True, openvino: bool = False) -> OnnxEncoder:
     from semsearch.models.onnx import OnnxRunner, read_export_info
 
     path = Path(ref.location)
     try:
-        runner = OnnxRunner.open(path, int8=int8, threads=threads, prepack=prepack)
+        runner = OnnxRunner.open(path, int8=int8, threads=threads, prepack=prepack,
+                                 openvino=openvino)
     except ModelError:
         raise
     except Exception as exc:
@@ -224,7 +227,7 @@ def _load_onnx(ref: ModelRef, int8: bool, threads: int | None = None,
                      dimension=int(runner.table.shape[1]),
                      prompts=_prompts(read_export_info(path).get("prompts")))
     return OnnxEncoder(info=info, runner=runner, max_tokens=runner.max_tokens,
-                       backend="onnx-int8" if int8 else "onnx")
+                       backend="openvino" if openvino else "onnx-int8" if int8 else "onnx")
 
 
 def _prompts(prompts: dict[str, Any] | None) -> dict[str, str]:

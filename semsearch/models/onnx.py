@@ -107,7 +107,7 @@ class OnnxRunner:
     @classmethod
     def open(cls, model_dir: Path, *, int8: bool = False, threads: int | None = None,
              body_name: str | None = None, spinning: bool | None = None,
-             prepack: bool = True) -> OnnxRunner:
+             prepack: bool = True, openvino: bool = False) -> OnnxRunner:
         """A runner on the export in `model_dir` (its fp32 or int8 body, or the file of `onnx/`
         that `body_name` names: benchmarks compare variants this way). `spinning` sets
         onnxruntime's busy-waiting of idle threads (its default, on, when None). Without
@@ -130,7 +130,13 @@ class OnnxRunner:
         body = folder / (body_name or (BODY_INT8 if int8 else BODY))
         if not body.is_file():
             raise ModelError(f"{body} is missing; re-run `semsearch provision --force`")
-        session = ort.InferenceSession(str(body), options, providers=["CPUExecutionProvider"])
+        if openvino:
+            from semsearch.models.openvino import OpenVinoSession
+
+            session: Any = OpenVinoSession(body, threads)
+        else:
+            session = ort.InferenceSession(str(body), options,
+                                           providers=["CPUExecutionProvider"])
         table = np.load(folder / EMBEDDINGS, mmap_mode="r")
         quick = UnigramTokenizer.open(model_dir / UNIGRAM_DIR) if has_tables(model_dir) else None
         return cls(model_dir, table, session, int(info["max_tokens"]), int(info["pad_id"]), quick)
