@@ -177,7 +177,7 @@ def chart(report: dict[str, Any], dest: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(name, workload, runs) for name, index in report["indexes"].items()
+    panels = [(name, workload, runs) for name, index in report["by_index"].items()
               for workload, runs in index["workloads"].items()]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False)
     for ax, (name, workload, runs) in zip(axes[0], panels, strict=True):
@@ -203,7 +203,7 @@ def markdown(report: dict[str, Any]) -> str:
              f"Query encoding of a {len(enc['query'])}-character query ({enc['tokens']} tokens), "
              f"p50: {enc['warm_tokenizer_p50_ms']} ms warm (the service: `tokenizers`), "
              f"{enc['cold_tokenizer_p50_ms']} ms with the cold-start unigram tokenizer.", ""]
-    for name, index in report["indexes"].items():
+    for name, index in report["by_index"].items():
         for workload, runs in index["workloads"].items():
             lines += [f"**{name}** ({index['passages']:,} passages), {workload} "
                       f"({report['workloads'][workload]}):", "",
@@ -268,7 +268,7 @@ def main() -> None:
                       "mix": "dense/bm25/hybrid round-robin, 2 in 6 with a filter "
                              "(paragraph > 2, paragraph < 5), 1 in 6 with k=10"},
         "baseline": str(args.baseline) if args.baseline else None,
-        "query_encoding": encoding, "indexes": {}}
+        "query_encoding": encoding, "by_index": {}}
     for name, directory in indexes.items():
         servers = {v: _port(start_server(Path(directory), code=code))
                    for v, code in versions.items()}
@@ -287,7 +287,7 @@ def main() -> None:
                         runs[version].append(run)
                         print(f"{name} {workload} {version}: {run}", flush=True)
                 entry["workloads"][workload] = runs
-            report["indexes"][name] = entry
+            report["by_index"][name] = entry
         finally:
             for process, _ in servers.values():
                 stop(process)

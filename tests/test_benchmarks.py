@@ -221,7 +221,7 @@ def test_service_smoke(tmp_path: Path, real_model: Path) -> None:
     assert report["cpus"] >= 1 and report["baseline"] is None
     encoding = report["query_encoding"]
     assert positive(encoding["warm_tokenizer_p50_ms"], encoding["cold_tokenizer_p50_ms"])
-    runs = report["indexes"]["seeds"]["workloads"]["hybrid"]
+    runs = report["by_index"]["seeds"]["workloads"]["hybrid"]
     assert list(runs) == ["batched"] and [run["clients"] for run in runs["batched"]] == [1, 4]
     for run in runs["batched"]:
         assert run["errors"] == 0 and 0 < run["requests"] <= 20

@@ -390,19 +390,35 @@ def troubled(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     semsearch.build([SEEDS], model=str(tiny_model)).save(out)
     index = semsearch.load(out)
     index.search("warm up", k=1)
-    # slow searches keep sleeping after their 504: enough workers that two of them (one from
-    # the test before) never hold up the next search
-    app = create_app(index, timeout=0.5, workers=4)
-    original = index.search
+    from semsearch import serve
+
+    # slow searches keep sleeping after their 504: enough workers and batch runners that two
+    # of them (one from the test before) never hold up the next search
+    runners, serve.BATCH_RUNNERS = serve.BATCH_RUNNERS, 4
+    try:
+        app = create_app(index, timeout=0.5, workers=4)
+    finally:
+        serve.BATCH_RUNNERS = runners
+    original, original_each = index.search, index.search_each
+
+    gone = "the index generation this service loaded was removed"
 
     def troubled_search(query: str, *args: Any, **kwargs: Any) -> Any:
         if query == "slow":
             time.sleep(3)
         if query == "broken":
-            raise IndexLoadError("the index generation this service loaded was removed")
+            raise IndexLoadError(gone)
         return original(query, *args, **kwargs)
 
+    def troubled_each(requests: Any, **kwargs: Any) -> Any:  # the batched path of /search
+        if any(r.query == "slow" for r in requests):
+            time.sleep(3)
+        answers = original_each(requests, **kwargs)
+        return [IndexLoadError(gone) if r.query == "broken" else found
+                for r, found in zip(requests, answers, strict=True)]
+
     app.state.live.index.search = troubled_search
+    app.state.live.index.search_each = troubled_each
     with serving(app) as url:
         yield url
 
