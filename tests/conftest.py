@@ -4,6 +4,11 @@ the provisioned real model for integration tests."""
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +148,36 @@ def index_copy(tiny_index: Path, tmp_path: Path) -> Path:
 
     shutil.copytree(tiny_index, tmp_path / "index")
     return tmp_path / "index"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Any, read_timeout: float | None = None) -> Iterator[tuple[str, int]]:
+    """`app` under uvicorn with the service's own protocol settings (`uvicorn_config`), in a
+    thread on a loopback port: its URL and port; stopped on exit."""
+    import uvicorn
+
+    from semsearch import guard
+    from semsearch.serve import uvicorn_config
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, read_timeout=(
+        guard.READ_TIMEOUT if read_timeout is None else read_timeout)))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started and time.time() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", port
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def make_app(index_dir: Path, **options: Any) -> Any:

@@ -24,39 +24,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from .conftest import REPO, SEEDS, make_app
+from .conftest import REPO, SEEDS, make_app, serving
 
 ATTACK_QUERY = "volunteers delivered " * 476  # 9,996 characters, dense
 ATTACK_FILTER = " or ".join(['text like "%' + "_" * 100 + 'X%"'] * 30)  # 3.6 kB
 
 
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serving(app: Any, read_timeout: float = 1.0) -> Iterator[tuple[str, int]]:
-    """`app` under uvicorn with the service's protocol settings, in a thread."""
-    import uvicorn
-
-    from semsearch.serve import uvicorn_config
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, read_timeout=read_timeout))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started and time.time() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", port
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def raw(port: int, data: bytes, wait: float = 5.0) -> bytes:
@@ -242,7 +215,7 @@ def test_expensive_requests_do_not_starve_ordinary_ones(index_copy: Path) -> Non
         return original(query, *args, **kwargs)
 
     index.search = costly
-    with serving(app) as (url, _), ThreadPoolExecutor(8) as pool:
+    with serving(app, read_timeout=1.0) as (url, _), ThreadPoolExecutor(8) as pool:
         attacks = [pool.submit(httpx.post, f"{url}/search", json={"query": ATTACK_QUERY},
                                timeout=20) for _ in range(6)]
         time.sleep(0.3)

@@ -5,26 +5,19 @@ following the index, schema fuzzing)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from .conftest import REPO, make_app
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from .conftest import REPO, free_port, make_app, serving
 
 
 @pytest.fixture(scope="module")
@@ -130,28 +123,6 @@ def client(tiny_index: Path) -> Iterator[Any]:
         yield test_client
 
 
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """`app` under uvicorn in a thread on a loopback port, stopped on exit."""
-    import threading
-
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started and time.time() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 def post_raw(client: Any, body: bytes, content_type: str = "application/json") -> Any:
     return client.post("/search", content=body, headers={"content-type": content_type})
 
@@ -246,7 +217,7 @@ def test_slow_search_gets_504_while_health_answers(index_copy: Path) -> None:
     index.search_each = slow_each
     from concurrent.futures import ThreadPoolExecutor
 
-    with serving(app) as url, ThreadPoolExecutor(4) as pool:
+    with serving(app) as (url, _), ThreadPoolExecutor(4) as pool:
         slow_answers = [pool.submit(httpx.post, f"{url}/search", json={"query": "slow"},
                                     timeout=10) for _ in range(3)]
         time.sleep(0.1)

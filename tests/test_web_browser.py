@@ -96,7 +96,7 @@ def tab(browser: Any) -> Iterator[Page]:
 
 
 def start_service(*args: str, cwd: Path = REPO) -> tuple[subprocess.Popen[str], str]:
-    from .test_serve import free_port
+    from .conftest import free_port
 
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "semsearch.cli", "serve", "--port",
@@ -384,7 +384,7 @@ def troubled(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     from semsearch.errors import IndexLoadError
     from semsearch.serve import create_app
 
-    from .test_serve import serving
+    from .conftest import serving
 
     out = tmp_path_factory.mktemp("troubled") / "index"
     semsearch.build([SEEDS], model=str(tiny_model)).save(out)
@@ -419,7 +419,7 @@ def troubled(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
     app.state.live.index.search = troubled_search
     app.state.live.index.search_each = troubled_each
-    with serving(app) as url:
+    with serving(app) as (url, _):
         yield url
 
 
