@@ -448,14 +448,27 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
     pool = WorkerPool(workers)  # the search page's searches (web.py)
     costly = WorkerPool(EXPENSIVE_WORKERS, EXPENSIVE_BACKLOG)
 
+    def abandoned() -> SearchTimeoutError:
+        return SearchTimeoutError(f"the search took longer than {timeout:g} s and was "
+                                  "abandoned (waiting for a worker)")
+
+    def as_json(index: Index, request: SearchRequest, hits: list[Any]) -> dict[str, Any]:
+        """A search's JSON answer: its hits, highlighted when asked."""
+        found = [h.to_dict() for h in hits]
+        if not request.highlight:
+            return {"hits": found}
+        return annotate(index.query_words(request.query), found)
+
     def answer_batch(items: list[tuple[SearchRequest, float]]) -> list[Any]:
         """The answers of a batch of ordinary searches (one per item: a dict or an error)."""
         now = time.monotonic()
         answers: list[Any] = [None] * len(items)
-        waiting = [n for n, (_, arrived) in enumerate(items) if now - arrived < timeout]
-        for n in set(range(len(items))) - set(waiting):
-            answers[n] = SearchTimeoutError(f"the search took longer than {timeout:g} s and "
-                                            "was abandoned (waiting for a worker)")
+        waiting = []
+        for n, (_, arrived) in enumerate(items):
+            if now - arrived < timeout:
+                waiting.append(n)
+            else:
+                answers[n] = abandoned()
         if not waiting:
             return answers
         index = live.current()
@@ -465,12 +478,7 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
             [Query(r.query, r.k, r.mode, r.fusion, r.where) for r in requests],
             context=[r.context for r in requests], timeout=left)
         for n, request, hits in zip(waiting, requests, found, strict=True):
-            if isinstance(hits, Exception):
-                answers[n] = hits
-                continue
-            dicts = [h.to_dict() for h in hits]
-            answers[n] = (annotate(index.query_words(request.query), dicts)
-                          if request.highlight else {"hits": dicts})
+            answers[n] = hits if isinstance(hits, Exception) else as_json(index, request, hits)
         return answers
 
     batcher: Batcher[tuple[SearchRequest, float]] = Batcher(
@@ -552,15 +560,11 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
         """An expensive search, in its own pool and not batched (see the module docstring)."""
         left = timeout - (time.monotonic() - arrived)
         if left <= 0:
-            raise SearchTimeoutError(f"the search took longer than {timeout:g} s and was "
-                                     "abandoned (waiting for a worker)")
+            raise abandoned()
         index = live.current()
-        hits = index.search(request.query, request.k, request.mode, request.fusion,
-                            request.where, context=request.context, timeout=left)
-        found = [h.to_dict() for h in hits]
-        if not request.highlight:
-            return {"hits": found}
-        return annotate(index.query_words(request.query), found)
+        return as_json(index, request, index.search(
+            request.query, request.k, request.mode, request.fusion, request.where,
+            context=request.context, timeout=left))
 
     web.install(app, lambda job: bounded(pool.submit(lambda: job(live.current())), timeout))
     return app
