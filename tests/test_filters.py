@@ -212,3 +212,29 @@ def test_milvus_rendering_fuzz(tokens: list[str] | str) -> None:
     except QueryError:
         return
     assert len(rendered) <= MAX_MILVUS_CHARS
+
+
+def test_a_few_alternating_filters_are_checked_once_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service whose users alternate filters: each filter checks the passages once while the
+    index is unchanged (one remembered filter re-checked all 101,041 passages of the 100k
+    service benchmark on every request), and again after the index changes."""
+    import numpy as np
+
+    store, vectors = synthetic_store("flat", 50, 5)
+    checked: list[str] = []
+    original = Filter.__call__
+
+    def counting(self: Filter, passage: Passage) -> bool:
+        checked.append(self.expression)
+        return original(self, passage)
+
+    monkeypatch.setattr(Filter, "__call__", counting)
+    odd, even = parse("paragraph > 20", store.fields()), parse("paragraph <= 20", store.fields())
+    for _ in range(3):
+        for where in (odd, even):
+            _, ids = store.search(vectors[:2], 5, where)
+            assert ((ids > 20) if where is odd else (ids <= 20)).all()
+    assert len(checked) == 2 * 50
+    store.remove_sources(["s0.txt"])
+    _, ids = store.search(vectors[:2], 5, odd)
+    assert len(checked) == 2 * 50 + 40 and not np.isin(ids, np.arange(0, 50, 5)).any()

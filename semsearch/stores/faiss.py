@@ -27,6 +27,8 @@ import json
 import os
 import re
 import shutil
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -78,6 +80,7 @@ COMPACT_AT = 0.2
 # Vectors files up to this size are read into memory rather than memory-mapped: data mapped
 # from a file truncated underneath kills the process with SIGBUS (see FaissStore.check_files)
 MMAP_ABOVE = 256 << 20
+FILTER_CACHE = 32  # filters whose kept ids a store remembers (see FaissStore._allowed)
 CHECK_EVERY = 256  # passages a filter is evaluated on between two checks of the time limit
 
 
@@ -120,7 +123,9 @@ class FaissStore:
     _identity: dict[str, tuple[int, int, int]] = field(default_factory=dict, repr=False)
     _damaged: tuple[dict[str, tuple[int, int, int]], str] | None = field(default=None,
                                                                         repr=False)
-    _filtered: tuple[tuple[Any, int, int], np.ndarray] | None = field(default=None, repr=False)
+    _filtered: OrderedDict[tuple[Any, int, int], np.ndarray] = field(
+        default_factory=OrderedDict, repr=False)
+    _filtered_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _fields: tuple[tuple[int, int], frozenset[str]] | None = field(default=None, repr=False)
 
     @classmethod
@@ -152,13 +157,18 @@ class FaissStore:
         return str(self.origin[0]) if self.origin else ""
 
     def _allowed(self, where: Filter | None) -> np.ndarray | None:
-        """Ids of the passages a filter keeps (None: no filter). The last result is kept, so a
-        hybrid query checks each passage once, not once per ranking."""
+        """Ids of the passages a filter keeps (None: no filter). The last FILTER_CACHE filters'
+        ids are kept (until the index changes): a hybrid query checks each passage once, not
+        once per ranking, and a service whose users alternate a few filters checks them once
+        each (one remembered filter re-checked all 101,041 passages of the 100k service
+        benchmark on every request of its mix: 0.19 s each time)."""
         if where is None:
             return None
         key = (where.expression, self.manifest.next_id, len(self.passages))
-        if self._filtered is not None and self._filtered[0] == key:
-            return self._filtered[1]
+        with self._filtered_lock:
+            if key in self._filtered:
+                self._filtered.move_to_end(key)
+                return self._filtered[key]
         kept: list[int] = []
         for count, (pid, passage) in enumerate(self.passages.items()):
             if not count % CHECK_EVERY:
@@ -166,7 +176,10 @@ class FaissStore:
             if where(passage):
                 kept.append(pid)
         allowed = np.array(kept, dtype=np.int64)
-        self._filtered = (key, allowed)
+        with self._filtered_lock:
+            self._filtered[key] = allowed
+            while len(self._filtered) > FILTER_CACHE:
+                self._filtered.popitem(last=False)
         return allowed
 
     def fields(self) -> frozenset[str]:
