@@ -43,6 +43,7 @@ from semsearch.stores.base import Manifest, Store, resolve_kind
 # Blend each passage of a paragraph cut in several with the whole paragraph (paragraphs.py):
 # off: hybrid gains on every set, but en→zh hybrid stays below dense at rank 1 (see there)
 BLEND_PARAGRAPHS = False
+QUERY_BACKENDS = ("onnx", "torch")  # engines that embed queries (see _from_documents)
 
 Location = stores.Location
 
@@ -223,7 +224,12 @@ class Index:
             raise UsageError(str(exc)) from exc
         store.manifest = replace(store.manifest, root=str(root) if root else "",
                                  dropped=prepared.dropped, web=sorted(prepared.web))
-        index = cls(store, engine)
+        # The int8 (or OpenVINO) body is an indexing engine: queries are embedded as an opened
+        # index embeds them (fp32), so a built index answers as the same index saved and opened
+        # (the int8 body's batch-wide activation scales would also make a query's vector depend
+        # on the queries batched with it).
+        reused = engine if engine.backend in QUERY_BACKENDS else None
+        index = cls(store, reused, model=None if reused else _model_for(store, model))
         index.report = UpdateReport(added=list(sources), passages=len(passages),
                                     files=len({d.file for d in documents}),
                                     dropped=dict(prepared.dropped_total()), resumed=resumed)
