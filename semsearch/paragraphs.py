@@ -9,20 +9,19 @@ all its passages (the model reads up to its own limit, as a plain user of the mo
 embedding whole paragraphs). Still one vector per passage: the same index format on every store.
 Paragraphs that fit one passage keep their vector as it was, at no extra cost.
 
-Measured (dense / hybrid questions answered at rank 1, of 632, int8 indexing body, before →
-after): XQuAD zh→en 452 → 469 / 459 → 475 (naive whole-paragraph sentence-transformers 470),
-en→zh 506 → 508 / 505 → 505 (naive 507), zh→zh 583 → 583 / 605 → 605. normalize(v_passage +
-v_paragraph) instead lost 45 dense questions on zh→en: e5's cosines sit close together, and the
-renormalised sum lifted every split paragraph above the rest. Cost: the paragraphs add 27–31%
-to the tokens encoded on XQuAD, 78–83% on CMRC and DRCD (most of their paragraphs are cut).
-fp32 passages instead of the int8 body (`--encoder onnx`) moved dense by -2 (en→zh) and +5
-(zh→en): the int8 body is not the gap to the naive peer. Hybrid R@1/R@5/R@10 before → after
-elsewhere: XQuAD mixed 1211/1264/1264 → 1212/1264/1264 of 1,264, CMRC 980/998/998 →
-982/998/999 of 1,000, DRCD 3252/3474/3484 → 3252/3480/3484 of 3,493 (MRR@10 equal or up on
-all); dense alone fell on DRCD (R@1 2896 → 2877) and mixed R@5 (1258 → 1256). Off by default
-(`index.BLEND_PARAGRAPHS`): on en→zh hybrid stays 3 questions below dense at rank 1 (505 vs
-508), which tests/test_quality.py does not allow, and turning it on means re-running every
-set's `semsearch bench` and the recorded baselines.
+On by default (`index.BLEND_PARAGRAPHS`). Measured with `semsearch bench` (int8 indexing body,
+fp32 queries as a saved index runs them), questions answered at rank 1 of 632, dense / hybrid,
+off → on: XQuAD en→zh 504 → 509 / 505 → 509 (naive whole-paragraph sentence-transformers 507),
+zh→en 459 → 467 / 466 → 473 (naive 470), zh→zh 582 → 584 / 605 → 605, mixed (of 1,264)
+1180 → 1186 / 1210 → 1211; CMRC, DRCD and the seeds: benchmarks/results/quality-*.md (the seeds
+have no cut paragraph). normalize(v_passage + v_paragraph) instead lost 45 dense questions on
+zh→en: e5's cosines sit close together, and the renormalised sum lifted every split paragraph
+above the rest. Giving the paragraph 0.55, 0.6, 0.65 or 0.8 of the weight instead of 1/2 moved
+hybrid by -1 to -5 questions on en→zh and +1 to +3 on zh→en: no better split. What is left to
+the naive peer on zh→en is the max over a cut paragraph's passages, two or more chances to rank
+first: in 8 of the 11 questions naive answers at rank 1 and dense does not, dense's first is a
+cut paragraph (1 of 8 the other way round). Cost: the paragraphs add 27–31% to the tokens
+encoded on XQuAD, 78–83% on CMRC and DRCD (most of their paragraphs are cut).
 """
 
 from __future__ import annotations

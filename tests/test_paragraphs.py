@@ -39,11 +39,10 @@ def test_blend_is_the_mean_and_leaves_the_rest() -> None:
     np.testing.assert_array_equal(vectors, np.eye(3))  # the input is not changed
 
 
-def test_index_vectors_blend_split_paragraphs(tiny_model: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """Through indexing (tiny model: passages of at most 112 tokens): a long paragraph's
-    passages get (v + v_paragraph) / 2, a short paragraph keeps its own vector."""
-    monkeypatch.setattr(index_module, "BLEND_PARAGRAPHS", True)
+def test_index_vectors_blend_split_paragraphs(tiny_model: Path) -> None:
+    """Through indexing, by default (tiny model: passages of at most 112 tokens): a long
+    paragraph's passages get (v + v_paragraph) / 2, a short paragraph keeps its own vector."""
+    assert index_module.BLEND_PARAGRAPHS
     long = "".join(f"第{i}句话讲的是一件不同的事情。" for i in range(30))
     docs = [_doc("long.txt", f"{long}\n"), _doc("short.txt", "短的一段话，只有一个段落。\n")]
     encoder = load_encoder(str(tiny_model), for_indexing=True)
