@@ -127,7 +127,9 @@ class OnnxEncoder(_Prompted):
         out = np.zeros((len(texts), self.info.dimension), dtype=np.float32)
         groups = batches([len(x) for x in ids], self.batch_size, self.batch_tokens)
         work = ([ids[i] for i in rows] for rows in groups)
-        embedded = run(work) if run is not None else map(self.runner.embed_ids, work)
+        query = prompt_name == "query"
+        embedded = run(work) if run is not None else (
+            self.runner.embed_ids(batch, query=query) for batch in work)
         for rows, vectors in zip(groups, embedded, strict=True):
             out[rows] = vectors
             if progress is not None:
