@@ -49,8 +49,11 @@ INT8_SCHEME = "per-channel, fp32 FFN outputs of outlier layers"
 QUICK_BATCH = 16  # up to this many texts, pure-Python unigram beats loading `tokenizers`
 QUICK_CHARS = 256  # ... of up to this many characters each (its Viterbi is Python, ~1 ms/char)
 MAX_PIECE_CHARS = 16  # SentencePiece's default longest piece, when the tables do not say
-# "0": the service's warm query path stays on the fp32 body (see OnnxRunner.warm)
+# "1": the service embeds queries with int8 weights on OpenVINO where it can (OnnxRunner.warm);
+# off by default: 2.5× faster, but one seed question tied with another to 2e-5 in fp32 drops
+# from rank 1 to 2 (dense MRR@10 on the seeds -0.0073, over the 0.005 bar; bf16 flips it too)
 QUERY_INT8_ENV = "SEMSEARCH_QUERY_INT8"
+QUERY_INT8_DEFAULT = "0"
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +113,17 @@ class OnnxRunner:
         cost it more than they save); returns what now embeds queries, for the log.
 
         Tokenise with `tokenizers` from now on (a 10-character query: ~7 ms in the unigram
-        Viterbi, well under 1 ms in Rust). And where the runner has the fp32 body on
-        onnxruntime and the CPU has int8 dot products, embed queries with the same body with
-        int8 weights on OpenVINO (`openvino.QuerySession`: ~4× faster for one short query,
-        the same vector alone or in a batch, retrieval within 0.005 of fp32: see
-        models/openvino.py); otherwise, or with SEMSEARCH_QUERY_INT8=0, they stay on fp32."""
+        Viterbi, well under 1 ms in Rust). With SEMSEARCH_QUERY_INT8=1, where the runner has
+        the fp32 body on onnxruntime and the CPU has int8 dot products, also embed queries
+        with that body with int8 weights on OpenVINO (`openvino.QuerySession`: 2.5× faster for
+        a short query, the same vector alone or in a batch; see models/openvino.py for its
+        quality); otherwise they stay on fp32, with a log line saying why when it was asked."""
         _ = self.tokenizer
         self.fast = True
         if self.query_session is not None or self.fp32_body is None:
             return "the loaded body"
+        if os.environ.get(QUERY_INT8_ENV, QUERY_INT8_DEFAULT) == "0":
+            return "fp32 (onnxruntime)"
         reason = self._query_int8_unavailable()
         if reason is None:
             from semsearch.models.openvino import QuerySession
@@ -140,8 +145,6 @@ class OnnxRunner:
 
         from semsearch.models.openvino import int8_cpu
 
-        if os.environ.get(QUERY_INT8_ENV, "1") == "0":
-            return f"{QUERY_INT8_ENV}=0"
         if importlib.util.find_spec("openvino") is None:
             return "OpenVINO is not installed (pip install 'semsearch[openvino]')"
         if not int8_cpu():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +53,20 @@ QUERY_GROUP = 32  # activations quantised per token, per this many inputs (OpenV
 INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
-def int8_weights(model: Any) -> int:
+def int8_weights(model: Any, float_layers: Sequence[int] = ()) -> int:
     """Replace each MatMul's constant 2-D weight by uint8 codes with a per-output-channel scale
     and zero point (range including 0, as `nncf.compress_weights` INT8_ASYM does), in the
     Constant → Convert → Subtract → Multiply → Convert form OpenVINO's CPU plugin runs as int8;
-    returns how many products it changed. Activations and attention stay float."""
+    returns how many products it changed. The FFN output products of `float_layers` (the layers
+    whose inputs carry outliers, as export.json records for the int8 body) stay float, and so
+    do activations and attention."""
     import openvino.opset13 as ops
 
     changed = 0
     for node in model.get_ordered_ops():
         if node.get_type_name() != "MatMul" or node.get_attributes().get("transpose_b"):
+            continue
+        if any(f"/layer.{n}/output/dense/" in node.get_friendly_name() for n in float_layers):
             continue
         source = node.input(1).get_source_output().get_node()
         if source.get_type_name() != "Constant" or len(source.get_output_shape(0)) != 2:
@@ -97,16 +102,17 @@ class QuerySession:
     differences a padded width makes, so this keeps a query's vector the same alone or in any
     batch (rows never mix: activations are quantised per token)."""
 
-    def __init__(self, body: Path, threads: int | None = None) -> None:
+    def __init__(self, body: Path, threads: int | None = None, *,
+                 float_layers: Sequence[int] = (), group: int = QUERY_GROUP) -> None:
         import openvino as ov
 
         core = ov.Core()
         model = core.read_model(str(body))
-        if not int8_weights(model):
+        if not int8_weights(model, float_layers):
             raise ModelError(f"{body} has no weight products to compress")
         config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1,
-                  "DYNAMIC_QUANTIZATION_GROUP_SIZE": QUERY_GROUP}
+                  "DYNAMIC_QUANTIZATION_GROUP_SIZE": group}
         self._compiled = core.compile_model(model, "CPU", config)
         self._request = self._compiled.create_infer_request()
         self._lock = threading.Lock()
