@@ -381,7 +381,7 @@ def test_runtimes_query_path_smoke(tmp_path: Path) -> None:
     """--query: every query path gets a latency and a cosine to fp32; the service's int8 path,
     where it runs, keeps a query's vector in a batch and is faster than fp32."""
     report = run_smoke("runtimes.py", tmp_path, "--query", timeout=600, report="query_path")
-    before, now = "onnxruntime fp32 (service before)", "int8 weights, OpenVINO"
+    before, now = "onnxruntime fp32 (service)", "int8 weights, OpenVINO"
     assert report["latency"][before]["x_before"] == 1.0
     for name, row in report["latency"].items():
         assert positive(row["p50_ms"], row["p90_ms"]), name
