@@ -36,6 +36,18 @@ onnxruntime's and OpenVINO's own per-operator profilers on one chunk, grouped by
 
 Writes runtimes.{json,md} to benchmarks/results/ (or `--out`). `--smoke` (24 passages, 1 round,
 no quality; seconds) checks the script end to end into a temporary directory.
+
+`--query` measures the service's warm query path instead (query_path.{json,md}): the latency of
+one 10-character query on each path (fp32 onnxruntime as `semsearch serve` runs it, the checked
+int8 body, OpenVINO bf16, and the opt-in int8-weight OpenVINO body of models/openvino.py, alone,
+on one thread and with padded batches) in alternating blocks, cosines to fp32 over 2,000 real
+questions, the drift of a query's vector inside a batch, and retrieval on the seeds, CMRC and
+DRCD with only the query path changed (one passage index per set). Tried and left out (same-run
+ratios to fp32 onnxruntime, 2 CPUs under load): onnxruntime MatMulNBits 8-bit weights (block 32
+or 128) 0.2-0.3× with accuracy level 0 (weights unpacked each call) and 1.0-1.3× with level 4;
+OpenVINO int8 weights with bf16 compute 2.2× but slower than the f32 + int8-activation path,
+without dynamic activation quantisation 1.9× (the f32 products stay compute-bound); larger
+activation groups (64, 128) no faster, and further from fp32.
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ QUICK_BATCH = 16  # up to this many texts, pure-Python unigram beats loading `to
 QUICK_CHARS = 256  # ... of up to this many characters each (its Viterbi is Python, ~1 ms/char)
 MAX_PIECE_CHARS = 16  # SentencePiece's default longest piece, when the tables do not say
 # "1": the service embeds queries with int8 weights on OpenVINO where it can (OnnxRunner.warm);
-# off by default: 2.5× faster, but one seed question tied with another to 2e-5 in fp32 drops
-# from rank 1 to 2 (dense MRR@10 on the seeds -0.0073, over the 0.005 bar; bf16 flips it too)
+# off by default: 1.9× faster (4.0 vs 7.5 ms), but a seed question tied with another to 2e-5 in
+# fp32 drops from rank 1 to 2 (dense MRR@10 on the seeds -0.0073, over the 0.005 bar)
 QUERY_INT8_ENV = "SEMSEARCH_QUERY_INT8"
 QUERY_INT8_DEFAULT = "0"
 
@@ -115,7 +115,7 @@ class OnnxRunner:
         Tokenise with `tokenizers` from now on (a 10-character query: ~7 ms in the unigram
         Viterbi, well under 1 ms in Rust). With SEMSEARCH_QUERY_INT8=1, where the runner has
         the fp32 body on onnxruntime and the CPU has int8 dot products, also embed queries
-        with that body with int8 weights on OpenVINO (`openvino.QuerySession`: 2.5× faster for
+        with that body with int8 weights on OpenVINO (`openvino.QuerySession`: 1.9× faster for
         a short query, the same vector alone or in a batch; see models/openvino.py for its
         quality); otherwise they stay on fp32, with a log line saying why when it was asked."""
         _ = self.tokenizer
