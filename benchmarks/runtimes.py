@@ -36,6 +36,19 @@ onnxruntime's and OpenVINO's own per-operator profilers on one chunk, grouped by
 
 Writes runtimes.{json,md} to benchmarks/results/ (or `--out`). `--smoke` (24 passages, 1 round,
 no quality; seconds) checks the script end to end into a temporary directory.
+
+`--query` measures the service's warm query path instead (query_path.{json,md}): the latency of
+one 10-character query on each path (fp32 onnxruntime as `semsearch serve` runs it, the checked
+int8 body, OpenVINO bf16, and the opt-in int8-weight OpenVINO body of models/openvino.py, alone,
+on one thread and with padded batches) in alternating blocks, cosines to fp32 over 2,000 real
+questions, the drift of a query's vector inside a batch, and retrieval on the seeds, CMRC and
+DRCD with only the query path changed (one passage index per set). Tried and left out (same-run
+ratios to fp32 onnxruntime, 2 CPUs under load): onnxruntime MatMulNBits 8-bit weights (block 32
+or 128) 0.2-0.3× with accuracy level 0 (weights unpacked each call) and 1.0-1.3× with level 4;
+OpenVINO int8 weights with bf16 compute 2.2× and without int8 activations 1.8×, both slower
+than the f32 + int8-activation path (3.3×); symmetric weights the same; activation groups of 64
+or 128 a little faster under load but further from fp32 (cosine 0.99985 and 0.99972 against
+0.9999 on the test query).
 """
 
 from __future__ import annotations
@@ -505,6 +518,240 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- the service's warm query path (--query) -------------------------------------------------
+
+QUERY = "夫妻党员抗疫的故事"  # 10 characters; 11 tokens with the "query: " prompt
+QUERY_REPS, QUERY_BLOCK = 300, 10  # timed calls per path, in alternating blocks of this many
+QUERY_COSINE = 2000  # real questions the cosines against fp32 are measured on
+QUERY_SETS = ("seeds", "cmrc-trial", "drcd-test")
+# questions hits@1 may lose against fp32 (tests/test_quality.py TOLERANCE: run-to-run spread)
+HITS1_SLACK = {"seeds": 1, "cmrc-trial": 1, "drcd-test": 4}
+SERVICE_BEFORE, SERVICE_NOW = "onnxruntime fp32 (service)", "int8 weights, OpenVINO"
+
+
+def query_paths(model_dir: Path, smoke: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """Warm encoders (as `serve.run` leaves them) whose only difference is what embeds a
+    query, and a note on each; a path whose package or hardware is missing is left out."""
+    from semsearch.models.encoder import load_encoder
+    from semsearch.models.onnx import QUERY_INT8_ENV
+    from semsearch.models.openvino import QuerySession, int8_cpu
+
+    def warm(backend: Any, threads: int | None = None, fp32: bool = False) -> Any:
+        encoder = load_encoder(str(model_dir), backend, threads=threads)
+        if fp32:
+            encoder.runner.fp32_body = None  # tokenizers only, as before the int8 path
+        encoder.runner.warm()
+        return encoder
+
+    paths: dict[str, Any] = {SERVICE_BEFORE: warm("onnx", fp32=True)}
+    notes = {SERVICE_BEFORE: "what `semsearch serve` embeds queries with (default)",
+             "onnxruntime int8 body": "checked int8 body, activations quantised per batch"}
+    paths["onnxruntime int8 body"] = warm("onnx-int8")
+    if not installed("openvino"):
+        return paths, notes
+    os.environ[QUERY_INT8_ENV] = "1"  # the opt-in int8 query path
+    paths["openvino bf16"] = warm("openvino")
+    notes["openvino bf16"] = "`--encoder openvino`: the fp32 body in bf16 (AMX)"
+    if not int8_cpu():
+        return paths, notes
+    paths[SERVICE_NOW] = warm("onnx")
+    notes[SERVICE_NOW] = ("`semsearch serve` with SEMSEARCH_QUERY_INT8=1: uint8 weights per "
+                          "channel, int8 activations per token and 32 inputs, f32 elsewhere")
+    if not smoke:
+        paths[SERVICE_NOW + ", 1 thread"] = warm("onnx", threads=1)
+        notes[SERVICE_NOW + ", 1 thread"] = "the same on one thread"
+
+        class Padded(QuerySession):  # the whole batch in one call, padded to its longest row
+            def run(self, _outputs: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+                return [np.array(self._request.infer(feeds)[0], dtype=np.float32)]
+
+        padded_path = warm("onnx", fp32=True)
+        padded_path.runner.query_session = Padded(model_dir / "onnx" / "model.onnx")
+        paths[SERVICE_NOW + ", padded batch"] = padded_path
+        notes[SERVICE_NOW + ", padded batch"] = "the same, a batch padded to its longest row"
+    return paths, notes
+
+
+def query_latency(paths: dict[str, Any], reps: int) -> dict[str, dict[str, float]]:
+    """p50/p90 ms of `encode_queries([QUERY])` per path: blocks of QUERY_BLOCK calls, the
+    paths taking turns (the machine is shared: every path sees the same noise)."""
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for encoder in paths.values():
+        for _ in range(20):
+            encoder.encode_queries([QUERY])
+    for _ in range(max(1, reps // QUERY_BLOCK)):
+        for name, encoder in paths.items():
+            for _ in range(QUERY_BLOCK):
+                started = time.perf_counter()
+                encoder.encode_queries([QUERY])
+                times[name].append(time.perf_counter() - started)
+    base = float(np.median(times[SERVICE_BEFORE]))
+    return {name: {"p50_ms": round(float(np.median(t)) * 1e3, 2),
+                   "p90_ms": round(float(np.percentile(t, 90)) * 1e3, 2),
+                   "best_ms": round(min(t) * 1e3, 2),
+                   "x_before": round(base / float(np.median(t)), 2)}
+            for name, t in times.items()}
+
+
+def real_questions(count: int, seed: int = 26) -> list[str]:
+    """A fixed sample of `count` questions: every seed query, then CMRC, DRCD and XQuAD
+    (zh and en) questions."""
+    import random
+
+    from semsearch import bench
+
+    seeds = [q.query for q in bench.load_qrels(bench.DEFAULT_QRELS)]
+    others: list[str] = []
+    for name in (*bench.DATASETS, "xquad-zh2en"):  # zh→en: Chinese questions, English ones in
+        others += list(bench.load_dataset(name).queries.values())
+    others += list(bench.load_dataset("xquad-en2zh").queries.values())
+    others = sorted(set(others) - set(seeds))
+    return seeds + random.Random(seed).sample(others, max(0, count - len(seeds)))
+
+
+def batch_drift(encoder: Any, questions: list[str]) -> float:
+    """Largest |difference| between QUERY's vector alone and inside a batch of 32 others (at
+    its start, middle and end)."""
+    alone = encoder.encode_queries([QUERY])[0]
+    others = questions[:32]
+    return max(float(np.abs(encoder.encode_queries([*others[:at], QUERY, *others[at:]])[at]
+                            - alone).max()) for at in (0, 16, 32))
+
+
+def query_quality(paths: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """Hits@1/5/10, Recall@5 and MRR@10 (dense and hybrid) of one passage index per set, its
+    queries embedded by each path (the index, and so the passage vectors, shared)."""
+    import warnings
+
+    from semsearch import bench
+    from semsearch.index import Index
+    from semsearch.stores import DEFAULT_INDEX
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bench.LabelWarning)
+        if dataset == bench.SEEDS:
+            index, data = Index.open(DEFAULT_INDEX), None
+            qrels = bench.load_qrels(bench.DEFAULT_QRELS)
+        else:
+            data = bench.load_dataset(dataset)
+            index = bench.build_index(data)
+        out: dict[str, Any] = {}
+        for name in (SERVICE_BEFORE, SERVICE_NOW):
+            index._encoder = paths[name]  # only the query encoder changes
+            if data is None:
+                got = bench.evaluate(index, qrels, QUALITY_MODES)
+                counts, metrics = got["counts"], got["metrics"]
+            else:
+                runs = {m: bench.record_run(index, data.queries, m) for m in QUALITY_MODES}
+                counts = {m: bench.hit_counts(data.qrels, run) for m, run in runs.items()}
+                metrics = bench.score_runs(data, runs)
+            out[name] = {m: {**counts[m], "recall@5": metrics[m]["recall@5"],
+                             "mrr@10": metrics[m]["mrr@10"]} for m in QUALITY_MODES}
+    before, now = out[SERVICE_BEFORE], out[SERVICE_NOW]
+    worst = min(now[m][k] - before[m][k] for m in QUALITY_MODES for k in ("recall@5", "mrr@10"))
+    hits1 = min(now[m]["hits@1"] - before[m]["hits@1"] for m in QUALITY_MODES)
+    return {**out, "worst_delta": round(worst, 4), "hits1_delta": hits1,
+            "within": worst >= -TOLERANCE and hits1 >= -HITS1_SLACK[dataset]}
+
+
+def seed_flips(paths: dict[str, Any]) -> list[dict[str, Any]]:
+    """The seed questions whose first dense hit differs between fp32 and another path, with
+    fp32's score margin between its first two hits (how near a tie the question was)."""
+    from semsearch import bench
+    from semsearch.index import Index
+    from semsearch.stores import DEFAULT_INDEX
+
+    index = Index.open(DEFAULT_INDEX)
+    firsts: dict[str, list[Any]] = {}
+    for name, encoder in paths.items():
+        index._encoder = encoder
+        firsts[name] = [index.search(q.query, k=2, mode="dense")
+                        for q in bench.load_qrels(bench.DEFAULT_QRELS)]
+    out = []
+    for n, query in enumerate(bench.load_qrels(bench.DEFAULT_QRELS)):
+        fp32 = firsts[SERVICE_BEFORE][n]
+        flipped = [name for name, per in firsts.items() if per[n][0].id != fp32[0].id]
+        if flipped:
+            out.append({"query": query.query, "fp32_margin": round(fp32[0].score - fp32[1].score,
+                                                                   6), "flipped_by": flipped})
+    return out
+
+
+def query_main(args: argparse.Namespace, model_dir: Path, out_dir: Path) -> None:
+    """`--query`: the service's warm query path against the fp32 one (see query_markdown)."""
+    paths, notes = query_paths(model_dir, args.smoke)
+    print(f"query paths: {', '.join(paths)}", flush=True)
+    reps = 20 if args.smoke else QUERY_REPS
+    latency = query_latency(paths, reps)
+    questions = real_questions(64 if args.smoke else QUERY_COSINE)
+    reference = paths[SERVICE_BEFORE].encode_queries(questions)
+    cosine, drift = {}, {}
+    for name, encoder in paths.items():
+        cosines = (reference * encoder.encode_queries(questions)).sum(axis=1)
+        cosine[name] = {"min": round(float(cosines.min()), 6),
+                        "p01": round(float(np.percentile(cosines, 1)), 6),
+                        "mean": round(float(cosines.mean()), 6)}
+        drift[name] = float(f"{batch_drift(encoder, questions):.3g}")
+    sets = [] if args.smoke or SERVICE_NOW not in paths else [
+        d for d in (args.quality or ",".join(QUERY_SETS)).split(",") if d and d != "none"]
+    flips = seed_flips(paths) if SERVICE_NOW in paths else []
+    measured = {}
+    for dataset in sets:
+        print(f"  quality {dataset}", flush=True)
+        measured[dataset] = query_quality(paths, dataset)
+    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
+               "smoke": args.smoke, "query": QUERY, "reps": reps,
+               "latency": latency, "questions": len(questions), "cosine": cosine,
+               "batch_drift": drift, "quality": measured, "seed_flips": flips, "notes": notes,
+               "versions": versions()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "query_path.json").write_text(json.dumps(results, indent=1) + "\n",
+                                             encoding="utf-8")
+    (out_dir / "query_path.md").write_text(query_markdown(results), encoding="utf-8")
+    print(query_markdown(results))
+    print(f"wrote {out_dir}/query_path.{{json,md}}")
+
+
+def query_markdown(r: dict[str, Any]) -> str:
+    lines = [f"The service's warm query path ({r['machine']}): `encode_queries([\"{r['query']}\"])`"
+             f" after `OnnxRunner.warm()`, p50/p90 of {r['reps']} calls per path in alternating "
+             f"blocks of {QUERY_BLOCK} (same run, same noise). Cosine against fp32 over "
+             f"{r['questions']:,} real questions (seeds, CMRC, DRCD, XQuAD zh/en); batch drift: "
+             "the largest |difference| of the query's vector alone and inside a batch of 32 "
+             "other questions.", "",
+             "| query path | p50 ms | p90 ms | best ms | × fp32 (p50) | min cosine | "
+             "1st pct cosine | batch drift | note |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, row in r["latency"].items():
+        c = r["cosine"][name]
+        lines.append(f"| {name} | {row['p50_ms']:.2f} | {row['p90_ms']:.2f} | "
+                     f"{row['best_ms']:.2f} | {row['x_before']:.2f} | {c['min']:.5f} | "
+                     f"{c['p01']:.5f} | "
+                     f"{r['batch_drift'][name]:.1e} | {r['notes'][name]} |")
+    if r["quality"]:
+        lines += ["", "Retrieval with only the query path changed (one passage index per set, "
+                  f"built as `semsearch index` builds it); within = Recall@5 and MRR@10 at most "
+                  f"{TOLERANCE} below fp32's and hits@1 at most the reproducibility tolerance "
+                  "(tests/test_quality.py) below:", "",
+                  "| set | query path | mode | hits@1 | hits@5 | hits@10 | R@5 | MRR@10 |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for dataset, per in r["quality"].items():
+            for name in (SERVICE_BEFORE, SERVICE_NOW):
+                for mode, m in per[name].items():
+                    lines.append(f"| {dataset} | {name} | {mode} | {m['hits@1']} | "
+                                 f"{m['hits@5']} | {m['hits@10']} | {m['recall@5']:.4f} | "
+                                 f"{m['mrr@10']:.4f} |")
+        lines += ["", "| set | worst Δ R@5/MRR@10 | Δ hits@1 | within |", "|---|---|---|---|"]
+        for dataset, per in r["quality"].items():
+            lines.append(f"| {dataset} | {per['worst_delta']:+.4f} | {per['hits1_delta']:+d} | "
+                         f"{'yes' if per['within'] else 'NO'} |")
+    if r.get("seed_flips"):
+        lines += ["", "Seed questions whose first dense hit is not fp32's (fp32's margin between "
+                  "its first two hits):", ""]
+        lines += [f"- {f['query']}: margin {f['fp32_margin']:.6f}, flipped by "
+                  + ", ".join(f["flipped_by"]) for f in r["seed_flips"]]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -518,7 +765,15 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true",
                         help="tiny run (seconds): checks the script, numbers mean nothing")
     parser.add_argument("--out", type=Path, help="directory for runtimes.{json,md}")
+    parser.add_argument("--query", action="store_true",
+                        help="measure the service's warm query path instead (query_path.*)")
     args = parser.parse_args()
+    if args.query:
+        from semsearch.models.resolve import resolve as resolve_model
+
+        out = output_dir(args.out, args.smoke, "runtimes")
+        query_main(args, Path(resolve_model().location), out)
+        return
     if args.smoke:
         args.passages, args.rounds = 24, 1
     if args.quality is None:

@@ -52,8 +52,10 @@ def results_snapshot(stem: str) -> dict[str, tuple[int, int]]:
     return {f.name: (f.stat().st_mtime_ns, f.stat().st_size) for f in RESULTS.glob(f"{stem}.*")}
 
 
-def run_smoke(name: str, out: Path, *extra: str, timeout: float = 300) -> dict[str, Any]:
-    """Run benchmarks/<name> --smoke --out <out>; return its JSON report."""
+def run_smoke(name: str, out: Path, *extra: str, timeout: float = 300,
+              report: str | None = None) -> dict[str, Any]:
+    """Run benchmarks/<name> --smoke --out <out>; return its JSON report (<report>.json, by
+    default the script's own name)."""
     stem = name[:-3]
     before = results_snapshot(stem)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -64,9 +66,10 @@ def run_smoke(name: str, out: Path, *extra: str, timeout: float = 300) -> dict[s
     assert result.returncode == 0, (f"{name} --smoke exited {result.returncode}:\n"
                                     f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
     assert results_snapshot(stem) == before, f"{name} --smoke wrote to {RESULTS}"
-    report = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
-    assert (out / f"{stem}.md").read_text(encoding="utf-8").strip()
-    return report
+    written = report or stem
+    found = json.loads((out / f"{written}.json").read_text(encoding="utf-8"))
+    assert (out / f"{written}.md").read_text(encoding="utf-8").strip()
+    return found
 
 
 def positive(*values: float) -> bool:
@@ -370,6 +373,23 @@ def test_runtimes_leave_out_only_the_absent_runtimes(monkeypatch: pytest.MonkeyP
     assert set(absent) == {r.name for r in script.RUNTIMES if r.package}
     chosen, absent = script.select(["ctranslate2 int8"])
     assert len(chosen) == 3 and absent == ["ctranslate2 int8"]
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_runtimes_query_path_smoke(tmp_path: Path) -> None:
+    """--query: every query path gets a latency and a cosine to fp32; the service's int8 path,
+    where it runs, keeps a query's vector in a batch and is faster than fp32."""
+    report = run_smoke("runtimes.py", tmp_path, "--query", timeout=600, report="query_path")
+    before, now = "onnxruntime fp32 (service)", "int8 weights, OpenVINO"
+    assert report["latency"][before]["x_before"] == 1.0
+    for name, row in report["latency"].items():
+        assert positive(row["p50_ms"], row["p90_ms"]), name
+        assert report["cosine"][name]["min"] > 0.99, name
+    if now in report["latency"]:
+        assert report["batch_drift"][now] == 0.0
+        assert report["cosine"][now]["min"] > 0.9995
+        assert report["latency"][now]["p50_ms"] < report["latency"][before]["p50_ms"]
 
 
 @pytest.mark.benchmark

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -127,7 +128,11 @@ class OnnxEncoder(_Prompted):
         out = np.zeros((len(texts), self.info.dimension), dtype=np.float32)
         groups = batches([len(x) for x in ids], self.batch_size, self.batch_tokens)
         work = ([ids[i] for i in rows] for rows in groups)
-        embedded = run(work) if run is not None else map(self.runner.embed_ids, work)
+        # queries go to the runner's query session once `warm` loaded one (the service)
+        embed = (partial(self.runner.embed_ids, query=True)
+                 if prompt_name == "query" and getattr(self.runner, "query_session", None)
+                 is not None else self.runner.embed_ids)
+        embedded = run(work) if run is not None else map(embed, work)
         for rows, vectors in zip(groups, embedded, strict=True):
             out[rows] = vectors
             if progress is not None:
