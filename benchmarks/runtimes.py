@@ -67,7 +67,7 @@ from typing import Any
 
 import numpy as np
 from indexing import cpu_peak
-from outputs import output_dir  # benchmarks/outputs.py, beside this script
+from outputs import output_dir, publish  # benchmarks/outputs.py, beside this script
 from throughput import QUALITY_MODES, TOLERANCE, flops_per_text, machine, real_text, retrieval
 
 CHUNK = 128
@@ -704,12 +704,7 @@ def query_main(args: argparse.Namespace, model_dir: Path, out_dir: Path) -> None
                "latency": latency, "questions": len(questions), "cosine": cosine,
                "batch_drift": drift, "quality": measured, "seed_flips": flips, "notes": notes,
                "versions": versions()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "query_path.json").write_text(json.dumps(results, indent=1) + "\n",
-                                             encoding="utf-8")
-    (out_dir / "query_path.md").write_text(query_markdown(results), encoding="utf-8")
-    print(query_markdown(results))
-    print(f"wrote {out_dir}/query_path.{{json,md}}")
+    publish(out_dir, "query_path", results, query_markdown(results))
 
 
 def query_markdown(r: dict[str, Any]) -> str:
@@ -812,12 +807,7 @@ def main() -> None:
                "min_cosine_sample": cosine, "quality": measured, "profile": profile,
                "notes": {r.name: r.note for r in chosen}, "absent": absent,
                "versions": versions()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "runtimes.json").write_text(json.dumps(results, indent=1) + "\n",
-                                           encoding="utf-8")
-    (out_dir / "runtimes.md").write_text(markdown(results), encoding="utf-8")
-    print(markdown(results))
-    print(f"wrote {out_dir}/runtimes.{{json,md}}")
+    publish(out_dir, "runtimes", results, markdown(results))
 
 
 def versions() -> dict[str, str]:

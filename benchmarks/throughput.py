@@ -408,7 +408,7 @@ def main() -> None:
         args.passages, args.rounds = 24, 1
     if args.quality is None:
         args.quality = "none" if args.smoke else "seeds,cmrc-trial"
-    from outputs import output_dir  # benchmarks/outputs.py, beside this script
+    from outputs import output_dir, publish  # benchmarks/outputs.py, beside this script
 
     out_dir = output_dir(args.out, args.smoke, "throughput")
 
@@ -455,12 +455,7 @@ def main() -> None:
                "notes": {v.name: v.note for v in chosen},
                "bodies": {k: str(p.name) for k, p in bodies.items()}, "quality": quality,
                "smoke": args.smoke}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "throughput.json").write_text(json.dumps(results, indent=2) + "\n",
-                                             encoding="utf-8")
-    (out_dir / "throughput.md").write_text(markdown(results), encoding="utf-8")
-    print(markdown(results))
-    print(f"wrote {out_dir / 'throughput.json'} and {out_dir / 'throughput.md'}")
+    publish(out_dir, "throughput", results, markdown(results), indent=2)
 
 
 def machine() -> str:
