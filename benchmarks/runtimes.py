@@ -70,6 +70,8 @@ from indexing import cpu_peak
 from outputs import output_dir, publish  # benchmarks/outputs.py, beside this script
 from throughput import QUALITY_MODES, TOLERANCE, flops_per_text, machine, real_text, retrieval
 
+from semsearch.models.onnx import padded, pooled
+
 CHUNK = 128
 PROFILE_PASSAGES = 64
 CALIBRATION = 128  # seeds passages NNCF calibrates the int8 activations on
@@ -115,24 +117,6 @@ def select(wanted: Sequence[str] | None) -> tuple[list[Runtime], list[str]]:
 
 
 # --- runners: token-id batches → unit vectors ------------------------------------------------
-
-
-def padded(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    width = max(len(ids) for ids in batch)
-    ids = np.full((len(batch), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(batch), width), dtype=np.int64)
-    for row, seq in enumerate(batch):
-        ids[row, : len(seq)] = seq
-        mask[row, : len(seq)] = 1
-    return ids, mask
-
-
-def pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean over real tokens, L2-normalised (as OnnxRunner.embed_ids)."""
-    weights = mask[..., None].astype(np.float32)
-    out = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-    return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(
-        np.float32)
 
 
 class BodyRunner:

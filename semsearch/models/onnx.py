@@ -212,17 +212,30 @@ class OnnxRunner:
     def embed_ids(self, batch: Sequence[Sequence[int]], *, query: bool = False) -> np.ndarray:
         """Embed one batch of token-id lists (padded here to the longest); `query`: they are
         queries, embedded by `query_session` once `warm` has loaded one."""
-        width = max(len(ids) for ids in batch)
-        ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(batch), width), dtype=np.int64)
-        for row, seq in enumerate(batch):
-            ids[row, : len(seq)] = seq
-            mask[row, : len(seq)] = 1
+        ids, mask = padded(batch, self.pad_id)
         embeds = np.asarray(self.table[ids], dtype=np.float32)
         session = self.query_session if query and self.query_session is not None \
             else self.session
         (hidden,) = session.run(None, {EMBEDS_INPUT: embeds, MASK_INPUT: mask})
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return pooled(hidden, mask)
+
+
+def padded(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token-id lists as one (ids, attention mask) pair of int64 matrices, padded with
+    `pad_id` to the longest."""
+    width = max(len(ids) for ids in batch)
+    ids = np.full((len(batch), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(batch), width), dtype=np.int64)
+    for row, seq in enumerate(batch):
+        ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+def pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The mean of each row's hidden states over its real tokens, L2-normalised (e5's
+    pooling): the text's unit vector."""
+    weights = mask[..., None].astype(np.float32)
+    mean = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    norms = np.linalg.norm(mean, axis=1, keepdims=True)
+    return (mean / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from semsearch.errors import ModelError
+from semsearch.models.onnx import EMBEDS_INPUT, MASK_INPUT
 
 PRECISION = "bf16"  # OpenVINO uses f32 instead where the CPU has no bf16
 
@@ -129,15 +130,15 @@ class QuerySession:
         self._lock = threading.Lock()
 
     def run(self, _outputs: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        embeds, mask = feeds["inputs_embeds"], feeds["attention_mask"]
+        embeds, mask = feeds[EMBEDS_INPUT], feeds[MASK_INPUT]
         lengths = mask.sum(axis=1)
         hidden: np.ndarray | None = None
         with self._lock:
             for length in np.unique(lengths):
                 rows = np.flatnonzero(lengths == length)
                 width = max(int(length), 1)
-                part = self._request.infer({"inputs_embeds": embeds[rows, :width],
-                                            "attention_mask": mask[rows, :width]})[0]
+                part = self._request.infer({EMBEDS_INPUT: embeds[rows, :width],
+                                            MASK_INPUT: mask[rows, :width]})[0]
                 if hidden is None:
                     hidden = np.zeros((*mask.shape, part.shape[-1]), dtype=np.float32)
                 hidden[rows, :width] = part
