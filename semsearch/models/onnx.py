@@ -110,7 +110,7 @@ class OnnxRunner:
 
     def warm(self) -> str:
         """Prepare for answering many queries (the service), not one (a CLI run: these loads
-        cost it more than they save); returns what now embeds queries, for the log.
+        cost it more than they save); returns what now embeds queries (a short name).
 
         Tokenise with `tokenizers` from now on (a 10-character query: ~7 ms in the unigram
         Viterbi, well under 1 ms in Rust). With SEMSEARCH_QUERY_INT8=1, where the runner has
