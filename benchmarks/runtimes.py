@@ -38,11 +38,15 @@ Writes runtimes.{json,md} to benchmarks/results/ (or `--out`). `--smoke` (24 pas
 no quality; seconds) checks the script end to end into a temporary directory.
 
 `--query` measures the service's warm query path instead (query_path.{json,md}): the latency of
-one 10-character query on each path (fp32 onnxruntime as `semsearch serve` runs it, the checked
-int8 body, OpenVINO bf16, and the opt-in int8-weight OpenVINO body of models/openvino.py, alone,
-on one thread and with padded batches) in alternating blocks, cosines to fp32 over 2,000 real
-questions, the drift of a query's vector inside a batch, and retrieval on the seeds, CMRC and
-DRCD with only the query path changed (one passage index per set). Tried and left out (same-run
+one 10-character query on each path (fp32 onnxruntime, the checked int8 body, OpenVINO bf16 at
+fixed widths as `semsearch serve` runs it where the CPU has AMX, the same padded to each
+batch's longest row as `--encoder openvino` runs it, and the opt-in int8-weight OpenVINO body
+of models/openvino.py) in alternating blocks, queries/s in batches of 8 and 32 real questions
+(what the service's micro-batches hand the model), cosines to fp32 over 2,000 real questions,
+the drift of a query's vector inside a batch, and retrieval on the seeds, CMRC and DRCD with
+only the query path changed (one passage index per set). The int8-weight path alone on one
+thread (4.19 vs 4.02 ms p50) and padded to each batch's longest row (batch drift 1.3e-3) were
+measured in an earlier run and left out since. Tried and left out (same-run
 ratios to fp32 onnxruntime, 2 CPUs under load): onnxruntime MatMulNBits 8-bit weights (block 32
 or 128) 0.2-0.3× with accuracy level 0 (weights unpacked each call) and 1.0-1.3× with level 4;
 OpenVINO int8 weights with bf16 compute 2.2× and without int8 activations 1.8×, both slower
@@ -510,50 +514,64 @@ QUERY_COSINE = 2000  # real questions the cosines against fp32 are measured on
 QUERY_SETS = ("seeds", "cmrc-trial", "drcd-test")
 # questions hits@1 may lose against fp32 (tests/test_quality.py TOLERANCE: run-to-run spread)
 HITS1_SLACK = {"seeds": 1, "cmrc-trial": 1, "drcd-test": 4}
-SERVICE_BEFORE, SERVICE_NOW = "onnxruntime fp32 (service)", "int8 weights, OpenVINO"
+FP32, SERVICE_NOW, INT8 = ("onnxruntime fp32", "bf16 fixed widths, OpenVINO (service)",
+                          "int8 weights, OpenVINO")
+COMPARED = (SERVICE_NOW, INT8)  # paths whose retrieval is compared against fp32's
+BATCHES = (8, 32)  # questions per model call in the throughput measurement
 
 
 def query_paths(model_dir: Path, smoke: bool) -> tuple[dict[str, Any], dict[str, str]]:
     """Warm encoders (as `serve.run` leaves them) whose only difference is what embeds a
     query, and a note on each; a path whose package or hardware is missing is left out."""
     from semsearch.models.encoder import load_encoder
-    from semsearch.models.onnx import QUERY_INT8_ENV
-    from semsearch.models.openvino import QuerySession, int8_cpu
+    from semsearch.models.onnx import QUERY_PATH_ENV
+    from semsearch.models.openvino import bf16_cpu, int8_cpu
 
-    def warm(backend: Any, threads: int | None = None, fp32: bool = False) -> Any:
-        encoder = load_encoder(str(model_dir), backend, threads=threads)
-        if fp32:
-            encoder.runner.fp32_body = None  # tokenizers only, as before the int8 path
+    def warm(backend: Any, path: str = "fp32") -> Any:
+        os.environ[QUERY_PATH_ENV] = path
+        encoder = load_encoder(str(model_dir), backend)
         encoder.runner.warm()
         return encoder
 
-    paths: dict[str, Any] = {SERVICE_BEFORE: warm("onnx", fp32=True)}
-    notes = {SERVICE_BEFORE: "what `semsearch serve` embeds queries with (default)",
+    paths: dict[str, Any] = {FP32: warm("onnx")}
+    notes = {FP32: "SEMSEARCH_QUERY_PATH=fp32; the service's path where the CPU has no AMX",
              "onnxruntime int8 body": "checked int8 body, activations quantised per batch"}
     paths["onnxruntime int8 body"] = warm("onnx-int8")
-    if not installed("openvino"):
-        return paths, notes
-    os.environ[QUERY_INT8_ENV] = "1"  # the opt-in int8 query path
-    paths["openvino bf16"] = warm("openvino")
-    notes["openvino bf16"] = "`--encoder openvino`: the fp32 body in bf16 (AMX)"
-    if not int8_cpu():
-        return paths, notes
-    paths[SERVICE_NOW] = warm("onnx")
-    notes[SERVICE_NOW] = ("`semsearch serve` with SEMSEARCH_QUERY_INT8=1: uint8 weights per "
-                          "channel, int8 activations per token and 32 inputs, f32 elsewhere")
-    if not smoke:
-        paths[SERVICE_NOW + ", 1 thread"] = warm("onnx", threads=1)
-        notes[SERVICE_NOW + ", 1 thread"] = "the same on one thread"
-
-        class Padded(QuerySession):  # the whole batch in one call, padded to its longest row
-            def run(self, _outputs: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-                return [np.array(self._request.infer(feeds)[0], dtype=np.float32)]
-
-        padded_path = warm("onnx", fp32=True)
-        padded_path.runner.query_session = Padded(model_dir / "onnx" / "model.onnx")
-        paths[SERVICE_NOW + ", padded batch"] = padded_path
-        notes[SERVICE_NOW + ", padded batch"] = "the same, a batch padded to its longest row"
+    if installed("openvino"):
+        if bf16_cpu():
+            paths[SERVICE_NOW] = warm("onnx", "bf16")
+            notes[SERVICE_NOW] = ("`semsearch serve` (SEMSEARCH_QUERY_PATH=auto) on a CPU with "
+                                  "AMX: each query padded to a multiple of 32 tokens")
+        paths["bf16 padded batch, OpenVINO"] = warm("openvino")
+        notes["bf16 padded batch, OpenVINO"] = ("`--encoder openvino`: the same body, each batch "
+                                                "padded to its longest row")
+        if int8_cpu():
+            paths[INT8] = warm("onnx", "int8")
+            notes[INT8] = ("SEMSEARCH_QUERY_PATH=int8: uint8 weights per channel, int8 "
+                           "activations per token and 32 inputs, f32 elsewhere")
+    os.environ.pop(QUERY_PATH_ENV, None)
     return paths, notes
+
+
+def batch_throughput(paths: dict[str, Any], questions: list[str],
+                     rounds: int) -> dict[str, dict[str, float]]:
+    """Queries/s of each path embedding `questions` in batches of each size of BATCHES, the
+    paths taking turns per round (the same noise for all)."""
+    best: dict[str, dict[str, float]] = {name: {} for name in paths}
+    for size in BATCHES:
+        batches = [questions[i:i + size] for i in range(0, len(questions), size)]
+        times: dict[str, list[float]] = {name: [] for name in paths}
+        for encoder in paths.values():
+            encoder.encode_queries(batches[0])
+        for _ in range(rounds):
+            for name, encoder in paths.items():
+                started = time.perf_counter()
+                for batch in batches:
+                    encoder.encode_queries(batch)
+                times[name].append(time.perf_counter() - started)
+        for name, t in times.items():
+            best[name][f"batch_{size}_qps"] = round(len(questions) / float(np.median(t)), 1)
+    return best
 
 
 def query_latency(paths: dict[str, Any], reps: int) -> dict[str, dict[str, float]]:
@@ -569,7 +587,7 @@ def query_latency(paths: dict[str, Any], reps: int) -> dict[str, dict[str, float
                 started = time.perf_counter()
                 encoder.encode_queries([QUERY])
                 times[name].append(time.perf_counter() - started)
-    base = float(np.median(times[SERVICE_BEFORE]))
+    base = float(np.median(times[FP32]))
     return {name: {"p50_ms": round(float(np.median(t)) * 1e3, 2),
                    "p90_ms": round(float(np.percentile(t, 90)) * 1e3, 2),
                    "best_ms": round(min(t) * 1e3, 2),
@@ -604,7 +622,8 @@ def batch_drift(encoder: Any, questions: list[str]) -> float:
 
 def query_quality(paths: dict[str, Any], dataset: str) -> dict[str, Any]:
     """Hits@1/5/10, Recall@5 and MRR@10 (dense and hybrid) of one passage index per set, its
-    queries embedded by each path (the index, and so the passage vectors, shared)."""
+    queries embedded by fp32 and each COMPARED path (the index, and so the passage vectors,
+    shared), and each compared path's verdict against fp32."""
     import warnings
 
     from semsearch import bench
@@ -620,7 +639,7 @@ def query_quality(paths: dict[str, Any], dataset: str) -> dict[str, Any]:
             data = bench.load_dataset(dataset)
             index = bench.build_index(data)
         out: dict[str, Any] = {}
-        for name in (SERVICE_BEFORE, SERVICE_NOW):
+        for name in (FP32, *(c for c in COMPARED if c in paths)):
             index._encoder = paths[name]  # only the query encoder changes
             if data is None:
                 got = bench.evaluate(index, qrels, QUALITY_MODES)
@@ -631,11 +650,15 @@ def query_quality(paths: dict[str, Any], dataset: str) -> dict[str, Any]:
                 metrics = bench.score_runs(data, runs)
             out[name] = {m: {**counts[m], "recall@5": metrics[m]["recall@5"],
                              "mrr@10": metrics[m]["mrr@10"]} for m in QUALITY_MODES}
-    before, now = out[SERVICE_BEFORE], out[SERVICE_NOW]
-    worst = min(now[m][k] - before[m][k] for m in QUALITY_MODES for k in ("recall@5", "mrr@10"))
-    hits1 = min(now[m]["hits@1"] - before[m]["hits@1"] for m in QUALITY_MODES)
-    return {**out, "worst_delta": round(worst, 4), "hits1_delta": hits1,
-            "within": worst >= -TOLERANCE and hits1 >= -HITS1_SLACK[dataset]}
+    before, verdicts = out[FP32], {}
+    for name in out.keys() - {FP32}:
+        now = out[name]
+        worst = min(now[m][k] - before[m][k] for m in QUALITY_MODES
+                    for k in ("recall@5", "mrr@10"))
+        hits1 = min(now[m]["hits@1"] - before[m]["hits@1"] for m in QUALITY_MODES)
+        verdicts[name] = {"worst_delta": round(worst, 4), "hits1_delta": hits1,
+                          "within": worst >= -TOLERANCE and hits1 >= -HITS1_SLACK[dataset]}
+    return {"runs": out, "verdicts": verdicts}
 
 
 def seed_flips(paths: dict[str, Any]) -> list[dict[str, Any]]:
@@ -653,7 +676,7 @@ def seed_flips(paths: dict[str, Any]) -> list[dict[str, Any]]:
                         for q in bench.load_qrels(bench.DEFAULT_QRELS)]
     out = []
     for n, query in enumerate(bench.load_qrels(bench.DEFAULT_QRELS)):
-        fp32 = firsts[SERVICE_BEFORE][n]
+        fp32 = firsts[FP32][n]
         flipped = [name for name, per in firsts.items() if per[n][0].id != fp32[0].id]
         if flipped:
             out.append({"query": query.query, "fp32_margin": round(fp32[0].score - fp32[1].score,
@@ -668,7 +691,7 @@ def query_main(args: argparse.Namespace, model_dir: Path, out_dir: Path) -> None
     reps = 20 if args.smoke else QUERY_REPS
     latency = query_latency(paths, reps)
     questions = real_questions(64 if args.smoke else QUERY_COSINE)
-    reference = paths[SERVICE_BEFORE].encode_queries(questions)
+    reference = paths[FP32].encode_queries(questions)
     cosine, drift = {}, {}
     for name, encoder in paths.items():
         cosines = (reference * encoder.encode_queries(questions)).sum(axis=1)
@@ -676,16 +699,20 @@ def query_main(args: argparse.Namespace, model_dir: Path, out_dir: Path) -> None
                         "p01": round(float(np.percentile(cosines, 1)), 6),
                         "mean": round(float(cosines.mean()), 6)}
         drift[name] = float(f"{batch_drift(encoder, questions):.3g}")
-    sets = [] if args.smoke or SERVICE_NOW not in paths else [
+    throughput = batch_throughput(paths, questions[:64 if args.smoke else 512],
+                                  1 if args.smoke else 3)
+    compared = any(name in paths for name in COMPARED)
+    sets = [] if args.smoke or not compared else [
         d for d in (args.quality or ",".join(QUERY_SETS)).split(",") if d and d != "none"]
-    flips = seed_flips(paths) if SERVICE_NOW in paths else []
+    flips = seed_flips(paths) if compared else []
     measured = {}
     for dataset in sets:
         print(f"  quality {dataset}", flush=True)
         measured[dataset] = query_quality(paths, dataset)
     results = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
                "smoke": args.smoke, "query": QUERY, "reps": reps,
-               "latency": latency, "questions": len(questions), "cosine": cosine,
+               "latency": latency, "throughput": throughput, "questions": len(questions),
+               "cosine": cosine,
                "batch_drift": drift, "quality": measured, "seed_flips": flips, "notes": notes,
                "versions": versions()}
     publish(out_dir, "query_path", results, query_markdown(results))
@@ -698,12 +725,15 @@ def query_markdown(r: dict[str, Any]) -> str:
              f"{r['questions']:,} real questions (seeds, CMRC, DRCD, XQuAD zh/en); batch drift: "
              "the largest |difference| of the query's vector alone and inside a batch of 32 "
              "other questions.", "",
-             "| query path | p50 ms | p90 ms | best ms | × fp32 (p50) | min cosine | "
-             "1st pct cosine | batch drift | note |", "|---|---|---|---|---|---|---|---|---|"]
+             "| query path | p50 ms | p90 ms | best ms | × fp32 (p50) | "
+             + " | ".join(f"queries/s in {n}s" for n in BATCHES)
+             + " | min cosine | 1st pct cosine | batch drift | note |",
+             "|---|---|---|---|---|" + "---|" * len(BATCHES) + "---|---|---|---|"]
     for name, row in r["latency"].items():
         c = r["cosine"][name]
+        rates = " | ".join(f"{r['throughput'][name][f'batch_{n}_qps']:.0f}" for n in BATCHES)
         lines.append(f"| {name} | {row['p50_ms']:.2f} | {row['p90_ms']:.2f} | "
-                     f"{row['best_ms']:.2f} | {row['x_before']:.2f} | {c['min']:.5f} | "
+                     f"{row['best_ms']:.2f} | {row['x_before']:.2f} | {rates} | {c['min']:.5f} | "
                      f"{c['p01']:.5f} | "
                      f"{r['batch_drift'][name]:.1e} | {r['notes'][name]} |")
     if r["quality"]:
@@ -714,15 +744,17 @@ def query_markdown(r: dict[str, Any]) -> str:
                   "| set | query path | mode | hits@1 | hits@5 | hits@10 | R@5 | MRR@10 |",
                   "|---|---|---|---|---|---|---|---|"]
         for dataset, per in r["quality"].items():
-            for name in (SERVICE_BEFORE, SERVICE_NOW):
-                for mode, m in per[name].items():
+            for name, run in per["runs"].items():
+                for mode, m in run.items():
                     lines.append(f"| {dataset} | {name} | {mode} | {m['hits@1']} | "
                                  f"{m['hits@5']} | {m['hits@10']} | {m['recall@5']:.4f} | "
                                  f"{m['mrr@10']:.4f} |")
-        lines += ["", "| set | worst Δ R@5/MRR@10 | Δ hits@1 | within |", "|---|---|---|---|"]
+        lines += ["", "| set | query path | worst Δ R@5/MRR@10 | Δ hits@1 | within |",
+                  "|---|---|---|---|---|"]
         for dataset, per in r["quality"].items():
-            lines.append(f"| {dataset} | {per['worst_delta']:+.4f} | {per['hits1_delta']:+d} | "
-                         f"{'yes' if per['within'] else 'NO'} |")
+            for name, v in sorted(per["verdicts"].items()):
+                lines.append(f"| {dataset} | {name} | {v['worst_delta']:+.4f} | "
+                             f"{v['hits1_delta']:+d} | {'yes' if v['within'] else 'NO'} |")
     if r.get("seed_flips"):
         lines += ["", "Seed questions whose first dense hit is not fp32's (fp32's margin between "
                   "its first two hits):", ""]

@@ -91,9 +91,14 @@ BACKLOG = 64  # searches waiting for a worker beyond which new ones get 503 at o
 # requests/s at 8 / 32 clients, two rounds on a machine shared with other jobs, so noisy):
 # 1 runner 44 / 83 and 100 / 58; 2 runners 55 / 130 and 113 / 81; 2 runners with a 2 ms window
 # 56 / 123 and 118 / 118; 4 runners 58 / 105 and 67 / 132. A window buys nothing measurable
-# (requests queue by themselves while a batch runs) and delays a lone request: none; 2 runners
-# (one batch's Python overlaps the other's model call). Results: benchmarks/results/service.md
-BATCH_RUNNERS = 2
+# (requests queue by themselves while a batch runs) and delays a lone request: none. Re-tried
+# once queries were embedded in bf16 (OnnxRunner.warm), two rounds each, requests/s at 8 / 32
+# clients (p99 at 32): bf16, 1 runner 141 / 206 (226 ms) and 118 / 193 (223 ms), 2 runners
+# 100 / 184 (278 ms) and 110 / 202 (281 ms); fp32, 1 runner 120 / 126 and 99 / 99, 2 runners
+# 104 / 106 and 79 / 108. One runner: a batch's queries all go to the model together, where
+# two runners split them and queue at the encoder (bf16's session runs one batch at a time).
+# Results: benchmarks/results/service.md
+BATCH_RUNNERS = 1
 BATCH_WINDOW = 0.0
 MAX_BATCH = 32
 MAX_BODY = 1 << 20  # bytes of a request body

@@ -144,16 +144,16 @@ def same(batched: Any, alone: Any) -> None:
     assert [h.context for h in batched] == [h.context for h in alone]
 
 
-@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+@pytest.mark.parametrize("warm", [None, "auto", "int8"], ids=["cold", "warm", "warm-int8"])
 def test_a_batch_of_mixed_requests_answers_each_as_alone(
-        tiny_index: Path, warm: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Also warm, as the service runs, with the opt-in int8 query path (queries embedded by
-    the int8-weight body where the CPU has int8 dot products: models/openvino.py)."""
+        tiny_index: Path, warm: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also warm, as the service runs: with the default query path (bf16 on OpenVINO where
+    the CPU has AMX: models/openvino.py) and the opt-in int8 one."""
     import semsearch
 
     index = semsearch.load(tiny_index)
     if warm:
-        monkeypatch.setenv("SEMSEARCH_QUERY_INT8", "1")
+        monkeypatch.setenv("SEMSEARCH_QUERY_PATH", warm)
         index.encoder.runner.warm()  # type: ignore[attr-defined]
     contexts = [0, 1, 0, 0, 2, 0, 0, 1, 0, 0, 0]
     batched = index.search_each(REQUESTS, context=contexts)

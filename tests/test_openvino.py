@@ -71,42 +71,57 @@ def test_openvino_on_the_real_model_keeps_the_fp32_vectors(real_model: Path) -> 
     assert float((a * b).sum(axis=1).min()) > 0.9999
 
 
-# --- the service's warm query path: the fp32 body with int8 weights on OpenVINO ---------------
+# --- the service's warm query path: bf16 (default where AMX) or int8 weights on OpenVINO -------
 
 QUERIES = ["夫妻党员抗疫", "短", "semantic search in English", "北京是中华人民共和国的首都" * 3,
            "夫妻党员抗疫的故事", "?"]
+PATHS = {"bf16": ("bf16_cpu", "bf16 (OpenVINO)", 0.999),
+         "int8": ("int8_cpu", "int8 weights (OpenVINO)", 0.999)}
 
 
-def int8_query_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Skip where the int8 query path cannot run; else ask for it (it is opt-in)."""
+def query_path(monkeypatch: pytest.MonkeyPatch, path: str) -> tuple[str, float]:
+    """Ask for `path`; skip where this CPU cannot run it (the service keeps fp32 there, tested
+    below). Its name as `warm` returns it, and the least cosine to fp32 it must keep."""
     pytest.importorskip("openvino")
-    monkeypatch.setenv("SEMSEARCH_QUERY_INT8", "1")
-    from semsearch.models.openvino import int8_cpu
+    from semsearch.models import openvino
 
-    if not int8_cpu():
-        pytest.skip("this CPU has no int8 dot products: the service keeps the fp32 path")
+    monkeypatch.setenv("SEMSEARCH_QUERY_PATH", path)
+    check, name, cosine = PATHS[path]
+    if not getattr(openvino, check)():
+        pytest.skip(f"this CPU cannot run the {path} query path: the service keeps fp32")
+    return name, cosine
 
 
-def test_warm_embeds_queries_with_int8_weights_and_passages_as_before(
-        tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    int8_query_path(monkeypatch)
+@pytest.mark.parametrize("path", list(PATHS))
+def test_warm_embeds_queries_by_the_chosen_path_and_passages_as_before(
+        tiny_model: Path, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    name, cosine = query_path(monkeypatch, path)
     fp32 = load_encoder(str(tiny_model), "onnx")
     warm = load_encoder(str(tiny_model), "onnx")
-    assert warm.runner.warm() == "int8 weights (OpenVINO)"  # type: ignore[attr-defined]
+    assert warm.runner.warm() == name  # type: ignore[attr-defined]
     assert warm.runner.query_session is not None  # type: ignore[attr-defined]
     a, b = fp32.encode_queries(QUERIES), warm.encode_queries(QUERIES)
     np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
-    assert not np.array_equal(a, b)  # the int8 body did run
-    assert float((a * b).sum(axis=1).min()) > 0.999
+    assert not np.array_equal(a, b)  # the OpenVINO body did run
+    assert float((a * b).sum(axis=1).min()) > cosine
     np.testing.assert_array_equal(fp32.encode_passages(TEXTS), warm.encode_passages(TEXTS))
 
 
+def test_auto_is_bf16_where_the_cpu_has_amx(tiny_model: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    name, _ = query_path(monkeypatch, "bf16")
+    monkeypatch.delenv("SEMSEARCH_QUERY_PATH")
+    assert load_encoder(str(tiny_model), "onnx").runner.warm() == name  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", list(PATHS))
 def test_a_query_gets_the_same_vector_alone_and_in_any_batch(
-        tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Per-token int8 activations never mix rows, but a padded width still moved a vector by
-    ~1e-3 (the int8 rounding amplifies the last-bit changes of a wider softmax): each length
-    runs unpadded, so the service's batched answers equal the answers alone."""
-    int8_query_path(monkeypatch)
+        tiny_model: Path, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    """int8: per-token int8 activations never mix rows, but a padded width still moved a
+    vector by ~1e-3 (the int8 rounding amplifies the last-bit changes of a wider softmax), so
+    each length runs unpadded. bf16 runs the batch padded and must not move either: the
+    service's batched answers equal the answers alone."""
+    query_path(monkeypatch, path)
     warm = load_encoder(str(tiny_model), "onnx")
     warm.runner.warm()  # type: ignore[attr-defined]
     alone = np.vstack([warm.encode_queries([q]) for q in QUERIES])
@@ -116,32 +131,52 @@ def test_a_query_gets_the_same_vector_alone_and_in_any_batch(
                                   alone[::-1])
 
 
-def test_warm_keeps_fp32_unless_asked(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SEMSEARCH_QUERY_INT8", raising=False)
+@pytest.mark.parametrize("setting", ["fp32", "auto-without-amx"])
+def test_warm_keeps_fp32_when_asked_or_where_auto_has_no_amx(
+        tiny_model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        setting: str) -> None:
+    from semsearch.models import openvino
+
+    if setting == "fp32":
+        monkeypatch.setenv("SEMSEARCH_QUERY_PATH", "fp32")
+    else:
+        monkeypatch.delenv("SEMSEARCH_QUERY_PATH", raising=False)
+        monkeypatch.setattr(openvino, "bf16_cpu", lambda: False)
     fp32 = load_encoder(str(tiny_model), "onnx")
     warm = load_encoder(str(tiny_model), "onnx")
-    assert warm.runner.warm() == "fp32 (onnxruntime)"  # type: ignore[attr-defined]
+    with caplog.at_level("WARNING", logger="semsearch.models.onnx"):
+        assert warm.runner.warm() == "fp32 (onnxruntime)"  # type: ignore[attr-defined]
+    assert not caplog.records  # nothing was asked that did not happen
     assert warm.runner.query_session is None  # type: ignore[attr-defined]
     np.testing.assert_array_equal(fp32.encode_queries(QUERIES), warm.encode_queries(QUERIES))
 
 
-@pytest.mark.parametrize("cause", ["package", "cpu"])
-def test_asked_int8_keeps_fp32_where_it_cannot_run_and_says_why(
+def test_an_unknown_query_path_is_a_clear_error(tiny_model: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMSEARCH_QUERY_PATH", "fp8")
+    warm = load_encoder(str(tiny_model), "onnx")
+    with pytest.raises(ModelError, match="SEMSEARCH_QUERY_PATH must be one of auto, fp32"):
+        warm.runner.warm()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("path", "cause"), [("bf16", "package"), ("bf16", "cpu"),
+                                             ("int8", "package"), ("int8", "cpu")])
+def test_an_asked_path_keeps_fp32_where_it_cannot_run_and_says_why(
         tiny_model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-        cause: str) -> None:
+        path: str, cause: str) -> None:
     import importlib.util
 
     from semsearch.models import openvino
 
-    monkeypatch.setenv("SEMSEARCH_QUERY_INT8", "1")
+    monkeypatch.setenv("SEMSEARCH_QUERY_PATH", path)
     if cause == "package":
         real = importlib.util.find_spec
         monkeypatch.setattr(importlib.util, "find_spec",
                             lambda name, *a: None if name == "openvino" else real(name, *a))
         expected = "semsearch[openvino]"
     else:
-        monkeypatch.setattr(openvino, "int8_cpu", lambda: False)
-        expected = "no int8 dot-product"
+        monkeypatch.setattr(openvino, PATHS[path][0], lambda: False)
+        expected = "no AMX bf16" if path == "bf16" else "no int8 dot-product"
     fp32 = load_encoder(str(tiny_model), "onnx")
     warm = load_encoder(str(tiny_model), "onnx")
     with caplog.at_level("WARNING", logger="semsearch.models.onnx"):
@@ -181,11 +216,13 @@ def test_int8_weights_round_each_weight_to_its_channel_step(tiny_model: Path) ->
         assert np.all(np.abs(got - weight) <= step * 0.5 + np.abs(weight) * 1e-3 + 1e-7)
 
 
-def test_int8_query_path_on_the_real_model(real_model: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Real questions: cosine to fp32 above what the runtimes benchmark measured as its minimum
-    (0.9997 over 2,000 questions), the same vector alone and in a batch."""
-    int8_query_path(monkeypatch)
+@pytest.mark.parametrize(("path", "least"), [("bf16", 0.9999), ("int8", 0.9995)])
+def test_query_paths_on_the_real_model(real_model: Path, monkeypatch: pytest.MonkeyPatch,
+                                       path: str, least: float) -> None:
+    """Real questions: cosine to fp32 above what the runtimes benchmark measured as each path's
+    minimum over 2,000 questions (bf16 0.99998, int8 0.9997), the same vector alone and in a
+    batch."""
+    query_path(monkeypatch, path)
     from semsearch import bench
 
     questions = [q.query for q in bench.load_qrels(bench.DEFAULT_QRELS)]
@@ -193,6 +230,6 @@ def test_int8_query_path_on_the_real_model(real_model: Path,
     warm = load_encoder(str(real_model), "onnx")
     warm.runner.warm()  # type: ignore[attr-defined]
     a, b = fp32.encode_queries(questions), warm.encode_queries(questions)
-    assert float((a * b).sum(axis=1).min()) > 0.9995
+    assert float((a * b).sum(axis=1).min()) > least
     np.testing.assert_array_equal(
         np.vstack([warm.encode_queries([q]) for q in questions[:8]]), b[:8])

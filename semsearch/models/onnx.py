@@ -49,11 +49,17 @@ INT8_SCHEME = "per-channel, fp32 FFN outputs of outlier layers"
 QUICK_BATCH = 16  # up to this many texts, pure-Python unigram beats loading `tokenizers`
 QUICK_CHARS = 256  # ... of up to this many characters each (its Viterbi is Python, ~1 ms/char)
 MAX_PIECE_CHARS = 16  # SentencePiece's default longest piece, when the tables do not say
-# "1": the service embeds queries with int8 weights on OpenVINO where it can (OnnxRunner.warm);
-# off by default: 1.9× faster (4.0 vs 7.5 ms), but a seed question tied with another to 2e-5 in
-# fp32 drops from rank 1 to 2 (dense MRR@10 on the seeds -0.0073, over the 0.005 bar)
-QUERY_INT8_ENV = "SEMSEARCH_QUERY_INT8"
-QUERY_INT8_DEFAULT = "0"
+# What embeds the service's queries once warm (`OnnxRunner.warm`), by SEMSEARCH_QUERY_PATH:
+# "auto" (default): bf16 on OpenVINO where the CPU has AMX bf16 tiles and the `openvino` extra is
+# installed, else fp32 on onnxruntime. bf16 gave the same hits and metrics as fp32 on the seeds,
+# CMRC and DRCD and ~1.9x the fp32 queries/s in batches of 8-32 (benchmarks/results/
+# query_path.md); "fp32", "bf16"; "int8": int8 weights on OpenVINO, opt-in: 4.0 vs 7.5 ms for
+# one short query, but a seed question tied with another to 2e-5 drops from rank 1 to 2 (dense
+# MRR@10 on the seeds -0.0073, over the 0.005 bar) and batches gain little
+QUERY_PATH_ENV = "SEMSEARCH_QUERY_PATH"
+QUERY_PATHS = ("auto", "fp32", "bf16", "int8")
+PATH_NAMES = {"fp32": "fp32 (onnxruntime)", "bf16": "bf16 (OpenVINO)",
+              "int8": "int8 weights (OpenVINO)"}
 
 log = logging.getLogger(__name__)
 
@@ -110,46 +116,40 @@ class OnnxRunner:
 
     def warm(self) -> str:
         """Prepare for answering many queries (the service), not one (a CLI run: these loads
-        cost it more than they save); returns what now embeds queries (a short name).
+        cost it more than they save); returns what now embeds queries (a PATH_NAMES value, or
+        "the loaded body" when the runner was opened on another body than fp32 onnxruntime).
 
         Tokenise with `tokenizers` from now on (a 10-character query: ~7 ms in the unigram
-        Viterbi, well under 1 ms in Rust). With SEMSEARCH_QUERY_INT8=1, where the runner has
-        the fp32 body on onnxruntime and the CPU has int8 dot products, also embed queries
-        with that body with int8 weights on OpenVINO (`openvino.QuerySession`: 1.9× faster for
-        a short query, the same vector alone or in a batch; see models/openvino.py for its
-        quality); otherwise they stay on fp32, with a log line saying why when it was asked."""
+        Viterbi, well under 1 ms in Rust), and embed queries by the path SEMSEARCH_QUERY_PATH
+        chooses (see QUERY_PATHS): where the chosen path cannot run here, the fp32 body does,
+        with a log line saying why unless the choice was "auto"."""
         _ = self.tokenizer
         self.fast = True
         if self.query_session is not None or self.fp32_body is None:
             return "the loaded body"
-        if os.environ.get(QUERY_INT8_ENV, QUERY_INT8_DEFAULT) == "0":
-            return "fp32 (onnxruntime)"
-        reason = self._query_int8_unavailable()
+        choice = os.environ.get(QUERY_PATH_ENV, "auto").strip().lower() or "auto"
+        if choice not in QUERY_PATHS:
+            raise ModelError(f"{QUERY_PATH_ENV} must be one of {', '.join(QUERY_PATHS)}; "
+                             f"got {choice!r}")
+        path = "bf16" if choice == "auto" else choice
+        if path == "fp32":
+            return PATH_NAMES["fp32"]
+        reason = _query_path_unavailable(path)
         if reason is None:
-            from semsearch.models.openvino import QuerySession
+            from semsearch.models import openvino
 
             try:
-                self.query_session = QuerySession(self.fp32_body, self.threads)
+                self.query_session = openvino.Bf16QuerySession(self.fp32_body, self.threads) \
+                    if path == "bf16" else openvino.QuerySession(self.fp32_body, self.threads)
             except Exception as exc:  # OpenVINO could not compile it: the fp32 path works
                 reason = f"OpenVINO could not compile it ({type(exc).__name__}: {exc})"
         if reason is not None:
-            log.warning("semsearch: queries are embedded by the fp32 body, not the faster "
-                        "int8 one: %s", reason)
-            return "fp32 (onnxruntime)"
-        log.info("semsearch: queries are embedded with int8 weights on OpenVINO")
-        return "int8 weights (OpenVINO)"
-
-    def _query_int8_unavailable(self) -> str | None:
-        """Why the int8 query path cannot be used here, or None when it can."""
-        import importlib.util
-
-        from semsearch.models.openvino import int8_cpu
-
-        if importlib.util.find_spec("openvino") is None:
-            return "OpenVINO is not installed (pip install 'semsearch[openvino]')"
-        if not int8_cpu():
-            return "this CPU has no int8 dot-product instructions (VNNI or AMX)"
-        return None
+            (log.info if choice == "auto" else log.warning)(
+                "semsearch: queries are embedded by the fp32 body, not %s: %s",
+                PATH_NAMES[path], reason)
+            return PATH_NAMES["fp32"]
+        log.info("semsearch: queries are embedded by %s", PATH_NAMES[path])
+        return PATH_NAMES[path]
 
     @classmethod
     def open(cls, model_dir: Path, *, int8: bool = False, threads: int | None = None,
@@ -218,6 +218,21 @@ class OnnxRunner:
             else self.session
         (hidden,) = session.run(None, {EMBEDS_INPUT: embeds, MASK_INPUT: mask})
         return pooled(hidden, mask)
+
+
+def _query_path_unavailable(path: str) -> str | None:
+    """Why the "bf16" or "int8" query path cannot run here, or None when it can."""
+    import importlib.util
+
+    from semsearch.models import openvino
+
+    if importlib.util.find_spec("openvino") is None:
+        return "OpenVINO is not installed (pip install 'semsearch[openvino]')"
+    if path == "bf16" and not openvino.bf16_cpu():
+        return "this CPU has no AMX bf16 tiles"
+    if path == "int8" and not openvino.int8_cpu():
+        return "this CPU has no int8 dot-product instructions (VNNI or AMX)"
+    return None
 
 
 def padded(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,15 @@ seeds, CMRC and DRCD (benchmarks/results/runtimes.md). Without bf16 hardware Ope
 back to f32 (no faster than onnxruntime's int8), so it is a choice, not the default. Optional:
 the `openvino` extra.
 
-`QuerySession`: the service's opt-in query path (SEMSEARCH_QUERY_INT8=1; OnnxRunner.warm). For
+`Bf16QuerySession`: how the service embeds its queries where the CPU has AMX bf16 tiles
+(SEMSEARCH_QUERY_PATH=auto, the default; OnnxRunner.warm). In bf16 a query's vector moved by
+up to 3e-4 with the width its batch was padded to, so every query runs padded to a fixed width
+(a multiple of BF16_WIDTH tokens), alone or in any batch: the same vector either way, and few
+distinct shapes for OpenVINO to prepare kernels for. Batches of 16-32 seed questions ran at
+~2x the fp32 queries/s (benchmarks/results/query_path.md), hits and metrics within 0.005 of
+fp32 on the seeds, CMRC, DRCD and XQuAD.
+
+`QuerySession`: the service's opt-in int8 query path (SEMSEARCH_QUERY_PATH=int8). For
 one short query the time is reading the weights, so the fp32 body gets uint8 weights per output
 channel (`int8_weights`, 21 MB instead of 84) and OpenVINO multiplies them by int8 activations
 quantised per token and 32 inputs — rows never mix, unlike onnxruntime's dynamic int8 (per
@@ -63,6 +71,9 @@ QUERY_GROUP = 32  # activations quantised per token, per this many inputs (OpenV
 # where the CPU has int8 dot products (VNNI, AMX) OpenVINO multiplies the int8 weights by
 # per-token int8 activations; elsewhere it would only unpack the weights to f32 (no gain)
 INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+# bf16 is measured faster than onnxruntime's fp32 only with AMX tiles (avx512_bf16 alone: not
+# measured, so not assumed)
+BF16_FLAGS = ("amx_bf16",)
 
 
 def int8_weights(model: Any, float_layers: Sequence[int] = ()) -> int:
@@ -100,11 +111,46 @@ def int8_weights(model: Any, float_layers: Sequence[int] = ()) -> int:
 
 def int8_cpu() -> bool:
     """True when this CPU has int8 dot-product instructions (Linux: /proc/cpuinfo)."""
+    return _cpu_has(INT8_FLAGS)
+
+
+def bf16_cpu() -> bool:
+    """True when this CPU has AMX bf16 tiles (Linux: /proc/cpuinfo)."""
+    return _cpu_has(BF16_FLAGS)
+
+
+def _cpu_has(wanted: Sequence[str]) -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split()
     except OSError:
         return False
-    return any(flag in flags for flag in INT8_FLAGS)
+    return any(flag in flags for flag in wanted)
+
+
+BF16_WIDTH = 32  # tokens; rows run padded to a multiple of it (16: slower in batches of 4-32)
+
+
+class Bf16QuerySession(OpenVinoSession):
+    """The fp32 body in bf16 on OpenVINO, for query batches: each row runs padded to the next
+    multiple of BF16_WIDTH tokens, with zeros at its masked positions, so its vector does not
+    depend on the batch it came in (see the module docstring)."""
+
+    def run(self, _outputs: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        embeds, mask = feeds[EMBEDS_INPUT], feeds[MASK_INPUT]
+        lengths = mask.sum(axis=1)
+        widths = np.maximum(-(-lengths // BF16_WIDTH), 1) * BF16_WIDTH
+        hidden = np.zeros((*mask.shape, embeds.shape[-1]), dtype=np.float32)
+        with self._lock:
+            for width in np.unique(widths):
+                rows = np.flatnonzero(widths == width)
+                used = min(int(width), mask.shape[1])
+                part_mask = np.zeros((len(rows), int(width)), dtype=mask.dtype)
+                part_mask[:, :used] = mask[rows, :used]
+                part = np.zeros((len(rows), int(width), embeds.shape[-1]), dtype=np.float32)
+                part[:, :used] = embeds[rows, :used] * part_mask[:, :used, None]
+                out = self._request.infer({EMBEDS_INPUT: part, MASK_INPUT: part_mask})[0]
+                hidden[rows, :used] = out[:, :used]
+        return [hidden]
 
 
 class QuerySession:
