@@ -51,11 +51,12 @@ QUICK_CHARS = 256  # ... of up to this many characters each (its Viterbi is Pyth
 MAX_PIECE_CHARS = 16  # SentencePiece's default longest piece, when the tables do not say
 # What embeds the service's queries once warm (`OnnxRunner.warm`), by SEMSEARCH_QUERY_PATH:
 # "auto" (default): bf16 on OpenVINO where the CPU has AMX bf16 tiles and the `openvino` extra is
-# installed, else fp32 on onnxruntime. bf16 gave the same hits and metrics as fp32 on the seeds,
-# CMRC and DRCD and ~1.9x the fp32 queries/s in batches of 8-32 (benchmarks/results/
-# query_path.md); "fp32", "bf16"; "int8": int8 weights on OpenVINO, opt-in: 4.0 vs 7.5 ms for
-# one short query, but a seed question tied with another to 2e-5 drops from rank 1 to 2 (dense
-# MRR@10 on the seeds -0.0073, over the 0.005 bar) and batches gain little
+# installed, else fp32 on onnxruntime. bf16 gave the same hits as fp32 on the seeds and CMRC
+# (+1 on DRCD) and 212 / 242 queries/s in batches of 8 / 32 real questions against fp32's 105 /
+# 95, though one query alone is no faster (9.2 vs 8.4 ms p50: it runs padded to 32 tokens)
+# (benchmarks/results/query_path.md); "fp32", "bf16"; "int8": int8 weights on OpenVINO, opt-in:
+# one query in 5.1 vs 8.4 ms, but a seed question tied with another to 2e-5 drops from rank 1
+# to 2 (dense MRR@10 on the seeds -0.0073, over the 0.005 bar) and DRCD loses 7 at rank 1
 QUERY_PATH_ENV = "SEMSEARCH_QUERY_PATH"
 QUERY_PATHS = ("auto", "fp32", "bf16", "int8")
 PATH_NAMES = {"fp32": "fp32 (onnxruntime)", "bf16": "bf16 (OpenVINO)",
@@ -139,7 +140,8 @@ class OnnxRunner:
             from semsearch.models import openvino
 
             try:
-                self.query_session = openvino.Bf16QuerySession(self.fp32_body, self.threads) \
+                self.query_session = openvino.Bf16QuerySession(
+                    self.fp32_body, self.threads, dimension=self.table.shape[1]) \
                     if path == "bf16" else openvino.QuerySession(self.fp32_body, self.threads)
             except Exception as exc:  # OpenVINO could not compile it: the fp32 path works
                 reason = f"OpenVINO could not compile it ({type(exc).__name__}: {exc})"

@@ -11,20 +11,21 @@ the `openvino` extra.
 (SEMSEARCH_QUERY_PATH=auto, the default; OnnxRunner.warm). In bf16 a query's vector moved by
 up to 3e-4 with the width its batch was padded to, so every query runs padded to a fixed width
 (a multiple of BF16_WIDTH tokens), alone or in any batch: the same vector either way, and few
-distinct shapes for OpenVINO to prepare kernels for. Batches of 16-32 seed questions ran at
-~2x the fp32 queries/s (benchmarks/results/query_path.md), hits and metrics within 0.005 of
-fp32 on the seeds, CMRC, DRCD and XQuAD.
+distinct shapes for OpenVINO to prepare kernels for. Batches of 8 and 32 real questions: 212
+and 242 queries/s against fp32's 105 and 95 (benchmarks/results/query_path.md); hits and
+metrics within 0.005 of fp32 on the seeds, CMRC, DRCD and XQuAD.
 
 `QuerySession`: the service's opt-in int8 query path (SEMSEARCH_QUERY_PATH=int8). For
 one short query the time is reading the weights, so the fp32 body gets uint8 weights per output
 channel (`int8_weights`, 21 MB instead of 84) and OpenVINO multiplies them by int8 activations
 quantised per token and 32 inputs — rows never mix, unlike onnxruntime's dynamic int8 (per
-batch). A 10-character query: p50 4.0 ms against 7.5 ms for the fp32 body in the same run
-(1.9×; best calls 3.1 vs 4.8 ms; 2-CPU shared machine): short of the 3 ms goal, since even the
-best call is over it. Cosine ≥ 0.9997 to fp32 over 2,000 real questions, the same vector alone
-and in a batch; Recall@5 / MRR@10 within 0.005 on CMRC and DRCD, but on the seeds two questions
-whose first two hits tie within 4e-5 in fp32 swap them (bf16 swaps one of them too): dense
-MRR@10 -0.0073, over the 0.005 bar. Hence opt-in (benchmarks/results/query_path.md).
+batch). A 10-character query: p50 5.1 ms against 8.4 ms for the fp32 body in the same run
+(1.7×; an earlier run 4.0 vs 7.5 ms, best calls 3.1 vs 4.8 ms; 2-CPU shared machine): short of
+the 3 ms goal, since even the best call is over it. Cosine ≥ 0.9997 to fp32 over 2,000 real
+questions, the same vector alone and in a batch; but on the seeds two questions whose first two
+hits tie within 4e-5 in fp32 swap them (bf16 swaps one of them too, not the one with the
+answer): dense MRR@10 -0.0073, over the 0.005 bar, and DRCD loses 7 questions at rank 1; in
+batches it gains little (148 vs 95 queries/s in 32s). Hence opt-in (query_path.md).
 """
 
 from __future__ import annotations
@@ -128,12 +129,25 @@ def _cpu_has(wanted: Sequence[str]) -> bool:
 
 
 BF16_WIDTH = 32  # tokens; rows run padded to a multiple of it (16: slower in batches of 4-32)
+# OpenVINO prepares kernels for each new input shape on its first call: ~17 ms (up to 60) per
+# shape, which stalled whole batches in the service; `Bf16QuerySession` runs batches of 1 to
+# this many rows (the service's largest batch, serve.MAX_BATCH) at BF16_WIDTH once when it
+# opens (~2 s), longer queries' widths prepare on first use
+WARM_ROWS = 32
 
 
 class Bf16QuerySession(OpenVinoSession):
     """The fp32 body in bf16 on OpenVINO, for query batches: each row runs padded to the next
     multiple of BF16_WIDTH tokens, with zeros at its masked positions, so its vector does not
-    depend on the batch it came in (see the module docstring)."""
+    depend on the batch it came in (see the module docstring). Opening it prepares the shapes
+    of up to WARM_ROWS queries of at most BF16_WIDTH tokens."""
+
+    def __init__(self, body: Path, threads: int | None = None, *, dimension: int,
+                 warm_rows: int = WARM_ROWS) -> None:
+        super().__init__(body, threads)
+        for rows in range(1, warm_rows + 1):
+            self._request.infer({EMBEDS_INPUT: np.zeros((rows, BF16_WIDTH, dimension), np.float32),
+                                 MASK_INPUT: np.ones((rows, BF16_WIDTH), np.int64)})
 
     def run(self, _outputs: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         embeds, mask = feeds[EMBEDS_INPUT], feeds[MASK_INPUT]
