@@ -22,8 +22,9 @@ the naive peer on zh→en is the max over a cut paragraph's passages, two or mor
 first: in 8 of the 11 questions naive answers at rank 1 and dense does not, dense's first is a
 cut paragraph (1 of 8 the other way round). A larger passage budget cuts fewer paragraphs but
 moves the two directions apart (hybrid hits@1, blending on, passages.MAX_TOKENS 256 → 384 →
-496): zh→en 473 → 476 → 479, en→zh 509 → 505 → 496 (naive 507): no budget wins both. Cost: the paragraphs add 27–31% to the tokens
-encoded on XQuAD, 78–83% on CMRC and DRCD (most of their paragraphs are cut).
+496): zh→en 473 → 476 → 479, en→zh 509 → 505 → 496 (naive 507): no budget wins both.
+Cost: the paragraphs add 27–31% to the tokens encoded on XQuAD, 78–83% on CMRC and DRCD (most
+of their paragraphs are cut).
 """
 
 from __future__ import annotations
