@@ -527,6 +527,8 @@ def query_paths(model_dir: Path, smoke: bool) -> tuple[dict[str, Any], dict[str,
     from semsearch.models.onnx import QUERY_PATH_ENV
     from semsearch.models.openvino import bf16_cpu, int8_cpu
 
+    asked = os.environ.get(QUERY_PATH_ENV)  # restored below: each path sets it to build
+
     def warm(backend: Any, path: str = "fp32") -> Any:
         os.environ[QUERY_PATH_ENV] = path
         encoder = load_encoder(str(model_dir), backend)
@@ -549,7 +551,10 @@ def query_paths(model_dir: Path, smoke: bool) -> tuple[dict[str, Any], dict[str,
             paths[INT8] = warm("onnx", "int8")
             notes[INT8] = ("SEMSEARCH_QUERY_PATH=int8: uint8 weights per channel, int8 "
                            "activations per token and 32 inputs, f32 elsewhere")
-    os.environ.pop(QUERY_PATH_ENV, None)
+    if asked is None:
+        os.environ.pop(QUERY_PATH_ENV, None)
+    else:
+        os.environ[QUERY_PATH_ENV] = asked
     return paths, notes
 
 
@@ -726,7 +731,7 @@ def query_markdown(r: dict[str, Any]) -> str:
              "the largest |difference| of the query's vector alone and inside a batch of 32 "
              "other questions.", "",
              "| query path | p50 ms | p90 ms | best ms | × fp32 (p50) | "
-             + " | ".join(f"queries/s in {n}s" for n in BATCHES)
+             + " | ".join(f"queries/s, batches of {n}" for n in BATCHES)
              + " | min cosine | 1st pct cosine | batch drift | note |",
              "|---|---|---|---|---|" + "---|" * len(BATCHES) + "---|---|---|---|"]
     for name, row in r["latency"].items():

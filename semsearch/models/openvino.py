@@ -25,7 +25,7 @@ the 3 ms goal, since even the best call is over it. Cosine ≥ 0.9997 to fp32 ov
 questions, the same vector alone and in a batch; but on the seeds two questions whose first two
 hits tie within 4e-5 in fp32 swap them (bf16 swaps one of them too, not the one with the
 answer): dense MRR@10 -0.0073, over the 0.005 bar, and DRCD loses 7 questions at rank 1; in
-batches it gains little (148 vs 95 queries/s in 32s). Hence opt-in (query_path.md).
+batches it gains little (148 vs 95 queries/s in batches of 32). Hence opt-in (query_path.md).
 """
 
 from __future__ import annotations
@@ -150,21 +150,10 @@ class Bf16QuerySession(OpenVinoSession):
                                  MASK_INPUT: np.ones((rows, BF16_WIDTH), np.int64)})
 
     def run(self, _outputs: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        embeds, mask = feeds[EMBEDS_INPUT], feeds[MASK_INPUT]
-        lengths = mask.sum(axis=1)
-        widths = np.maximum(-(-lengths // BF16_WIDTH), 1) * BF16_WIDTH
-        hidden = np.zeros((*mask.shape, embeds.shape[-1]), dtype=np.float32)
+        lengths = feeds[MASK_INPUT].sum(axis=1)
         with self._lock:
-            for width in np.unique(widths):
-                rows = np.flatnonzero(widths == width)
-                used = min(int(width), mask.shape[1])
-                part_mask = np.zeros((len(rows), int(width)), dtype=mask.dtype)
-                part_mask[:, :used] = mask[rows, :used]
-                part = np.zeros((len(rows), int(width), embeds.shape[-1]), dtype=np.float32)
-                part[:, :used] = embeds[rows, :used] * part_mask[:, :used, None]
-                out = self._request.infer({EMBEDS_INPUT: part, MASK_INPUT: part_mask})[0]
-                hidden[rows, :used] = out[:, :used]
-        return [hidden]
+            return [at_widths(self._request, feeds,
+                              np.maximum(-(-lengths // BF16_WIDTH), 1) * BF16_WIDTH)]
 
 
 class QuerySession:
@@ -190,17 +179,23 @@ class QuerySession:
         self._lock = threading.Lock()
 
     def run(self, _outputs: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        embeds, mask = feeds[EMBEDS_INPUT], feeds[MASK_INPUT]
-        lengths = mask.sum(axis=1)
-        hidden: np.ndarray | None = None
         with self._lock:
-            for length in np.unique(lengths):
-                rows = np.flatnonzero(lengths == length)
-                width = max(int(length), 1)
-                part = self._request.infer({EMBEDS_INPUT: embeds[rows, :width],
-                                            MASK_INPUT: mask[rows, :width]})[0]
-                if hidden is None:
-                    hidden = np.zeros((*mask.shape, part.shape[-1]), dtype=np.float32)
-                hidden[rows, :width] = part
-        assert hidden is not None
-        return [hidden]
+            return [at_widths(self._request, feeds, np.maximum(feeds[MASK_INPUT].sum(axis=1), 1))]
+
+
+def at_widths(request: Any, feeds: dict[str, np.ndarray], widths: np.ndarray) -> np.ndarray:
+    """Hidden states of a padded batch, each row run at its own `widths` entry instead: the
+    rows of one width together in one call, their masked positions zeroed and padded with
+    zeros past the batch's width, so a row's result does not depend on its batch."""
+    embeds, mask = feeds[EMBEDS_INPUT], feeds[MASK_INPUT]
+    hidden = np.zeros((*mask.shape, embeds.shape[-1]), dtype=np.float32)
+    for width in (int(w) for w in np.unique(widths)):
+        rows = np.flatnonzero(widths == width)
+        used = min(width, mask.shape[1])
+        part_mask = np.zeros((len(rows), width), dtype=mask.dtype)
+        part_mask[:, :used] = mask[rows, :used]
+        part = np.zeros((len(rows), width, embeds.shape[-1]), dtype=np.float32)
+        part[:, :used] = embeds[rows, :used] * part_mask[:, :used, None]
+        out = request.infer({EMBEDS_INPUT: part, MASK_INPUT: part_mask})[0]
+        hidden[rows, :used] = out[:, :used]
+    return hidden
