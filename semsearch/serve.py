@@ -15,8 +15,8 @@ that ran past the time limit, and 500 `{"error": "internal error"}` for anything
 
 Bounded: searches run in a small pool of worker threads, and a request waits at most `timeout`
 seconds for its answer (504 after that). Ordinary searches are micro-batched (batching.py):
-those that arrive while a batch runs (or within BATCH_WINDOW) are answered together, their
-queries embedded in one model call and ranked in one FAISS/BM25 call per shared k, mode and
+those that arrive while a batch runs, or come back together after one, are answered together,
+their queries embedded in one model call and ranked in one FAISS/BM25 call per shared k, mode and
 filter (`Index.search_each`), each getting the answer it would get alone. `/health` runs on
 the event loop and never waits for a worker, so a slow search never blocks it or other
 clients. A search that overruns keeps its worker until it ends (a thread cannot be killed), but
@@ -87,19 +87,25 @@ DEFAULT_TIMEOUT = 10.0  # seconds a request may wait for its search
 DEFAULT_WORKERS = 4  # search threads (the encoder and FAISS use their own threads inside)
 BACKLOG = 64  # searches waiting for a worker beyond which new ones get 503 at once
 # Micro-batches of ordinary searches (batching.py): RUNNERS batches at once, each taking what
-# waits (at most MAX_BATCH) after at most BATCH_WINDOW seconds. Tried on 2 CPUs (seeds, hybrid,
-# requests/s at 8 / 32 clients, two rounds on a machine shared with other jobs, so noisy):
-# 1 runner 44 / 83 and 100 / 58; 2 runners 55 / 130 and 113 / 81; 2 runners with a 2 ms window
-# 56 / 123 and 118 / 118; 4 runners 58 / 105 and 67 / 132. A window buys nothing measurable
-# (requests queue by themselves while a batch runs) and delays a lone request: none. Re-tried
-# once queries were embedded in bf16 (OnnxRunner.warm), two rounds each, requests/s at 8 / 32
-# clients (p99 at 32): bf16, 1 runner 141 / 206 (226 ms) and 118 / 193 (223 ms), 2 runners
-# 100 / 184 (278 ms) and 110 / 202 (281 ms); fp32, 1 runner 120 / 126 and 99 / 99, 2 runners
-# 104 / 106 and 79 / 108. One runner: a batch's queries all go to the model together, where
-# two runners split them and queue at the encoder (bf16's session runs one batch at a time).
+# waits (at most MAX_BATCH), and while fewer wait than the last batch brought back, waiting for
+# them at most BATCH_WINDOW after the newest arrival (BATCH_MAX_WAIT in all). Tried on 2 CPUs
+# (seeds, hybrid, requests/s at 8 / 32 clients, two rounds on a machine shared with other jobs,
+# so noisy): 1 runner 44 / 83 and 100 / 58; 2 runners 55 / 130 and 113 / 81; 2 runners with a
+# 2 ms window from the oldest arrival 56 / 123 and 118 / 118; 4 runners 58 / 105 and 67 / 132.
+# Re-tried once queries were embedded in bf16 (OnnxRunner.warm), requests/s at 8 / 32 clients
+# (p99 at 32): bf16, 1 runner 141 / 206 (226 ms) and 118 / 193 (223 ms), 2 runners 100 / 184
+# (278 ms) and 110 / 202 (281 ms); fp32, 1 runner 120 / 126 and 99 / 99, 2 runners 104 / 106
+# and 79 / 108. One runner: a batch's queries all go to the model together, where two runners
+# split them and queue at the encoder (bf16's session runs one batch at a time). With no wait,
+# 8 clients ran as alternating batches of 1 and 7 or 2 and 6 (batch sizes logged); a fixed 5 ms
+# wait gathered them (126 → 148 requests/s at 8 clients) but cost a lone client a third (79 →
+# 52). Waiting only for the clients the last batch answered, 2 ms after the newest arrival
+# (5 ms: no better), against no wait in the same runs, requests/s at 1 / 8 / 32 / 64 clients:
+# 74 / 149 / 176 / 201 vs 69 / 120 / 161 / 181; at 32 clients every batch had all 32.
 # Results: benchmarks/results/service.md
 BATCH_RUNNERS = 1
-BATCH_WINDOW = 0.0
+BATCH_WINDOW = 0.002
+BATCH_MAX_WAIT = 0.008
 MAX_BATCH = 32
 MAX_BODY = 1 << 20  # bytes of a request body
 MAX_K = 1000
@@ -488,7 +494,8 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
 
     batcher: Batcher[tuple[SearchRequest, float]] = Batcher(
         answer_batch, runners=min(workers, BATCH_RUNNERS),
-        window=BATCH_WINDOW, max_batch=MAX_BATCH, backlog=BACKLOG, busy=Busy)
+        window=BATCH_WINDOW, max_wait=BATCH_MAX_WAIT, max_batch=MAX_BATCH, backlog=BACKLOG,
+        busy=Busy)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -64,6 +64,50 @@ def test_the_window_gathers_requests_and_max_batch_bounds_a_batch() -> None:
     batcher.shutdown()
 
 
+def test_a_lone_client_is_never_held_for_the_window() -> None:
+    batcher: Batcher[int] = Batcher(lambda items: items, runners=1, window=0.3)
+    for n in range(5):  # one client, one request at a time: nothing to gather
+        start = time.perf_counter()
+        assert batcher.submit(n).result(5) == n
+        assert time.perf_counter() - start < 0.15  # before: each waited the whole window
+    batcher.shutdown()
+
+
+def _closed_loop(batcher: Batcher[int], clients: int, rounds: int) -> float:
+    """`clients` threads each submit, wait for the answer and submit again, `rounds` times, a
+    few ms apart as HTTP clients come back; the seconds it all took."""
+    def client(n: int) -> None:
+        for r in range(rounds):
+            time.sleep(0.001 * ((n + r) % 4))
+            assert batcher.submit(n).result(10) == n
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    return time.perf_counter() - start
+
+
+def test_clients_answered_together_are_gathered_again_without_waiting_the_window() -> None:
+    sizes: list[int] = []
+
+    def run(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        time.sleep(0.02)  # the model's fixed cost
+        return items
+
+    batcher: Batcher[int] = Batcher(run, runners=1, window=0.5, max_wait=1.0)
+    elapsed = _closed_loop(batcher, clients=6, rounds=8)
+    batcher.shutdown()
+    assert sum(sizes) == 48
+    # after the first batches the six come back together and are answered together (with no
+    # wait they split into alternating batches of 1 and 5); at the end a client that ran
+    # ahead is alone, so at most the last two batches are smaller
+    assert sizes[2:-2] and all(size == 6 for size in sizes[2:-2]), sizes
+    # a batch leaves once its clients are back, not at the window's end (before: every batch
+    # waited 0.5 s for max_batch items: ≥ 4 s here); the stragglers at the end may wait it
+    assert elapsed < 2.5, (elapsed, sizes)
+
+
 def test_a_full_backlog_is_refused_and_a_cancelled_request_is_dropped() -> None:
     seen: list[list[int]] = []
     gate = threading.Event()
