@@ -2,7 +2,7 @@
 this code against a baseline checkout in the same run.
 
     python3 benchmarks/service.py [--baseline DIR] [--index NAME=DIR ...] [--clients 1 8 32 64]
-                                  [--requests 400] [--seconds 20] [--smoke] [--out DIR]
+                                  [--requests 1200] [--seconds 20] [--smoke] [--out DIR]
 
 For each index (default: the seeds index) it starts two services on 127.0.0.1 — this code, and
 with `--baseline` the code of another checkout (e.g. main's: `git worktree add --detach DIR
@@ -10,8 +10,11 @@ main`), by PYTHONPATH — and sends, from N client threads, the 68 labelled quer
 in two workloads: `hybrid` (the default mode, k=5: the figure the README quotes) and `mix`
 (dense, BM25 and hybrid, some with a filter or k=10). Baseline and this code alternate at each
 client count, so both see the same machine. Each run is bounded by a request count and a time
-limit. The client is cheap: one keep-alive `http.client` connection per thread, bodies encoded
-beforehand; it shares the machine's CPUs with the server, as the report says.
+limit, after WARMUP_PER_CLIENT requests per client at that count (connections opened, batches
+settled): with 400 requests and no such warm-up a run at 32 clients lasted ~3 s, a dozen
+batches, and its p99 was the start's fourth-slowest request. The client is cheap: one
+keep-alive `http.client` connection per thread, bodies encoded beforehand; it shares the
+machine's CPUs with the server, as the report says.
 
 Also measured in-process: query encoding of a 10-character query as the service does it (the
 warm `tokenizers` path) and as a cold CLI does it (the unigram tables), p50 of 200.
@@ -39,6 +42,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 TEN_CHARS = "夫妻党员抗疫感人事迹"  # a 10-character query
+WARMUP_PER_CLIENT = 3  # requests per client before each measured run (not counted)
 MIX = [("hybrid", None, 5), ("dense", None, 5), ("bm25", None, 5),
        ("hybrid", "paragraph > 2", 5), ("dense", "paragraph < 5", 5), ("hybrid", None, 10)]
 
@@ -229,7 +233,7 @@ def main() -> None:
     from semsearch.stores import DEFAULT_INDEX
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=400, help="per run (at least 10 a "
+    parser.add_argument("--requests", type=int, default=1200, help="per run (at least 10 a "
                         "client)")
     parser.add_argument("--seconds", type=float, default=20, help="time limit per run")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 64])
@@ -263,7 +267,8 @@ def main() -> None:
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
         "client": "client threads in one process on the same machine, one keep-alive "
-                  "http.client connection each; baseline and batched alternate per client count",
+                  "http.client connection each; baseline and batched alternate per client count; "
+                  f"{WARMUP_PER_CLIENT} requests per client before each measured run",
         "workloads": {"hybrid": "hybrid, k=5, 68 labelled queries round-robin",
                       "mix": "dense/bm25/hybrid round-robin, 2 in 6 with a filter "
                              "(paragraph > 2, paragraph < 5), 1 in 6 with k=10"},
@@ -283,6 +288,8 @@ def main() -> None:
                 for clients in args.clients:
                     count = args.requests if args.smoke else max(args.requests, 10 * clients)
                     for version, (_, port) in servers.items():
+                        # the clients' connections and first requests, then the measured run
+                        load(port, payloads, clients, WARMUP_PER_CLIENT * clients, args.seconds)
                         run = load(port, payloads, clients, count, args.seconds)
                         runs[version].append(run)
                         print(f"{name} {workload} {version}: {run}", flush=True)
