@@ -634,7 +634,7 @@ def run(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
     index.search("warm up", k=1)  # load the encoder and the lexical dictionary now, not later
     runner = getattr(index.encoder, "runner", None)
     if runner is not None:  # tokenise with `tokenizers` (Rust) from now on: loaded now, not then
-        runner.warm()
+        runner.warm(MAX_BATCH)
     uvicorn.Server(uvicorn_config(app, host, port)).run()
 
 

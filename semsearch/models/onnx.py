@@ -115,10 +115,11 @@ class OnnxRunner:
             self._tokenizer = tokenizer
         return self._tokenizer
 
-    def warm(self) -> str:
+    def warm(self, max_batch: int = 32) -> str:
         """Prepare for answering many queries (the service), not one (a CLI run: these loads
-        cost it more than they save); returns what now embeds queries (a PATH_NAMES value, or
-        "the loaded body" when the runner was opened on another body than fp32 onnxruntime).
+        cost it more than they save), in batches of at most `max_batch`; returns what now
+        embeds queries (a PATH_NAMES value, or "the loaded body" when the runner was opened on
+        another body than fp32 onnxruntime).
 
         Tokenise with `tokenizers` from now on (a 10-character query: ~7 ms in the unigram
         Viterbi, well under 1 ms in Rust), and embed queries by the path SEMSEARCH_QUERY_PATH
@@ -141,7 +142,8 @@ class OnnxRunner:
 
             try:
                 self.query_session = openvino.Bf16QuerySession(
-                    self.fp32_body, self.threads, dimension=self.table.shape[1]) \
+                    self.fp32_body, self.threads, dimension=self.table.shape[1],
+                    warm_rows=max_batch) \
                     if path == "bf16" else openvino.QuerySession(self.fp32_body, self.threads)
             except Exception as exc:  # OpenVINO could not compile it: the fp32 path works
                 reason = f"OpenVINO could not compile it ({type(exc).__name__}: {exc})"

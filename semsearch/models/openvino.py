@@ -128,22 +128,22 @@ def _cpu_has(wanted: Sequence[str]) -> bool:
     return any(flag in flags for flag in wanted)
 
 
-BF16_WIDTH = 32  # tokens; rows run padded to a multiple of it (16: slower in batches of 4-32)
-# OpenVINO prepares kernels for each new input shape on its first call: ~17 ms (up to 60) per
-# shape, which stalled whole batches in the service; `Bf16QuerySession` runs batches of 1 to
-# this many rows (the service's largest batch, serve.MAX_BATCH) at BF16_WIDTH once when it
-# opens (~2 s), longer queries' widths prepare on first use
-WARM_ROWS = 32
+# tokens; rows run padded to a multiple of it (16: no faster in batches of 1, 8 or 32 real
+# questions, all shapes prepared, 2026-12-01)
+BF16_WIDTH = 32
 
 
 class Bf16QuerySession(OpenVinoSession):
     """The fp32 body in bf16 on OpenVINO, for query batches: each row runs padded to the next
     multiple of BF16_WIDTH tokens, with zeros at its masked positions, so its vector does not
-    depend on the batch it came in (see the module docstring). Opening it prepares the shapes
-    of up to WARM_ROWS queries of at most BF16_WIDTH tokens."""
+    depend on the batch it came in (see the module docstring). OpenVINO prepares kernels for
+    each new input shape on its first call: ~17 ms (up to 60) per shape, which stalled whole
+    batches in the service; so opening it runs batches of 1 to `warm_rows` rows (the caller's
+    largest batch) at BF16_WIDTH once (~2 s for 32); longer queries' widths prepare on first
+    use."""
 
     def __init__(self, body: Path, threads: int | None = None, *, dimension: int,
-                 warm_rows: int = WARM_ROWS) -> None:
+                 warm_rows: int) -> None:
         super().__init__(body, threads)
         for rows in range(1, warm_rows + 1):
             self._request.infer({EMBEDS_INPUT: np.zeros((rows, BF16_WIDTH, dimension), np.float32),
