@@ -140,7 +140,16 @@ class Bf16QuerySession(OpenVinoSession):
     each new input shape on its first call: ~17 ms (up to 60) per shape, which stalled whole
     batches in the service; so opening it runs batches of 1 to `warm_rows` rows (the caller's
     largest batch) at BF16_WIDTH once (~2 s for 32); longer queries' widths prepare on first
-    use."""
+    use.
+
+    Tried and left out (2026-12-01): a second compilation with the one static shape of a lone
+    query, [1, BF16_WIDTH]. Its hidden states are bit-identical to the dynamic model's, and
+    OpenVINO skips a dynamic model's shape work: a model call of p50 3.3 ms instead of 5.6
+    (five rounds of 100, 2 threads), and `encode_queries` of a 10-character query 6.6 ms
+    instead of 8.0 in the service's warm path (median of three alternating runs). But it added
+    150-230 MB of resident memory to a warm service that holds ~600 MB for its query path.
+    Even on one thread at 16 tokens a static call took 3.0 ms, so it would not reach the 3 ms
+    goal either."""
 
     def __init__(self, body: Path, threads: int | None = None, *, dimension: int,
                  warm_rows: int) -> None:
