@@ -23,6 +23,13 @@ first: in 8 of the 11 questions naive answers at rank 1 and dense does not, dens
 cut paragraph (1 of 8 the other way round). A larger passage budget cuts fewer paragraphs but
 moves the two directions apart (hybrid hits@1, blending on, passages.MAX_TOKENS 256 → 384 →
 496): zh→en 473 → 476 → 479, en→zh 509 → 505 → 496 (naive 507): no budget wins both.
+Two more ways to spend a cut paragraph's chances, dense / hybrid hits@1 on the same saved
+indexes: each piece's score pulled halfway to its paragraph's mean (between max and mean over
+the pieces) zh→en 467 → 471 / 473 → 477 but zh→zh 584 → 582, mixed 1186 → 1179, CMRC
+959 → 955 / 982 → 979, en→zh 509 → 508 / 509 → 508 (the plain mean lost more: zh→zh 571,
+CMRC 948); each piece embedded with one sentence of its neighbours on either side (overlap in
+the vector only) zh→en 467 → 470 / 473 → 475 (hits@5 595 → 591), en→zh 509 → 512 / 509 → 509,
+but zh→zh 584 → 582, mixed 1186 → 1180, CMRC 959 → 957: neither kept.
 Cost: the paragraphs add 27–31% to the tokens encoded on XQuAD, 78–83% on CMRC and DRCD (most
 of their paragraphs are cut).
 """
