@@ -517,6 +517,7 @@ HITS1_SLACK = {"seeds": 1, "cmrc-trial": 1, "drcd-test": 4}
 FP32, SERVICE_NOW, INT8 = ("onnxruntime fp32", "bf16 fixed widths, OpenVINO (service)",
                           "int8 weights, OpenVINO")
 COMPARED = (SERVICE_NOW, INT8)  # paths whose retrieval is compared against fp32's
+FLOOR = "fp32 weight products alone"  # timed beside the paths (WeightProducts)
 BATCHES = (8, 32)  # questions per model call in the throughput measurement
 
 
@@ -579,9 +580,46 @@ def batch_throughput(paths: dict[str, Any], questions: list[str],
     return best
 
 
+class WeightProducts:
+    """The encoder's weight products alone, in fp32 on onnxruntime: per layer the
+    query/key/value, output and two feed-forward matrices (random, of the model's shapes),
+    chained over a query's tokens. No attention, LayerNorm, GELU, tokenising or pooling: what
+    no fp32 path can go below on this CPU."""
+
+    def __init__(self, config: dict[str, Any], tokens: int, threads: int) -> None:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+
+        h, ffn = int(config["hidden_size"]), int(config["intermediate_size"])
+        rng = np.random.default_rng(0)
+        nodes, weights, x = [], [], "x"
+        for layer in range(int(config["num_hidden_layers"])):
+            for n, (rows, cols) in enumerate([(h, h)] * 4 + [(h, ffn), (ffn, h)]):
+                name = f"w{layer}_{n}"
+                weights.append(numpy_helper.from_array(
+                    (rng.standard_normal((rows, cols)) * 0.05).astype(np.float32), name))
+                nodes.append(helper.make_node("MatMul", [x, name], [f"{name}_out"]))
+                x = f"{name}_out"
+        graph = helper.make_graph(
+            nodes, "weight_products", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                     [tokens, h])],
+            [helper.make_tensor_value_info(x, TensorProto.FLOAT, [tokens, h])], weights)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.session = ort.InferenceSession(
+            helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+            .SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self.feed = {"x": rng.standard_normal((tokens, h)).astype(np.float32)}
+        self.flops = 2.0 * tokens * sum(int(w.dims[0]) * int(w.dims[1]) for w in weights)
+
+    def encode_queries(self, _: Sequence[str]) -> Any:
+        return self.session.run(None, self.feed)
+
+
 def query_latency(paths: dict[str, Any], reps: int) -> dict[str, dict[str, float]]:
-    """p50/p90 ms of `encode_queries([QUERY])` per path: blocks of QUERY_BLOCK calls, the
-    paths taking turns (the machine is shared: every path sees the same noise)."""
+    """p50/p90 ms of `encode_queries([QUERY])` per path (or the floor, see WeightProducts):
+    blocks of QUERY_BLOCK calls, the paths taking turns (the machine is shared: every path
+    sees the same noise)."""
     times: dict[str, list[float]] = {name: [] for name in paths}
     for encoder in paths.values():
         for _ in range(20):
@@ -694,7 +732,11 @@ def query_main(args: argparse.Namespace, model_dir: Path, out_dir: Path) -> None
     paths, notes = query_paths(model_dir, args.smoke)
     print(f"query paths: {', '.join(paths)}", flush=True)
     reps = 20 if args.smoke else QUERY_REPS
-    latency = query_latency(paths, reps)
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    tokens = len(paths[FP32].runner.ids([paths[FP32].info.prompts.get("query", "") + QUERY])[0])
+    floor = WeightProducts(config, tokens, paths[FP32].runner.threads or os.cpu_count() or 1)
+    latency = query_latency({**paths, FLOOR: floor}, reps)
+    flops, peak = flops_per_text(config, tokens), cpu_peak()
     questions = real_questions(64 if args.smoke else QUERY_COSINE)
     reference = paths[FP32].encode_queries(questions)
     cosine, drift = {}, {}
@@ -715,7 +757,9 @@ def query_main(args: argparse.Namespace, model_dir: Path, out_dir: Path) -> None
         print(f"  quality {dataset}", flush=True)
         measured[dataset] = query_quality(paths, dataset)
     results = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
-               "smoke": args.smoke, "query": QUERY, "reps": reps,
+               "smoke": args.smoke, "query": QUERY, "reps": reps, "tokens": tokens,
+               "mflop": round(flops / 1e6), "floor_mflop": round(floor.flops / 1e6),
+               "peak": peak,
                "latency": latency, "throughput": throughput, "questions": len(questions),
                "cosine": cosine,
                "batch_drift": drift, "quality": measured, "seed_flips": flips, "notes": notes,
@@ -735,12 +779,25 @@ def query_markdown(r: dict[str, Any]) -> str:
              + " | min cosine | 1st pct cosine | batch drift | note |",
              "|---|---|---|---|---|" + "---|" * len(BATCHES) + "---|---|---|---|"]
     for name, row in r["latency"].items():
+        if name == FLOOR:
+            continue
         c = r["cosine"][name]
         rates = " | ".join(f"{r['throughput'][name][f'batch_{n}_qps']:.0f}" for n in BATCHES)
         lines.append(f"| {name} | {row['p50_ms']:.2f} | {row['p90_ms']:.2f} | "
                      f"{row['best_ms']:.2f} | {row['x_before']:.2f} | {rates} | {c['min']:.5f} | "
                      f"{c['p01']:.5f} | "
                      f"{r['batch_drift'][name]:.1e} | {r['notes'][name]} |")
+    floor, fp32, gemm = r["latency"][FLOOR], r["latency"][FP32], r["peak"]["gemm_fp32_gflops"]
+    lines += ["", f"The floor: the query is {r['tokens']} tokens, {r['mflop']} MFLOP through the "
+              "encoder (weight products and attention). Its weight products alone, chained in "
+              f"fp32 on onnxruntime with the same threads (no attention, LayerNorm, GELU, "
+              f"tokenising or pooling), take {floor['p50_ms']:.2f} ms p50 and "
+              f"{floor['best_ms']:.2f} ms at best in the same blocks as the paths above "
+              f"(fp32's whole path: {fp32['p50_ms']:.2f} / {fp32['best_ms']:.2f} ms): "
+              f"{r['floor_mflop'] / floor['best_ms']:.0f} GFLOPS at best, against {gemm} GFLOPS on "
+              "one large fp32 GEMM here. Products a dozen rows tall reach a fraction of the "
+              "large GEMM's rate, so no fp32 path embeds this query in under "
+              f"{floor['best_ms']:.1f} ms on this CPU; what goes below it is bf16 or int8."]
     if r["quality"]:
         lines += ["", "Retrieval with only the query path changed (one passage index per set, "
                   f"built as `semsearch index` builds it); within = Recall@5 and MRR@10 at most "
