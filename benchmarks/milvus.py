@@ -231,8 +231,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{big['dense_top10']['identical_top10']}/{big['dense_top10']['queries']}.", "",
         "## Hybrid on Milvus: which and why", "",
         "The BM25 half runs in Milvus (a BM25 function over a `lexical` field: the passage text "
-        "folded as lexical.py folds it — NFKC, lowercase, traditional→simplified — analysed by "
-        "Milvus's jieba tokenizer in search mode with our stopwords; k1=1.5, b=0.75 like bm25s). "
+        "folded as lexical.py folds it — NFKC, lowercase, traditional→simplified, the values of "
+        "its numbers added as words (numbers.py) — analysed by Milvus's jieba tokenizer in "
+        "search mode with our stopwords; k1=1.5, b=0.75 like bm25s). "
         "Fusion stays on the client, the same weighted min-max fusion as FAISS: it is what the "
         "quality benchmark chose (hybrid Recall@5 0.963 vs RRF's 0.919), and Milvus's "
         "WeightedRanker normalises scores differently (arctan), so it ranks differently from "

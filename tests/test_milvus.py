@@ -258,3 +258,19 @@ def test_page_filter_on_milvus_matches_any_page_a_passage_spans(tiny_model: Path
                        for h in json.loads(result.stdout)["hits"]]
     assert any("families" in text and first == 1 for text, first, _ in found["milvus"])
     assert found["milvus"] == found["faiss"]
+
+
+def test_numbers_meet_in_milvus_bm25_as_in_faiss(tiny_model: Path, tmp_path: Path) -> None:
+    """Milvus analyses BM25 on the server: it is given the numbers' values as words too, so an
+    English `150,000` finds a Chinese `15万` there as on FAISS (before: no BM25 hit at all)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("通城电建为抗疫捐款15万元。\n\n社区志愿者为居民配送生活物资。",
+                                encoding="utf-8")
+    (docs / "b.txt").write_text("6600万年前发生了白垩纪灭绝事件。", encoding="utf-8")
+    for location in (str(tmp_path / "idx"), str(tmp_path / "m.db")):
+        index = semsearch.Index.build([docs], model=str(tiny_model), location=location)
+        for query, expected in (("who donated 150,000 yuan", "15万元"),
+                                ("What happened 66 million years ago?", "6600万年前")):
+            hits = index.search(query, k=3, mode="bm25")
+            assert hits and expected in hits[0].text, (location, query, hits)

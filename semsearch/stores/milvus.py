@@ -38,7 +38,7 @@ from semsearch.errors import (
     MissingDependencyError,
     QueryError,
 )
-from semsearch.lexical import BM25_B, BM25_K1, STOPWORDS, normalize
+from semsearch.lexical import BM25_B, BM25_K1, STOPWORDS, analysed_text
 from semsearch.models.encoder import ModelInfo
 from semsearch.passages import Passage
 from semsearch.stores.base import (
@@ -72,7 +72,7 @@ BATCH = 1_000  # rows per insert: ~1.6 MB of 384-d vectors, well under Milvus's 
 MAX_LIMIT = 16_384  # Milvus's largest topk
 MAX_VARCHAR = 65_535  # bytes
 LEXICAL = (f"Milvus BM25 (k1={BM25_K1}, b={BM25_B}) over jieba search-mode words, "
-           "OpenCC t2s, NFKC, lowercase")
+           "OpenCC t2s, NFKC, lowercase, numbers' values")
 PASSAGE_FIELDS = ["id", "text", "source", "paragraph", "start", "end", "heading", "metadata"]
 # Milvus index type and build parameters for each of base.INDEX_TYPES (same choices as FAISS)
 INDEX_TYPES = {"flat": "FLAT", "hnsw": "HNSW", "sq8": "IVF_SQ8", "ivf-pq": "IVF_PQ"}
@@ -173,7 +173,7 @@ def _schema(dimension: int) -> Any:
 
 
 def _row(pid: int, passage: Passage, vector: np.ndarray) -> dict[str, Any]:
-    lexical = normalize(passage.lexical_text)
+    lexical = analysed_text(passage.lexical_text)
     for name, value in (("text", passage.text), ("source", passage.source),
                         ("heading", passage.heading), ("lexical", lexical)):
         if len(value.encode("utf-8")) > MAX_VARCHAR:
@@ -310,7 +310,7 @@ class MilvusStore:
                        where: Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
         """BM25 top-`k` (scores, ids) per query, computed by Milvus over the `lexical` field."""
         k = self._limit(k)
-        data = [normalize(q) for q in queries]
+        data = [analysed_text(q) for q in queries]
         result = self._call("search", lambda: self.client.search(
             self.collection, data=data, anns_field="sparse", limit=k, filter=self._guard(where),
             search_params={"metric_type": "BM25"}, output_fields=["id"]))
