@@ -29,7 +29,7 @@ import semsearch
 from semsearch import bench
 from semsearch.fusion import DENSE_WEIGHT, weighted_fusion
 from semsearch.index import Index
-from semsearch.lexical import to_simplified
+from semsearch.lexical import analysed_text, to_simplified
 from semsearch.passages import Passage
 from semsearch.search import CANDIDATES, hits
 from semsearch.stores import DEFAULT_INDEX, milvus
@@ -90,7 +90,7 @@ def _server_hybrid(index: Index, query: str, vector: np.ndarray, ranker: Any) ->
     requests = [
         AnnSearchRequest(data=[vector.tolist()], anns_field="vector",
                          param={"metric_type": "IP"}, limit=CANDIDATES, expr=guard),
-        AnnSearchRequest(data=[milvus.normalize(query)], anns_field="sparse",
+        AnnSearchRequest(data=[analysed_text(query)], anns_field="sparse",
                          param={"metric_type": "BM25"}, limit=CANDIDATES, expr=guard),
     ]
     result = store.client.hybrid_search(store.collection, requests, ranker, limit=CANDIDATES,

@@ -378,7 +378,8 @@ def test_runtimes_leave_out_only_the_absent_runtimes(monkeypatch: pytest.MonkeyP
 @pytest.mark.benchmark
 @pytest.mark.slow
 def test_runtimes_query_path_smoke(tmp_path: Path) -> None:
-    """--query: every query path gets a latency, batch throughputs and a cosine to fp32; the
+    """--query: every query path gets a latency, batch throughputs and a cosine to fp32, and the
+    floor (fp32 weight products alone, fewer operations than the encoder) is timed beside them; the
     service's bf16 path, where it runs, keeps a query's vector in a batch and embeds batches of
     32 faster than fp32; the opt-in int8 path answers one query faster than fp32."""
     report = run_smoke("runtimes.py", tmp_path, "--query", timeout=600, report="query_path")
@@ -397,6 +398,9 @@ def test_runtimes_query_path_smoke(tmp_path: Path) -> None:
         assert report["batch_drift"][int8] == 0.0
         assert report["cosine"][int8]["min"] > 0.9995
         assert report["latency"][int8]["p50_ms"] < report["latency"][fp32]["p50_ms"]
+    floor = report["floor"]  # fp32's weight products alone: part of fp32's work
+    assert positive(floor["p50_ms"], floor["p90_ms"], floor["best_ms"])
+    assert 0 < report["floor_mflop"] < report["mflop"]
 
 
 @pytest.mark.benchmark
