@@ -270,12 +270,14 @@ class LexicalIndex:
                                np.arange(len(texts)) if ids is None else ids)
 
     @classmethod
-    def from_tokens(cls, tokens: list[list[str]], ids: np.ndarray) -> LexicalIndex:
+    def from_tokens(cls, tokens: list[list[str]], ids: np.ndarray,
+                    numbers: bool = True) -> LexicalIndex:
         if not tokens:  # an empty collection (every source removed)
             return cls({}, np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(1, np.int64),
-                       np.zeros(0, np.int64), tokens=[])
+                       np.zeros(0, np.int64), tokens=[], numbers=numbers)
         vocab, data, indices, indptr = bm25_weights(tokens)
-        return cls(vocab, data, indices, indptr, np.asarray(ids, dtype=np.int64), tokens=tokens)
+        return cls(vocab, data, indices, indptr, np.asarray(ids, dtype=np.int64), tokens=tokens,
+                   numbers=numbers)
 
     @property
     def tokens(self) -> list[list[str]]:
@@ -295,9 +297,7 @@ class LexicalIndex:
         tokens = [self.tokens[row] for row in keep] + [tokenize(text, self.numbers)
                                                       for _, text in add]
         ids = np.concatenate([self.ids[keep], np.array([pid for pid, _ in add], dtype=np.int64)])
-        updated = LexicalIndex.from_tokens(tokens, ids)
-        updated.numbers = self.numbers
-        return updated
+        return LexicalIndex.from_tokens(tokens, ids, self.numbers)
 
     def save(self, directory: Path) -> None:
         """Write the weights (bm25s's file names and layout), ids, words and query dictionary."""
@@ -313,8 +313,8 @@ class LexicalIndex:
                         NUMBERS_PARAM: self.numbers}),
             encoding="utf-8")
         with (directory / TOKENS).open("w", encoding="utf-8") as handle:
-            for words in self.tokens:
-                handle.write(json.dumps(words, ensure_ascii=False) + "\n")
+            for passage_words in self.tokens:
+                handle.write(json.dumps(passage_words, ensure_ascii=False) + "\n")
         dictionary = _query_dictionary(self.vocab)
         (directory / QUERY_DICT).write_text(dictionary, encoding="utf-8")
         (directory / PREFIX_DICT).write_bytes(marshal.dumps(_prefix_dict(dictionary)))

@@ -12,7 +12,7 @@ kept, so nothing that matched before stops matching. Numbers written in Chinese 
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 # scale words after a number, longest first so that 万亿 is not read as 万
 _SCALES = {
@@ -36,10 +36,7 @@ def number_words(text: str) -> list[str]:
         digits, scale = match.groups()
         if scale is None and "," not in digits:
             continue
-        try:
-            value = Decimal(digits.replace(",", "")) * _SCALES.get(scale or "", 1)
-        except InvalidOperation:  # pragma: no cover - the pattern admits only digits
-            continue
+        value = Decimal(digits.replace(",", "")) * _SCALES.get(scale or "", 1)
         word = format(value.normalize(), "f")
         if len(word) <= MAX_DIGITS:
             words.append(word)

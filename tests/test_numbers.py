@@ -68,8 +68,7 @@ def test_an_index_saved_before_number_values_keeps_its_words(tmp_path: Path) -> 
     assert LexicalIndex.load(tmp_path / "new", len(DOCS)).query_words("150,000 yuan")[-1] \
         == "150000"
     old = LexicalIndex.from_tokens([tokenize(t, numbers=False) for t in DOCS],
-                                   ids=np.arange(len(DOCS)))
-    old.numbers = False
+                                   np.arange(len(DOCS)), numbers=False)
     old.save(tmp_path / "old")
     params = tmp_path / "old" / "params.index.json"
     saved = json.loads(params.read_text("utf-8"))
