@@ -47,7 +47,8 @@ QUERY_DICT = "query_dict.txt"
 PREFIX_DICT = "query_dict.marshal"  # QUERY_DICT parsed: jieba's (prefix frequencies, total)
 IDS = "ids.npy"
 TOKENS = "tokens.jsonl"
-NUMBERS_PARAM = "number_values"  # saved in params.index.json: the words include numbers' values
+PARAMS = "params.index.json"  # bm25s's parameters file
+NUMBERS_PARAM = "number_values"  # saved in PARAMS: the words include numbers' values
 _UNSEEN_WORD_FREQ = 3  # jieba frequency for Chinese words its HMM found but its dictionary lacks
 # jieba's most frequent words join the query dictionary: they steer the segmentation of query
 # text around indexed words (measured on the seeds set: 8 of 68 queries segmented differently
@@ -308,7 +309,7 @@ class LexicalIndex:
         np.save(directory / IDS, self.ids)
         (directory / "vocab.index.json").write_text(json.dumps(self.vocab, ensure_ascii=False),
                                                      encoding="utf-8")
-        (directory / "params.index.json").write_text(
+        (directory / PARAMS).write_text(
             json.dumps({"k1": BM25_K1, "b": BM25_B, "method": "lucene", "num_docs": self.size,
                         NUMBERS_PARAM: self.numbers}),
             encoding="utf-8")
@@ -332,7 +333,7 @@ class LexicalIndex:
         if len(ids) != size:
             raise ValueError(f"{directory} holds {len(ids)} passages, not {size}")
         segmenter = _segmenter(_load_prefix(directory))
-        params = directory / "params.index.json"
+        params = directory / PARAMS
         numbers = params.is_file() and bool(
             json.loads(params.read_text(encoding="utf-8")).get(NUMBERS_PARAM, False))
         return cls(vocab, data, indices, indptr, ids, segmenter, directory=directory,

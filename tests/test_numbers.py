@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semsearch.lexical import LexicalIndex, normalize, tokenize, words
+from semsearch.lexical import PARAMS, LexicalIndex, normalize, tokenize, words
 from semsearch.numbers import number_words
 
 
@@ -70,7 +70,7 @@ def test_an_index_saved_before_number_values_keeps_its_words(tmp_path: Path) -> 
     old = LexicalIndex.from_tokens([tokenize(t, numbers=False) for t in DOCS],
                                    np.arange(len(DOCS)), numbers=False)
     old.save(tmp_path / "old")
-    params = tmp_path / "old" / "params.index.json"
+    params = tmp_path / "old" / PARAMS
     saved = json.loads(params.read_text("utf-8"))
     saved.pop("number_values")  # as written before number values existed
     params.write_text(json.dumps(saved), "utf-8")
