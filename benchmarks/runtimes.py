@@ -15,7 +15,7 @@ body differs:
 - `onnxruntime fp32`: the provisioned fp32 body (the quality reference).
 - `onnxruntime int8 (default)`: what `semsearch index` encodes with now (the checked int8 body).
 - `openvino fp32` / `openvino bf16`: the fp32 ONNX body compiled by OpenVINO's CPU plugin with
-  inference precision f32 / bf16 (bf16 runs on AMX where the CPU has it).
+  inference precision f32 / bf16 (bf16 runs where OpenVINO reports it: AMX or AVX512_BF16).
 - `openvino int8`: NNCF post-training quantisation of that body (model type transformer: int8
   MatMuls incl. the attention products, SmoothQuant; calibrated on the seeds passages as
   provisioning's int8 check is), the rest in f32; `openvino int8 checked`: the same with the FFN
@@ -39,7 +39,7 @@ no quality; seconds) checks the script end to end into a temporary directory.
 
 `--query` measures the service's warm query path instead (query_path.{json,md}): the latency of
 one 10-character query on each path (fp32 onnxruntime, the checked int8 body, OpenVINO bf16 at
-fixed widths as `semsearch serve` runs it where the CPU has AMX, the same padded to each
+fixed widths as `semsearch serve` runs it where OpenVINO runs bf16, the same padded to each
 batch's longest row as `--encoder openvino` runs it, and the opt-in int8-weight OpenVINO body
 of models/openvino.py) in alternating blocks, queries/s in batches of 8 and 32 real questions
 (what the service's micro-batches hand the model), cosines to fp32 over 2,000 real questions,
@@ -96,12 +96,12 @@ RUNTIMES = (
     Runtime(REFERENCE, None, "provisioned fp32 body (quality reference)"),
     Runtime(DEFAULT, None, "checked int8 body: what `semsearch index` uses now"),
     Runtime("openvino fp32", "openvino", "OpenVINO CPU plugin, f32", quality=False),
-    Runtime("openvino bf16", "openvino", "OpenVINO CPU plugin, bf16 (AMX)"),
+    Runtime("openvino bf16", "openvino", "OpenVINO CPU plugin, bf16 (AMX or AVX512_BF16)"),
     Runtime("openvino int8", "nncf", "NNCF PTQ: int8 MatMuls incl. attention, SmoothQuant"),
     Runtime("openvino int8 checked", "nncf",
             "as openvino int8, FFN outputs of outlier layers in float"),
     Runtime("openvino int8 bf16", "nncf",
-            "as openvino int8, the float operations in bf16 (AMX)"),
+            "as openvino int8, the float operations in bf16"),
     Runtime("ctranslate2 fp32", "ctranslate2", "CTranslate2 Encoder, float32", quality=False),
     Runtime("ctranslate2 int8", "ctranslate2", "CTranslate2 Encoder, int8 GEMMs"),
 )
@@ -525,8 +525,7 @@ def query_paths(model_dir: Path, smoke: bool) -> tuple[dict[str, Any], dict[str,
     """Warm encoders (as `serve.run` leaves them) whose only difference is what embeds a
     query, and a note on each; a path whose package or hardware is missing is left out."""
     from semsearch.models.encoder import load_encoder
-    from semsearch.models.onnx import QUERY_PATH_ENV
-    from semsearch.models.openvino import bf16_cpu, int8_cpu
+    from semsearch.models.sessions import QUERY_PATH_ENV, bf16_capable, int8_capable
 
     asked = os.environ.get(QUERY_PATH_ENV)  # restored below: each path sets it to build
 
@@ -537,18 +536,18 @@ def query_paths(model_dir: Path, smoke: bool) -> tuple[dict[str, Any], dict[str,
         return encoder
 
     paths: dict[str, Any] = {FP32: warm("onnx")}
-    notes = {FP32: "SEMSEARCH_QUERY_PATH=fp32; the service's path where the CPU has no AMX",
+    notes = {FP32: "SEMSEARCH_QUERY_PATH=fp32; the service's path where OpenVINO runs no bf16",
              "onnxruntime int8 body": "checked int8 body, activations quantised per batch"}
     paths["onnxruntime int8 body"] = warm("onnx-int8")
     if installed("openvino"):
-        if bf16_cpu():
+        if bf16_capable():
             paths[SERVICE_NOW] = warm("onnx", "bf16")
             notes[SERVICE_NOW] = ("`semsearch serve` (SEMSEARCH_QUERY_PATH=auto) on a CPU with "
-                                  "AMX: each query padded to a multiple of 32 tokens")
+                                  "bf16: each query padded to a multiple of 32 tokens")
         paths["bf16 padded batch, OpenVINO"] = warm("openvino")
         notes["bf16 padded batch, OpenVINO"] = ("`--encoder openvino`: the same body, each batch "
                                                 "padded to its longest row")
-        if int8_cpu():
+        if int8_capable():
             paths[INT8] = warm("onnx", "int8")
             notes[INT8] = ("SEMSEARCH_QUERY_PATH=int8: uint8 weights per channel, int8 "
                            "activations per token and 32 inputs, f32 elsewhere")

@@ -200,9 +200,26 @@ def chart(report: dict[str, Any], dest: Path) -> None:
     plt.close(fig)
 
 
+def cpu() -> str:
+    """The CPU model and the flags that choose the query path (models/sessions.py), and what
+    the service embeds queries with on it."""
+    from semsearch.models.sessions import (
+        KEY_FLAGS,
+        bf16_capable,
+        cpu_flags,
+        cpu_name,
+        query_path_unavailable,
+    )
+
+    flags = " ".join(f for f in KEY_FLAGS if f in cpu_flags())
+    path = "bf16" if bf16_capable() and query_path_unavailable("bf16") is None else "fp32"
+    return f"{cpu_name()}: {flags}; queries in {path}"
+
+
 def markdown(report: dict[str, Any]) -> str:
     enc = report["query_encoding"]
-    lines = [f"`semsearch serve` on loopback, {report['cpus']} CPUs, measured {report['date']}; "
+    lines = [f"`semsearch serve` on loopback, {report['cpus']} CPUs "
+             f"({report.get('cpu', 'CPU not recorded')}), measured {report['date']}; "
              f"{report['client']}.", "",
              f"Query encoding of a {len(enc['query'])}-character query ({enc['tokens']} tokens), "
              f"p50: {enc['warm_tokenizer_p50_ms']} ms warm (the service: `tokenizers`), "
@@ -265,7 +282,7 @@ def main() -> None:
     versions = {"batched": REPO} | ({"baseline": args.baseline.resolve()}
                                     if args.baseline else {})
     report: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "cpu": cpu(),
         "client": "client threads in one process on the same machine, one keep-alive "
                   "http.client connection each; baseline and batched alternate per client count; "
                   f"{WARMUP_PER_CLIENT} requests per client before each measured run",

@@ -459,13 +459,12 @@ def main() -> None:
 
 
 def machine() -> str:
-    cpus = os.cpu_count()
-    flags = ""
-    with contextlib.suppress(OSError):
-        info = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-        found = [f for f in ("avx512_vnni", "avx512f", "avx2") if f" {f}" in info]
-        flags = f", {found[0]}" if found else ""
-    return f"{cpus} CPUs ({platform.machine()}{flags})"
+    """The CPU a figure was measured on: model, the flags that change which encoder path runs
+    (AMX, AVX-512 BF16, VNNI) and the CPU count (models/sessions.py reads the same)."""
+    from semsearch.models.sessions import KEY_FLAGS, cpu_flags, cpu_name
+
+    flags = [f for f in KEY_FLAGS if f in cpu_flags()]
+    return f"{os.cpu_count()} CPUs ({cpu_name()}, {platform.machine()}: {' '.join(flags)})"
 
 
 if __name__ == "__main__":

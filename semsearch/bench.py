@@ -26,17 +26,19 @@ import json
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from semsearch.errors import MissingDependencyError, QueryError
 from semsearch.index import BuildProgress, Index
+from semsearch.passages import Passage
 from semsearch.search import MODES, Mode
 
 METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
 # ranx names: Recall and MRR over the answers (grade ≥ 2), nDCG over graded relevance
+ANSWER_GRADE = 2
 RANX_METRICS = {"recall@1": "recall@1-l2", "recall@5": "recall@5-l2",
                 "recall@10": "recall@10-l2", "mrr@10": "mrr@10-l2", "ndcg@10": "ndcg@10"}
 DEPTH = 10
@@ -95,8 +97,33 @@ def load_qrels(path: Path) -> list[LabelledQuery]:
 
 def judge(index: Index, queries: Sequence[LabelledQuery]) -> dict[str, dict[str, int]]:
     """ranx qrels: for each query, the id of the passage holding each labelled phrase."""
-    squeezed = [(pid, "".join(p.text.split()), p.source)
-                for pid, p in index.store.iter_passages()]
+    return _judged(index.store.iter_passages(), queries)
+
+
+def seed_check() -> tuple[list[str], list[str], list[set[int]]]:
+    """The shipped seeds index's passages as they are embedded, its labelled queries, and the
+    passages (numbers into the first list) answering each: what `semsearch provision` measures
+    this CPU's encoder paths on (models/sessions.py)."""
+    from semsearch.stores import DEFAULT_INDEX, open_store
+
+    store = open_store(DEFAULT_INDEX)
+    try:
+        passages = list(store.iter_passages())
+    finally:
+        store.close()
+    queries = load_qrels(DEFAULT_QRELS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LabelWarning)
+        qrels = _judged(passages, queries)
+    number = {str(pid): n for n, (pid, _) in enumerate(passages)}
+    return ([p.embedded_text for _, p in passages], [q.query for q in queries],
+            [{number[pid] for pid, grade in qrels[q.id].items() if grade >= ANSWER_GRADE}
+             for q in queries])
+
+
+def _judged(passages: Iterable[tuple[int, Passage]],
+            queries: Sequence[LabelledQuery]) -> dict[str, dict[str, int]]:
+    squeezed = [(pid, "".join(p.text.split()), p.source) for pid, p in passages]
     qrels: dict[str, dict[str, int]] = {}
     for q in queries:
         judged: dict[str, int] = {}

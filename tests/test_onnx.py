@@ -83,10 +83,21 @@ def test_int8_body_keeps_the_outlier_layers_fp32(real_model: Path) -> None:
     assert sum(n.op_type == "MatMulInteger" for n in graph.node) == 12 * 6 - 3
 
 
-def test_indexing_uses_the_checked_int8_body_and_queries_fp32(real_model: Path) -> None:
-    assert load_encoder(resolve(), for_indexing=True).backend == "onnx-int8"
+def test_indexing_uses_the_measured_path_and_queries_fp32(
+        real_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make setup` measured this CPU's paths; indexing follows the record, queries stay fp32,
+    and a machine whose CPU runs neither bf16 nor int8 indexes with fp32."""
+    from semsearch.models import sessions
+    from semsearch.models.encoder import measured
+
+    record = measured(real_model)
+    assert record is not None and record["cpu"] == sessions.cpu_name()
+    assert load_encoder(resolve(), for_indexing=True).backend == \
+        sessions.BACKENDS[record["chosen"]]
     assert load_encoder(resolve()).backend == "onnx"
     assert load_encoder(resolve(), "onnx", for_indexing=True).backend == "onnx"
+    monkeypatch.setenv("SEMSEARCH_CPU_FEATURES", "none")
+    assert load_encoder(resolve(), for_indexing=True).backend == "onnx"
 
 
 def test_batches_by_count_and_by_token_budget() -> None:

@@ -75,19 +75,19 @@ def test_openvino_on_the_real_model_keeps_the_fp32_vectors(real_model: Path) -> 
 
 QUERIES = ["夫妻党员抗疫", "短", "semantic search in English", "北京是中华人民共和国的首都" * 3,
            "夫妻党员抗疫的故事", "?"]
-PATHS = {"bf16": ("bf16_cpu", "bf16 (OpenVINO)", 0.999),
-         "int8": ("int8_cpu", "int8 weights (OpenVINO)", 0.999)}
+PATHS = {"bf16": ("bf16_capable", "bf16 (OpenVINO)", 0.999),
+         "int8": ("int8_capable", "int8 weights (OpenVINO)", 0.999)}
 
 
 def query_path(monkeypatch: pytest.MonkeyPatch, path: str) -> tuple[str, float]:
     """Ask for `path`; skip where this CPU cannot run it (the service keeps fp32 there, tested
     below). Its name as `warm` returns it, and the least cosine to fp32 it must keep."""
     pytest.importorskip("openvino")
-    from semsearch.models import openvino
+    from semsearch.models import sessions
 
     monkeypatch.setenv("SEMSEARCH_QUERY_PATH", path)
     check, name, cosine = PATHS[path]
-    if not getattr(openvino, check)():
+    if not getattr(sessions, check)():
         pytest.skip(f"this CPU cannot run the {path} query path: the service keeps fp32")
     return name, cosine
 
@@ -107,7 +107,7 @@ def test_warm_embeds_queries_by_the_chosen_path_and_passages_as_before(
     np.testing.assert_array_equal(fp32.encode_passages(TEXTS), warm.encode_passages(TEXTS))
 
 
-def test_auto_is_bf16_where_the_cpu_has_amx(tiny_model: Path,
+def test_auto_is_bf16_where_openvino_runs_bf16(tiny_model: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     name, _ = query_path(monkeypatch, "bf16")
     monkeypatch.delenv("SEMSEARCH_QUERY_PATH")
@@ -131,20 +131,20 @@ def test_a_query_gets_the_same_vector_alone_and_in_any_batch(
                                   alone[::-1])
 
 
-@pytest.mark.parametrize("setting", ["fp32", "auto-without-amx"])
-def test_warm_keeps_fp32_when_asked_or_where_auto_has_no_amx(
+@pytest.mark.parametrize("setting", ["fp32", "auto-without-bf16"])
+def test_warm_keeps_fp32_when_asked_or_where_auto_has_no_bf16(
         tiny_model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
         setting: str) -> None:
-    from semsearch.models import openvino
+    from semsearch.models import sessions
 
     if setting == "fp32":
         monkeypatch.setenv("SEMSEARCH_QUERY_PATH", "fp32")
     else:
         monkeypatch.delenv("SEMSEARCH_QUERY_PATH", raising=False)
-        monkeypatch.setattr(openvino, "bf16_cpu", lambda: False)
+        monkeypatch.setattr(sessions, "bf16_capable", lambda: False)
     fp32 = load_encoder(str(tiny_model), "onnx")
     warm = load_encoder(str(tiny_model), "onnx")
-    with caplog.at_level("WARNING", logger="semsearch.models.onnx"):
+    with caplog.at_level("WARNING", logger="semsearch.models.sessions"):
         assert warm.runner.warm() == "fp32 (onnxruntime)"  # type: ignore[attr-defined]
     assert not caplog.records  # nothing was asked that did not happen
     assert warm.runner.query_session is None  # type: ignore[attr-defined]
@@ -166,7 +166,6 @@ def test_an_asked_path_keeps_fp32_where_it_cannot_run_and_says_why(
         path: str, cause: str) -> None:
     import importlib.util
 
-    from semsearch.models import openvino
 
     monkeypatch.setenv("SEMSEARCH_QUERY_PATH", path)
     if cause == "package":
@@ -175,11 +174,11 @@ def test_an_asked_path_keeps_fp32_where_it_cannot_run_and_says_why(
                             lambda name, *a: None if name == "openvino" else real(name, *a))
         expected = "semsearch[openvino]"
     else:
-        monkeypatch.setattr(openvino, PATHS[path][0], lambda: False)
-        expected = "no AMX bf16" if path == "bf16" else "no int8 dot-product"
+        monkeypatch.setenv("SEMSEARCH_CPU_FEATURES", "none")
+        expected = "no bf16" if path == "bf16" else "no int8 dot-product"
     fp32 = load_encoder(str(tiny_model), "onnx")
     warm = load_encoder(str(tiny_model), "onnx")
-    with caplog.at_level("WARNING", logger="semsearch.models.onnx"):
+    with caplog.at_level("WARNING", logger="semsearch.models.sessions"):
         assert warm.runner.warm() == "fp32 (onnxruntime)"  # type: ignore[attr-defined]
     assert warm.runner.query_session is None  # type: ignore[attr-defined]
     assert expected in caplog.text and "fp32" in caplog.text

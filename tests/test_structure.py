@@ -57,6 +57,16 @@ def test_nothing_outside_the_integrations_imports_them() -> None:
         assert not {i for i in imports(module) if i.startswith("semsearch.integrations")}, module
 
 
+def test_each_runtime_module_stands_alone() -> None:
+    """onnx.py and openvino.py imported each other (issue 36); sessions.py chooses the session
+    and imports neither the runner nor the encoder."""
+    runtimes = {"semsearch.models.onnx", "semsearch.models.openvino"}
+    for module in runtimes:
+        assert not imports(module) & (runtimes - {module}), module
+    assert not imports("semsearch.models.sessions") & {"semsearch.models.onnx",
+                                                         "semsearch.models.encoder"}
+
+
 def test_cli_has_no_store_plumbing() -> None:
     found = imports("semsearch.cli")
     assert not {m for m in found if m.startswith("semsearch.stores.")}, found

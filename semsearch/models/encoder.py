@@ -191,10 +191,10 @@ def load_encoder(model: str | ModelRef | None = None, backend: Backend | None = 
     """Load the model `model` resolves to; raise ModelError with a way out if it cannot.
 
     `backend` (or `SEMSEARCH_ENCODER`; `--encoder` on the command line): `auto` uses the ONNX
-    export when the model directory has one and torch otherwise — `for_indexing`, its
-    quality-checked int8 body when it has one (faster on passages, same retrieval quality:
-    see provision/export.py); `onnx-int8` runs the int8 body, `onnx` the fp32 one, `openvino`
-    the fp32 body on OpenVINO in bf16 (the `openvino` extra; models/openvino.py).
+    export when the model directory has one and torch otherwise — `for_indexing`, the path
+    `indexing_backend` chooses for this CPU (bf16 on OpenVINO, the checked int8 body or the
+    fp32 one: models/sessions.py); `onnx-int8` runs the int8 body, `onnx` the fp32 one,
+    `openvino` the fp32 body on OpenVINO in bf16 (the `openvino` extra; models/openvino.py).
     `threads`: the ONNX session's threads (default: every CPU). `one_shot`: a few queries and
     the process ends, so the ONNX session skips repacking its weights (see onnx.py).
     """
@@ -205,14 +205,51 @@ def load_encoder(model: str | ModelRef | None = None, backend: Backend | None = 
 
         path = Path(ref.location)
         if onnx.has_export(path):
-            int8 = chosen == "onnx-int8" or (
-                chosen == "auto" and for_indexing and onnx.has_checked_int8(path))
-            return _load_onnx(ref, int8=int8, threads=threads, prepack=not one_shot,
-                              openvino=chosen == "openvino")
+            if chosen == "auto" and for_indexing:
+                chosen = indexing_backend(path)
+            return _load_onnx(ref, int8=chosen == "onnx-int8", threads=threads,
+                              prepack=not one_shot, openvino=chosen == "openvino")
     if chosen in ("onnx", "onnx-int8", "openvino"):
         raise ModelError(f"model {ref.name} has no ONNX export; run `semsearch provision` "
                          "(default model) or use --encoder torch")
     return _load_torch(ref)
+
+
+def indexing_backend(model_dir: Path) -> Backend:
+    """The backend `auto` embeds passages with for the ONNX export in `model_dir` on this CPU
+    (sessions.indexing_path: what `semsearch provision` measured, else what the CPU runs)."""
+    return indexing_choice(model_dir)[0]
+
+
+def indexing_choice(model_dir: Path) -> tuple[Backend, str]:
+    """`indexing_backend` and why it is the one (for `semsearch info`)."""
+    from semsearch.models import onnx, sessions
+
+    path, why = sessions.indexing_path(model_dir / onnx.ONNX_DIR,
+                                       onnx.has_checked_int8(model_dir))
+    backend: Backend = sessions.BACKENDS[path]  # type: ignore[assignment]
+    return backend, why
+
+
+def measured(model_dir: Path) -> dict[str, Any] | None:
+    """What `calibrate` recorded on this CPU for the export in `model_dir`, or None."""
+    from semsearch.models import onnx, sessions
+
+    return sessions.read_record(model_dir / onnx.ONNX_DIR)
+
+
+def calibrate(model_dir: Path, passages: Sequence[str], queries: Sequence[str],
+              relevant: Sequence[set[int]]) -> dict[str, Any]:
+    """Measure this CPU's indexing paths for the export in `model_dir` on labelled passages
+    and record the fastest within quality (sessions.calibrate); returns the record."""
+    from semsearch.models import onnx, sessions
+
+    def open_path(path: str) -> Encoder:
+        return load_encoder(str(model_dir), sessions.BACKENDS[path],  # type: ignore[arg-type]
+                            threads=1)
+
+    return sessions.calibrate(model_dir / onnx.ONNX_DIR, onnx.has_checked_int8(model_dir),
+                              passages, queries, relevant, open_path=open_path)
 
 
 def _load_onnx(ref: ModelRef, int8: bool, threads: int | None = None,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,8 @@ from typing import Any
 import numpy as np
 
 from semsearch.errors import ModelError
+from semsearch.models import sessions
+from semsearch.models.body import EMBEDS_INPUT, MASK_INPUT
 from semsearch.models.resolve import TOKENIZER_FILE
 from semsearch.models.unigram import (
     CUT_MARGIN_TOKENS,
@@ -42,26 +43,12 @@ BODY = "model.onnx"
 BODY_INT8 = "model_int8.onnx"
 EMBEDDINGS = "word_embeddings.npy"
 EXPORT_INFO = "export.json"
-EMBEDS_INPUT, MASK_INPUT, HIDDEN_OUTPUT = "inputs_embeds", "attention_mask", "last_hidden_state"
 # export.json's int8 "scheme" of the quality-checked int8 body (provision/export.py); an older
 # export's int8 body (per-tensor) is not used unless asked for
 INT8_SCHEME = "per-channel, fp32 FFN outputs of outlier layers"
 QUICK_BATCH = 16  # up to this many texts, pure-Python unigram beats loading `tokenizers`
 QUICK_CHARS = 256  # ... of up to this many characters each (its Viterbi is Python, ~1 ms/char)
 MAX_PIECE_CHARS = 16  # SentencePiece's default longest piece, when the tables do not say
-# What embeds the service's queries once warm (`OnnxRunner.warm`), by SEMSEARCH_QUERY_PATH:
-# "auto" (default): bf16 on OpenVINO where the CPU has AMX bf16 tiles and the `openvino` extra is
-# installed, else fp32 on onnxruntime. bf16 gave the same hits as fp32 on the seeds and CMRC
-# (+1 on DRCD) and 212 / 242 queries/s in batches of 8 / 32 real questions against fp32's 105 /
-# 95, though one query alone is no faster (9.2 vs 8.4 ms p50: it runs padded to 32 tokens)
-# (benchmarks/results/query_path.md); "fp32", "bf16"; "int8": int8 weights on OpenVINO, opt-in:
-# one query in 5.1 vs 8.4 ms, but a seed question tied with another to 2e-5 drops from rank 1
-# to 2 (dense MRR@10 on the seeds -0.0073, over the 0.005 bar) and DRCD loses 7 at rank 1
-QUERY_PATH_ENV = "SEMSEARCH_QUERY_PATH"
-QUERY_PATHS = ("auto", "fp32", "bf16", "int8")
-PATH_NAMES = {"fp32": "fp32 (onnxruntime)", "bf16": "bf16 (OpenVINO)",
-              "int8": "int8 weights (OpenVINO)"}
-
 log = logging.getLogger(__name__)
 
 
@@ -118,42 +105,21 @@ class OnnxRunner:
     def warm(self, max_batch: int = 32) -> str:
         """Prepare for answering many queries (the service), not one (a CLI run: these loads
         cost it more than they save), in batches of at most `max_batch`; returns what now
-        embeds queries (a PATH_NAMES value, or "the loaded body" when the runner was opened on
-        another body than fp32 onnxruntime).
+        embeds queries (a sessions.PATH_NAMES value, or "the loaded body" when the runner was
+        opened on another body than fp32 onnxruntime).
 
         Tokenise with `tokenizers` from now on (a 10-character query: ~7 ms in the unigram
         Viterbi, well under 1 ms in Rust), and embed queries by the path SEMSEARCH_QUERY_PATH
-        chooses (see QUERY_PATHS): where the chosen path cannot run here, the fp32 body does,
-        with a log line saying why unless the choice was "auto"."""
+        chooses (sessions.query_session)."""
         _ = self.tokenizer
         self.fast = True
         if self.query_session is not None or self.fp32_body is None:
             return "the loaded body"
-        choice = os.environ.get(QUERY_PATH_ENV, "auto").strip().lower() or "auto"
-        if choice not in QUERY_PATHS:
-            raise ModelError(f"{QUERY_PATH_ENV} must be one of {', '.join(QUERY_PATHS)}; "
-                             f"got {choice!r}")
-        path = "bf16" if choice == "auto" else choice
-        if path == "fp32":
-            return PATH_NAMES["fp32"]
-        reason = _query_path_unavailable(path)
-        if reason is None:
-            from semsearch.models import openvino
-
-            try:
-                self.query_session = openvino.Bf16QuerySession(
-                    self.fp32_body, self.threads, dimension=self.table.shape[1],
-                    warm_rows=max_batch) \
-                    if path == "bf16" else openvino.QuerySession(self.fp32_body, self.threads)
-            except Exception as exc:  # OpenVINO could not compile it: the fp32 path works
-                reason = f"OpenVINO could not compile it ({type(exc).__name__}: {exc})"
-        if reason is not None:
-            (log.info if choice == "auto" else log.warning)(
-                "semsearch: queries are embedded by the fp32 body, not %s: %s",
-                PATH_NAMES[path], reason)
-            return PATH_NAMES["fp32"]
-        log.info("semsearch: queries are embedded by %s", PATH_NAMES[path])
-        return PATH_NAMES[path]
+        session, name = sessions.query_session(self.fp32_body, self.threads,
+                                               dimension=self.table.shape[1],
+                                               max_batch=max_batch)
+        self.query_session = session
+        return name
 
     @classmethod
     def open(cls, model_dir: Path, *, int8: bool = False, threads: int | None = None,
@@ -165,29 +131,14 @@ class OnnxRunner:
         `prepack`, onnxruntime does not repack the weights for its GEMM kernels at load: the
         session starts in ~0.09 s instead of 0.14-0.28 s and a query takes ~7 ms more (vectors
         within 1e-6), the better trade for a process that answers one query (the CLI)."""
-        import onnxruntime as ort
-
         folder = model_dir / ONNX_DIR
         info = read_export_info(model_dir)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if not prepack:
-            options.add_session_config_entry("session.disable_prepacking", "1")
-        if spinning is not None:
-            options.add_session_config_entry("session.intra_op.allow_spinning",
-                                             "1" if spinning else "0")
         body = folder / (body_name or (BODY_INT8 if int8 else BODY))
         if not body.is_file():
             raise ModelError(f"{body} is missing; re-run `semsearch provision --force`")
-        if openvino:
-            from semsearch.models.openvino import OpenVinoSession
-
-            session: Any = OpenVinoSession(body, threads)
-        else:
-            session = ort.InferenceSession(str(body), options,
-                                           providers=["CPUExecutionProvider"])
+        session = sessions.body_session(body, threads,
+                                        runtime="openvino" if openvino else "onnxruntime",
+                                        prepack=prepack, spinning=spinning)
         table = np.load(folder / EMBEDDINGS, mmap_mode="r")
         quick = UnigramTokenizer.open(model_dir / UNIGRAM_DIR) if has_tables(model_dir) else None
         return cls(model_dir, table, session, int(info["max_tokens"]), int(info["pad_id"]), quick,
@@ -222,21 +173,6 @@ class OnnxRunner:
             else self.session
         (hidden,) = session.run(None, {EMBEDS_INPUT: embeds, MASK_INPUT: mask})
         return pooled(hidden, mask)
-
-
-def _query_path_unavailable(path: str) -> str | None:
-    """Why the "bf16" or "int8" query path cannot run here, or None when it can."""
-    import importlib.util
-
-    from semsearch.models import openvino
-
-    if importlib.util.find_spec("openvino") is None:
-        return "OpenVINO is not installed (pip install 'semsearch[openvino]')"
-    if path == "bf16" and not openvino.bf16_cpu():
-        return "this CPU has no AMX bf16 tiles"
-    if path == "int8" and not openvino.int8_cpu():
-        return "this CPU has no int8 dot-product instructions (VNNI or AMX)"
-    return None
 
 
 def padded(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,14 +1,16 @@
 """The provisioned ONNX body on OpenVINO's CPU plugin, in bf16 (`--encoder openvino`).
 
-On a CPU with AMX (bf16 tiles) OpenVINO runs the weight products and its fused attention
-subgraph in bf16: 3.04× `SentenceTransformer.encode` and 1.29× the checked int8 body on real
-passages, vectors at cosine ≥ 0.99999 of fp32 and Recall@5 / MRR@10 within 0.005 of fp32 on the
-seeds, CMRC and DRCD (benchmarks/results/runtimes.md). Without bf16 hardware OpenVINO falls
-back to f32 (no faster than onnxruntime's int8), so it is a choice, not the default. Optional:
-the `openvino` extra.
+Where OpenVINO reports BF16 among the CPU's OPTIMIZATION_CAPABILITIES (AMX tiles, or AVX-512
+BF16 dot products) it runs the weight products and its fused attention subgraph in bf16. With
+AMX: 3.04× `SentenceTransformer.encode` and 1.29× the checked int8 body on real passages
+(benchmarks/results/runtimes.md); on an AMD EPYC with AVX512_BF16 and no AMX: 2.68× and 1.01×,
+on one thread's CPU time (sessions.py). Vectors at cosine ≥ 0.99999 of fp32 and Recall@5 /
+MRR@10 within 0.005 of fp32 on the seeds, CMRC and DRCD, where the int8 body is not (seeds dense
+Recall@5 -0.022). Without bf16 hardware OpenVINO falls back to f32. Which runtime runs what is
+chosen in sessions.py, not here. Optional: the `openvino` extra.
 
-`Bf16QuerySession`: how the service embeds its queries where the CPU has AMX bf16 tiles
-(SEMSEARCH_QUERY_PATH=auto, the default; OnnxRunner.warm). In bf16 a query's vector moved by
+`Bf16QuerySession`: how the service embeds its queries where OpenVINO runs bf16
+(SEMSEARCH_QUERY_PATH=auto, the default; sessions.query_session). In bf16 a query's vector moved by
 up to 3e-4 with the width its batch was padded to, so every query runs padded to a fixed width
 (a multiple of BF16_WIDTH tokens), alone or in any batch: the same vector either way, and few
 distinct shapes for OpenVINO to prepare kernels for. Batches of 8 and 32 real questions: 212
@@ -39,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from semsearch.errors import ModelError
-from semsearch.models.onnx import EMBEDS_INPUT, MASK_INPUT
+from semsearch.models.body import EMBEDS_INPUT, MASK_INPUT
 
 PRECISION = "bf16"  # OpenVINO uses f32 instead where the CPU has no bf16
 
@@ -69,14 +71,6 @@ class OpenVinoSession:
 
 QUERY_LEVELS = 255  # asymmetric uint8 weights, per output channel (NNCF's INT8_ASYM scheme)
 QUERY_GROUP = 32  # activations quantised per token, per this many inputs (OpenVINO's CPU default)
-# where the CPU has int8 dot products (VNNI, AMX) OpenVINO multiplies the int8 weights by
-# per-token int8 activations; elsewhere it would only unpack the weights to f32 (no gain)
-INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
-# bf16 is measured faster than onnxruntime's fp32 only with AMX tiles (avx512_bf16 alone: not
-# measured, so not assumed)
-BF16_FLAGS = ("amx_bf16",)
-
-
 def int8_weights(model: Any, float_layers: Sequence[int] = ()) -> int:
     """Replace each MatMul's constant 2-D weight by uint8 codes with a per-output-channel scale
     and zero point (range including 0, as `nncf.compress_weights` INT8_ASYM does), in the
@@ -108,24 +102,6 @@ def int8_weights(model: Any, float_layers: Sequence[int] = ()) -> int:
         node.input(1).replace_source_output(ops.convert(unpacked, "f32").output(0))
         changed += 1
     return changed
-
-
-def int8_cpu() -> bool:
-    """True when this CPU has int8 dot-product instructions (Linux: /proc/cpuinfo)."""
-    return _cpu_has(INT8_FLAGS)
-
-
-def bf16_cpu() -> bool:
-    """True when this CPU has AMX bf16 tiles (Linux: /proc/cpuinfo)."""
-    return _cpu_has(BF16_FLAGS)
-
-
-def _cpu_has(wanted: Sequence[str]) -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split()
-    except OSError:
-        return False
-    return any(flag in flags for flag in wanted)
 
 
 # tokens; rows run padded to a multiple of it (16: no faster in batches of 1, 8 or 32 real

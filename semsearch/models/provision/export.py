@@ -26,18 +26,9 @@ import numpy as np
 
 from semsearch.atomic import atomic_directory
 from semsearch.errors import ModelError
+from semsearch.models.body import EMBEDS_INPUT, HIDDEN_OUTPUT, MASK_INPUT
 from semsearch.models.encoder import DEFAULT_MAX_TOKENS
-from semsearch.models.onnx import (
-    BODY,
-    BODY_INT8,
-    EMBEDDINGS,
-    EMBEDS_INPUT,
-    EXPORT_INFO,
-    HIDDEN_OUTPUT,
-    INT8_SCHEME,
-    MASK_INPUT,
-    ONNX_DIR,
-)
+from semsearch.models.onnx import BODY, BODY_INT8, EMBEDDINGS, EXPORT_INFO, INT8_SCHEME, ONNX_DIR
 
 OUTLIER_RATIO = 8.0
 

@@ -1,0 +1,169 @@
+"""Which runtime runs the body on this CPU (models/sessions.py, issue 36): bf16 by what OpenVINO
+reports (AVX-512 BF16 as well as AMX), the indexing path that `semsearch provision` measured
+for this CPU, and clean fallbacks where a CPU has neither bf16 nor int8 (tiny model)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from semsearch.cli import app
+from semsearch.models import sessions
+from semsearch.models.encoder import calibrate, indexing_backend, load_encoder, measured
+from semsearch.models.onnx import ONNX_DIR
+
+AMD_EPYC = frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"})  # no amx_bf16
+
+
+def test_bf16_is_what_openvino_reports_not_an_amx_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An AMD EPYC has AVX-512 BF16 and no AMX; OpenVINO reports BF16 there and runs it. The
+    old check (`amx_bf16` in /proc/cpuinfo) switched bf16 off on it."""
+    monkeypatch.setattr(sessions, "openvino_installed", lambda: True)
+    monkeypatch.setattr(sessions, "cpu_flags", lambda: AMD_EPYC)
+    monkeypatch.setattr(sessions, "openvino_capabilities", lambda: ("BF16", "FP32", "INT8"))
+    assert sessions.bf16_capable() and sessions.int8_capable()
+    assert sessions.query_path_unavailable("bf16") is None
+    # an AMX flag without OpenVINO's word for it is not enough
+    monkeypatch.setattr(sessions, "cpu_flags", lambda: frozenset({"amx_bf16"}))
+    monkeypatch.setattr(sessions, "openvino_capabilities", lambda: ("FP32",))
+    assert not sessions.bf16_capable()
+    assert "no bf16" in str(sessions.query_path_unavailable("bf16"))
+
+
+def test_the_service_embeds_queries_in_bf16_on_an_avx512_bf16_cpu(
+        tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("openvino")
+    monkeypatch.delenv("SEMSEARCH_QUERY_PATH", raising=False)
+    monkeypatch.setattr(sessions, "cpu_flags", lambda: AMD_EPYC)
+    monkeypatch.setattr(sessions, "openvino_capabilities", lambda: ("BF16", "FP32"))
+    warm = load_encoder(str(tiny_model), "onnx")
+    assert warm.runner.warm() == "bf16 (OpenVINO)"  # type: ignore[attr-defined]
+
+
+def test_cpu_features_env_turns_paths_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sessions, "cpu_flags", lambda: AMD_EPYC)
+    monkeypatch.setattr(sessions, "openvino_capabilities", lambda: ("BF16",))
+    monkeypatch.setenv(sessions.FEATURES_ENV, "none")
+    assert not sessions.bf16_capable() and not sessions.int8_capable()
+    assert sessions.runnable(int8_checked=True) == ["fp32"]
+    monkeypatch.setenv(sessions.FEATURES_ENV, "int8")
+    assert sessions.runnable(int8_checked=True) == ["int8", "fp32"]
+    assert sessions.runnable(int8_checked=False) == ["fp32"]
+
+
+class Stub:
+    """An encoder whose vectors are given and whose encoding costs `cost` seconds of a fake
+    process clock."""
+
+    def __init__(self, vectors: np.ndarray, queries: np.ndarray, cost: float,
+                 clock: list[float]) -> None:
+        self.vectors, self.queries, self.cost, self.clock = vectors, queries, cost, clock
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        self.clock[0] += self.cost
+        return self.vectors
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.queries
+
+
+def calibrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+               costs: dict[str, float], faithful: dict[str, bool]) -> dict[str, object]:
+    """Run `sessions.calibrate` on 3 queries over 6 passages: each query answered by the
+    passage of its own number; an unfaithful path ranks every answer last."""
+    monkeypatch.setattr(sessions, "cpu_flags", lambda: AMD_EPYC)
+    monkeypatch.setattr(sessions, "openvino_capabilities", lambda: ("BF16",))
+    clock = [0.0]
+    monkeypatch.setattr(sessions.time, "process_time", lambda: clock[0])
+    good = np.eye(6, dtype=np.float32)
+    bad = np.roll(good, 3, axis=0)
+    queries = good[:3]
+    return sessions.calibrate(
+        tmp_path, True, ["p"] * 6, ["q"] * 3, [{0}, {1}, {2}],
+        open_path=lambda path: Stub(good if faithful.get(path, True) else bad, queries,
+                                    costs[path], clock))  # type: ignore[arg-type,return-value]
+
+
+def test_calibrate_chooses_the_fastest_path_within_fp32s_quality(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # int8 as fast as bf16 but moving answers: bf16 (the AMD EPYC's case)
+    record = calibrated(tmp_path, monkeypatch, {"bf16": 2.26, "int8": 2.36, "fp32": 4.71},
+                        {"int8": False})
+    assert record["chosen"] == "bf16"
+    measured_paths = record["measured"]
+    assert isinstance(measured_paths, dict) and not measured_paths["int8"]["within"]
+    assert measured_paths["bf16"]["recall@5"] == measured_paths["fp32"]["recall@5"] == 1.0
+    # both within, int8 5% faster: not clearly faster, so the more faithful bf16
+    assert calibrated(tmp_path, monkeypatch, {"bf16": 2.0, "int8": 1.9, "fp32": 4.0},
+                      {})["chosen"] == "bf16"
+    # int8 within and a third faster: int8
+    assert calibrated(tmp_path, monkeypatch, {"bf16": 3.0, "int8": 2.0, "fp32": 4.0},
+                      {})["chosen"] == "int8"
+    # neither faster than fp32 by 10%: fp32
+    assert calibrated(tmp_path, monkeypatch, {"bf16": 3.9, "int8": 3.8, "fp32": 4.0},
+                      {})["chosen"] == "fp32"
+
+
+def test_indexing_follows_the_record_of_this_cpu_only(
+        tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record is keyed by CPU: a cache copied to another CPU falls back (fp32 for the tiny
+    model, which has no checked int8 body); a recorded path this machine cannot run falls back
+    too."""
+    pytest.importorskip("openvino")
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    monkeypatch.setattr(sessions, "cpu_flags", lambda: AMD_EPYC)
+    monkeypatch.setattr(sessions, "openvino_capabilities", lambda: ("BF16",))
+    assert indexing_backend(model) == "onnx" and measured(model) is None
+    record = {"chosen": "bf16", "cpu": sessions.cpu_name(), "measured": {}}
+    (model / ONNX_DIR / sessions.RECORD).write_text(json.dumps({sessions.cpu_key(): record}))
+    assert indexing_backend(model) == "openvino"
+    assert load_encoder(str(model), for_indexing=True).backend == "openvino"
+    assert load_encoder(str(model)).backend == "onnx"  # queries: fp32
+    monkeypatch.setenv(sessions.FEATURES_ENV, "none")  # bf16 cannot run here
+    assert indexing_backend(model) == "onnx"
+    monkeypatch.delenv(sessions.FEATURES_ENV)
+    monkeypatch.setattr(sessions, "cpu_flags", lambda: frozenset({"avx2"}))  # another CPU
+    assert measured(model) is None and indexing_backend(model) == "onnx"
+
+
+def test_calibrate_on_a_real_export_records_each_path(
+        tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole measurement on the tiny model's export: every runnable path timed and
+    checked against fp32, the record written beside the export and read back."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    passages = ["夫妻党员抗疫", "社区志愿者送菜上门", "The committee met on Tuesday.",
+                "北京是中华人民共和国的首都。", "捐款15万元", "semantic search"]
+    record = calibrate(model, passages, passages[:3], [{0}, {1}, {2}])
+    assert record == measured(model)
+    assert set(record["measured"]) == set(sessions.runnable(int8_checked=False))
+    assert record["measured"]["fp32"]["within"] and record["measured"]["fp32"]["min_cosine"] == 1
+    assert record["chosen"] in record["measured"]
+
+
+def test_info_says_which_path_indexes_here(tiny_model: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from semsearch.models import provision, resolve
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    calibrate(model, ["夫妻党员抗疫", "semantic search"], ["夫妻"], [{0}])
+    monkeypatch.setattr(provision, "is_provisioned", lambda *a: True)
+    monkeypatch.setattr(resolve, "provisioned_dir", lambda: model)
+    from semsearch.stores import DEFAULT_INDEX
+
+    result = CliRunner().invoke(app, ["info", "--index", str(DEFAULT_INDEX)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "indexing here" in result.output and "CPU s on the seeds" in result.output
