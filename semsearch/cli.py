@@ -435,21 +435,20 @@ def _list_indexes() -> None:
 
     found = indexes.listing()
     table = Table("name", "passages", "model", "size", "changed", "where",
-                  title=f"{len(found)} indexes (by name: --index NAME; the folders searched, in "
-                  f"order: {escape(', '.join(str(f) for f in indexes.folders()))})",
-                  title_justify="left")
+                  title=f"{len(found)} indexes by name (--index NAME)", title_justify="left")
     for entry in found:
-        where = "packaged with semsearch" if entry.packaged else str(entry.path.parent)
+        where = "packaged" if entry.packaged else indexes.shown(entry.path.parent)
         if entry.shadowed:
-            where += " (shadowed by the one above)"
-        style = "dim" if entry.shadowed else None
+            where += " (shadowed)"
         table.add_row(escape(entry.name), str(entry.passages) if not entry.problem else "?",
-                      escape(entry.model), f"{entry.size / 2**20:.1f} MB",
+                      escape(entry.model.rsplit("/", 1)[-1]), f"{entry.size / 2**20:.1f} MB",
                       time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.changed)),
                       escape(where + (f": {entry.problem}" if entry.problem else "")),
-                      style=style)
+                      style="dim" if entry.shadowed else None)
     out.print(table)
-    err.print("`semsearch info --index NAME` shows one index's manifest and sources")
+    order = ", ".join(indexes.shown(f) for f in indexes.folders())
+    err.print(f"looked up in order in {escape(order)}, then the packaged seeds; `semsearch info "
+              "--index NAME` shows one index")
 
 
 def _show_dropped(manifest: Any, source: str) -> None:
@@ -552,8 +551,8 @@ class _ProgressLog:
 def add(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to add.")],
     index_at: Annotated[
-        str | None, typer.Option("--index", "-i", help="The index to update: a directory or "
-                                 "a Milvus URI.", show_default=False)
+        str | None, typer.Option("--index", "-i", help="The index to update: a name, a "
+                                 "directory or a Milvus URI.", show_default=False)
     ] = None,
     collection: CollectionOpt = None,
     clean: CleanOpt = "auto",
@@ -590,7 +589,7 @@ def _updating(index_at: str | None, collection: str | None) -> Iterator[Index]:
     from semsearch.stores import writer
 
     if index_at is None:
-        raise UsageError("give the index to update: --index DIR or --index URI")
+        raise UsageError("give the index to update: --index NAME, --index DIR or --index URI")
     with writer(index_at), Index.open(index_at, collection=collection,
                                       writable=True) as searcher:
         yield searcher
@@ -600,8 +599,8 @@ def _updating(index_at: str | None, collection: str | None) -> Iterator[Index]:
 def remove(
     source: Annotated[str, typer.Option("--source", "-s", help="Source name as indexed.")],
     index_at: Annotated[
-        str | None, typer.Option("--index", "-i", help="The index to update: a directory or "
-                                 "a Milvus URI.", show_default=False)
+        str | None, typer.Option("--index", "-i", help="The index to update: a name, a "
+                                 "directory or a Milvus URI.", show_default=False)
     ] = None,
     collection: CollectionOpt = None,
 ) -> None:
@@ -615,12 +614,12 @@ def remove(
 
 @app.command()
 def migrate(
-    source: Annotated[str, typer.Option("--from", help="The index to copy: a directory or a "
-                                        "Milvus URI.")],
+    source: Annotated[str, typer.Option("--from", help="The index to copy: a name, a directory "
+                                        "or a Milvus URI.")],
     target: Annotated[
         str | None, typer.Option("--to", help="Where to copy it: a Milvus URI (./file.db, "
-                                 "http://host:19530; default: SEMSEARCH_MILVUS_URI) or a "
-                                 "directory.", show_default=False)
+                                 "http://host:19530; default: SEMSEARCH_MILVUS_URI), a "
+                                 "name or a directory.", show_default=False)
     ] = None,
     collection: Annotated[
         str | None, typer.Option("--collection", help="Milvus collection to write (default: "

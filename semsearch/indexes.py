@@ -61,6 +61,11 @@ def folders() -> list[Path]:
     return [*found, Path(LOCAL), user_folder()]
 
 
+def shown(folder: Path) -> str:
+    """A folder as a message names it: ./indexes for the current directory's."""
+    return str(folder) if folder.is_absolute() else f".{os.sep}{folder}"
+
+
 def write_folder() -> Path:
     """Where a new index given by name is written: SEMSEARCH_INDEXES, else ./indexes if it is
     a directory, else the user folder."""
@@ -92,7 +97,7 @@ def resolve(location: str | os.PathLike[str]) -> str | os.PathLike[str]:
     if _holds_index(PACKAGED / name):
         return str(PACKAGED / name)
     names = sorted({entry.name for entry in listing()})
-    where = ", ".join(str(f) for f in folders())
+    where = ", ".join(shown(f) for f in folders())
     raise IndexNotFoundError(
         f"no index named {name!r} in the indexes folders ({where}); indexes found: "
         f"{', '.join(names) or 'none'}. Build it with `semsearch index PATH... --out {name}`, "
