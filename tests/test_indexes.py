@@ -193,6 +193,25 @@ def test_the_library_and_the_retrievers_take_names(here: Path, tiny_index: Path)
     assert (here / "indexes" / "copy" / "CURRENT").is_file()
 
 
+def test_the_service_follows_an_index_opened_by_name(here: Path, tiny_index: Path) -> None:
+    pytest.importorskip("fastapi")
+    from starlette.testclient import TestClient
+
+    from .conftest import make_app
+
+    shutil.copytree(tiny_index, here / "indexes" / "mine")
+    with TestClient(make_app("mine")) as client:  # type: ignore[arg-type]
+        health = client.get("/health").json()
+        assert health["status"] == "ok" and health["name"] == "mine"
+        assert client.post("/search", json={"query": "夫妻党员抗疫", "k": 1}).json()["hits"]
+
+
+def test_the_pointer_file_is_the_stores_one() -> None:
+    from semsearch.stores.generations import CURRENT
+
+    assert indexes._CURRENT == CURRENT  # duplicated to keep indexes.py free of store imports
+
+
 def test_info_without_an_index_lists_a_broken_one_with_why(here: Path) -> None:
     _fake(here / "indexes" / "broken")
     result = runner.invoke(app, ["info"])
