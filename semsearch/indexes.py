@@ -112,11 +112,14 @@ def target(location: str | os.PathLike[str]) -> str | os.PathLike[str]:
 
 def name_for(paths: list[Path]) -> str:
     """The name an index of `paths` gets when none is given: the folder's name, or a file's
-    stem (`seeds/` → seeds, `news.jsonl` → news)."""
+    stem (`seeds/` → seeds, `news.jsonl` → news), made a bare name (`my docs/` → my-docs), so
+    it is never written into the folder it reads."""
     if len(paths) != 1:
         raise ValueError("a name is derived from one path only")
     path = Path(paths[0])
-    return (path.resolve().name if path.is_dir() else path.stem) or "index"
+    name = path.resolve().name if path.is_dir() else path.stem
+    name = re.sub(r"[^\w.-]+", "-", name).strip(".-").removesuffix(".db")
+    return name if is_name(name) else "index"
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,16 @@ def test_a_records_file_is_named_by_its_stem(here: Path, tiny_model: Path) -> No
     assert (here / "indexes" / "faq" / "CURRENT").is_file()
 
 
+@pytest.mark.parametrize(("path", "name"), [("seeds", "seeds"), ("seeds/", "seeds"),
+                                           ("news.jsonl", "news"), ("my docs", "my-docs"),
+                                           (".hidden", "hidden"), ("x.db.txt", "x"),
+                                           ("新闻 2024/", "新闻-2024"), ("...", "index")])
+def test_the_name_an_index_gets(here: Path, path: str, name: str) -> None:
+    if path.endswith("/") or "." not in path:
+        (here / path).mkdir()
+    assert indexes.name_for([Path(path)]) == name and indexes.is_name(name)
+
+
 def test_out_name_add_and_remove_by_name(here: Path, tiny_model: Path) -> None:
     (here / "indexes").mkdir()
     (here / "a.txt").write_text("志愿者为居民送菜上门。\n", encoding="utf-8")
