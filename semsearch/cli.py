@@ -87,9 +87,10 @@ err = Console(stderr=True)
 
 IndexOpt = Annotated[
     str | None,
-    typer.Option("--index", "-i", help="The index: a directory (FAISS), or a Milvus URI — "
-                 "./file.db (Milvus Lite) or http://host:19530 (default: SEMSEARCH_INDEX, "
-                 "else the seeds index).", show_default=False),
+    typer.Option("--index", "-i", help="The index: a name in the indexes folders (see "
+                 "`semsearch info`), a directory (FAISS), or a Milvus URI — ./file.db (Milvus "
+                 "Lite) or http://host:19530 (default: SEMSEARCH_INDEX, else the seeds index).",
+                 show_default=False),
 ]
 CollectionOpt = Annotated[
     str | None, typer.Option("--collection", help="Milvus collection (default: semsearch).")
@@ -190,8 +191,11 @@ def user_errors() -> Iterator[None]:
 def index(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to index.")],
     out_to: Annotated[
-        str | None, typer.Option("--out", "-o", help="Where to write the index: a directory "
-                                 "(FAISS) or a Milvus URI (./file.db, http://host:19530).")
+        str | None, typer.Option("--out", "-o", help="Where to write the index: a name (into "
+                                 "the indexes folder, ./indexes in a clone), a directory "
+                                 "(FAISS) or a Milvus URI (./file.db, http://host:19530). "
+                                 "Default: the name of the one folder or file indexed.",
+                                 show_default=False)
     ] = None,
     collection: CollectionOpt = None,
     model: ModelOpt = None,
@@ -218,10 +222,15 @@ def index(
     ] = False,
 ) -> None:
     """Build an index from text, Markdown, HTML, PDF, DOCX and record (.jsonl, .csv, .json)
-    files and write it to --out: a directory, or a Milvus collection."""
+    files and write it to --out: a name, a directory, or a Milvus collection (`semsearch index
+    seeds/` writes the index named seeds)."""
     if out_to is None:
-        raise UsageError("give --out DIR (a directory) or --out URI (Milvus) to say where to "
-                         "write the index")
+        if len(paths) != 1:
+            raise UsageError("several paths: give --out NAME (or a directory, or a Milvus URI) "
+                             "to say where to write the index")
+        from semsearch.indexes import name_for
+
+        out_to = name_for(paths)
     started = time.perf_counter()
     bar, progress = _progress_bar()
     with bar:
@@ -377,9 +386,14 @@ def info(index_at: IndexOpt = None, collection: CollectionOpt = None,
              str | None, typer.Option("--dropped", help="Show the lines cleaning dropped from "
                                       "this source (a name as indexed).")
          ] = None) -> None:
-    """Show an index's manifest and passage counts per source (or, with --dropped SOURCE,
-    every line cleaning left out of that source, and why)."""
+    """Without --index: list the indexes in the indexes folders. With --index: show that
+    index's manifest and passage counts per source (or, with --dropped SOURCE, every line
+    cleaning left out of that source, and why; the default index without --index)."""
     from semsearch.stores import open_store
+
+    if index_at is None and collection is None and dropped is None:
+        _list_indexes()
+        return
 
     store = open_store(index_at, collection=collection)
     try:
@@ -429,6 +443,28 @@ def _indexing_here() -> str:
     seconds = "" if record is None else "; CPU s on the seeds: " + ", ".join(
         f"{path} {m['cpu_seconds']:.1f}" for path, m in record["measured"].items())
     return f"{backend}: {why}{seconds}"
+
+
+def _list_indexes() -> None:
+    """The indexes a name can reach, in lookup order (see semsearch/indexes.py)."""
+    from semsearch import indexes
+
+    found = indexes.listing()
+    table = Table("name", "passages", "model", "size", "changed", "where",
+                  title=f"{len(found)} indexes by name (--index NAME)", title_justify="left")
+    for entry in found:
+        where = "packaged" if entry.packaged else indexes.shown(entry.path.parent)
+        if entry.shadowed:
+            where += " (shadowed)"
+        table.add_row(escape(entry.name), str(entry.passages) if not entry.problem else "?",
+                      escape(entry.model.rsplit("/", 1)[-1]), f"{entry.size / 2**20:.1f} MB",
+                      time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.changed)),
+                      escape(where + (f": {entry.problem}" if entry.problem else "")),
+                      style="dim" if entry.shadowed else None)
+    out.print(table)
+    order = ", ".join(indexes.shown(f) for f in indexes.folders())
+    err.print(f"looked up in order in {escape(order)}, then the packaged seeds; `semsearch info "
+              "--index NAME` shows one index")
 
 
 def _show_dropped(manifest: Any, source: str) -> None:
@@ -531,8 +567,8 @@ class _ProgressLog:
 def add(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to add.")],
     index_at: Annotated[
-        str | None, typer.Option("--index", "-i", help="The index to update: a directory or "
-                                 "a Milvus URI.", show_default=False)
+        str | None, typer.Option("--index", "-i", help="The index to update: a name, a "
+                                 "directory or a Milvus URI.", show_default=False)
     ] = None,
     collection: CollectionOpt = None,
     clean: CleanOpt = "auto",
@@ -569,7 +605,7 @@ def _updating(index_at: str | None, collection: str | None) -> Iterator[Index]:
     from semsearch.stores import writer
 
     if index_at is None:
-        raise UsageError("give the index to update: --index DIR or --index URI")
+        raise UsageError("give the index to update: --index NAME, --index DIR or --index URI")
     with writer(index_at), Index.open(index_at, collection=collection,
                                       writable=True) as searcher:
         yield searcher
@@ -579,8 +615,8 @@ def _updating(index_at: str | None, collection: str | None) -> Iterator[Index]:
 def remove(
     source: Annotated[str, typer.Option("--source", "-s", help="Source name as indexed.")],
     index_at: Annotated[
-        str | None, typer.Option("--index", "-i", help="The index to update: a directory or "
-                                 "a Milvus URI.", show_default=False)
+        str | None, typer.Option("--index", "-i", help="The index to update: a name, a "
+                                 "directory or a Milvus URI.", show_default=False)
     ] = None,
     collection: CollectionOpt = None,
 ) -> None:
@@ -594,12 +630,12 @@ def remove(
 
 @app.command()
 def migrate(
-    source: Annotated[str, typer.Option("--from", help="The index to copy: a directory or a "
-                                        "Milvus URI.")],
+    source: Annotated[str, typer.Option("--from", help="The index to copy: a name, a directory "
+                                        "or a Milvus URI.")],
     target: Annotated[
         str | None, typer.Option("--to", help="Where to copy it: a Milvus URI (./file.db, "
-                                 "http://host:19530; default: SEMSEARCH_MILVUS_URI) or a "
-                                 "directory.", show_default=False)
+                                 "http://host:19530; default: SEMSEARCH_MILVUS_URI), a "
+                                 "name or a directory.", show_default=False)
     ] = None,
     collection: Annotated[
         str | None, typer.Option("--collection", help="Milvus collection to write (default: "

@@ -20,6 +20,11 @@ class IndexLoadError(SemsearchError):
     """An index directory is missing, corrupt, or incompatible with the model."""
 
 
+class IndexNotFoundError(IndexLoadError):
+    """No index has the name given (`--index mine`): the message lists the names that exist
+    and the folders searched (see semsearch/indexes.py)."""
+
+
 class IndexWriteError(SemsearchError):
     """An index could not be written (disk full, permissions); the previous one is intact."""
 
@@ -70,6 +75,7 @@ __all__ = [
     "CorpusError",
     "IndexLoadError",
     "IndexLockedError",
+    "IndexNotFoundError",
     "IndexUnusableError",
     "IndexWriteError",
     "MissingDependencyError",

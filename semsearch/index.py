@@ -20,7 +20,7 @@ from types import TracebackType
 
 import numpy as np
 
-from semsearch import corpus, paragraphs, stores
+from semsearch import corpus, indexes, paragraphs, stores
 from semsearch.checkpoint import discard, encode_resumable
 from semsearch.context import Context, check_span, contexts
 from semsearch.errors import ModelMismatchError, QueryError, UsageError
@@ -159,8 +159,10 @@ class Index:
         and which record fields hold text and ids; `report` tells what was read. Building into
         a directory keeps encoded passages in it as they finish, so a rerun after a kill or
         Ctrl-C encodes only the rest (see checkpoint.py). `workers` > 1 encodes in that many
-        processes, `ray` on Ray Data actors (see models/parallel.py)."""
+        processes, `ray` on Ray Data actors (see models/parallel.py). A bare name as
+        `location` is an index in the indexes folder (see indexes.py)."""
         if location is not None:
+            location = indexes.target(location)
             stores.check_new(location, overwrite, collection)
         found = corpus.scan(paths, options=options, follow_links=follow_links)
         index = cls.from_documents(found.documents, model, max_tokens=max_tokens,
@@ -182,6 +184,7 @@ class Index:
             raise corpus.CorpusError("no documents to index")
         directory: Path | None = None  # a FAISS index directory to write to
         if location is not None:
+            location = indexes.target(location)
             stores.check_new(location, overwrite, collection)
             if not stores.is_milvus(location):
                 directory = Path(location)
@@ -247,7 +250,8 @@ class Index:
     def open(cls, location: Location | None = None, model: str | None = None, *,
              collection: str | None = None, writable: bool = False,
              one_shot: bool = False) -> Index:
-        """Open an index: a FAISS directory or a Milvus URI (./x.db for Milvus Lite,
+        """Open an index: a name in the indexes folders (see indexes.py), a FAISS directory or
+        a Milvus URI (./x.db for Milvus Lite,
         http://host:19530 for a server; `collection` default semsearch). Default: the
         SEMSEARCH_INDEX variable, else the seeds index shipped with semsearch. `model` must be
         the one the index was built with, and defaults to it. `writable` loads FAISS vectors
@@ -321,9 +325,10 @@ class Index:
     def save(self, path: str | os.PathLike[str] | None = None) -> str:
         """Make the index durable and return where it is: a FAISS index is written to
         directory `path` (default: where it was opened from), atomically; a Milvus one is
-        already written, so this commits and flushes it."""
+        already written, so this commits and flushes it. A bare name is a directory in the
+        indexes folder (see indexes.py)."""
         with self._changing, self._lock.reading():  # searches go on while it is written
-            return self.store.save(path)
+            return self.store.save(None if path is None else indexes.target(path))
 
     def close(self) -> None:
         """Release the store (a Milvus connection; nothing for FAISS)."""
@@ -503,8 +508,8 @@ def build(paths: Iterable[str | os.PathLike[str]], model: str | None = None, *,
 
 def open(location: Location | None = None, model: str | None = None, *,
          collection: str | None = None, writable: bool = False) -> Index:
-    """Open an index: a directory, a Milvus URI, or by default the seeds index (see
-    `Index.open`)."""
+    """Open an index: a name (`open("mine")`, see indexes.py), a directory, a Milvus URI, or
+    by default the seeds index (see `Index.open`)."""
     return Index.open(location, model, collection=collection, writable=writable)
 
 

@@ -95,6 +95,15 @@ def rewrite_manifest(index_dir: Path, **changes: object) -> None:
     (index_dir / CURRENT).write_text(f"{file.parent.name} {digest}\n", encoding="utf-8")
 
 
+@pytest.fixture(autouse=True)
+def own_indexes_folders(tmp_path_factory: pytest.TempPathFactory,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the user's named indexes: each has its own user folder,
+    and SEMSEARCH_INDEXES is unset (a test sets it when it needs it)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+    monkeypatch.delenv("SEMSEARCH_INDEXES", raising=False)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny32", hidden=32, seed=0)

@@ -208,7 +208,7 @@ def test_cli_on_milvus(tiny_model: Path, faiss_dir: Path, tmp_path: Path) -> Non
         (["query", "x", "--index", uri, "--model",
           str(SEEDS.parent / "missing")], "model"),
         (["migrate", "--from", str(faiss_dir), "--to", uri], "holds another index"),
-        (["index", str(SEEDS)], "give --out DIR"),
+        (["index", str(SEEDS), str(SEEDS)], "give --out NAME"),
     ):
         result = runner.invoke(app, args)
         lines = [line for line in result.stderr.splitlines() if line.strip()]

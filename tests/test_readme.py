@@ -48,7 +48,9 @@ def commands(block: str) -> list[list[str]]:
 
 
 def _workdir(tmp: Path) -> None:
-    """The files the examples name: a docs/ folder, a note, a query list, a BEIR set."""
+    """The files the examples name: a docs/ folder, a note, a query list, a BEIR set, and the
+    indexes/ folder of a clone (where the examples' names are written)."""
+    (tmp / "indexes").mkdir()
     docs = tmp / "docs"
     docs.mkdir()
     for name in ("000_0db68ecbc2c6cfcf.txt", "002_b3706f758604a439.txt"):

@@ -1,6 +1,7 @@
 """Storage backends side by side behind one protocol (`base.Store`), and the one place that
 decides which backend a location names:
 
+    a bare name (docs)                    an index in the indexes folders (indexes.py)
     a directory (indexes/docs)            FAISS (stores/faiss.py): generations on disk
     ./x.db, /abs/x.db                     Milvus Lite (stores/milvus.py): in-process, one file
     http(s)://host:19530                  a Milvus server or cluster
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from semsearch import indexes
 from semsearch.errors import UsageError
 from semsearch.models.encoder import ModelInfo
 from semsearch.passages import Passage
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from semsearch.stores.milvus import MigrateReport
 
 # The seeds index shipped inside the package, so an installed semsearch answers out of the box.
-DEFAULT_INDEX = Path(__file__).resolve().parent.parent / "data" / "indexes" / "seeds"
+DEFAULT_INDEX = indexes.PACKAGED / "seeds"
 INDEX_ENV = "SEMSEARCH_INDEX"
 
 Location = str | os.PathLike[str]
@@ -38,7 +40,7 @@ __all__ = ["DEFAULT_INDEX", "INDEX_TYPES", "Location", "Manifest", "Store",
 
 
 def default_location() -> str:
-    """`SEMSEARCH_INDEX` (a directory or a Milvus URI), else the shipped seeds index."""
+    """`SEMSEARCH_INDEX` (a name, a directory or a Milvus URI), else the shipped seeds index."""
     return os.environ.get(INDEX_ENV) or str(DEFAULT_INDEX)
 
 
@@ -55,12 +57,13 @@ def is_milvus(location: Location) -> bool:
 
 def open_store(location: Location | None = None, *, collection: str | None = None,
                writable: bool = False) -> Store:
-    """Open the index at `location` (default: `default_location()`): a FAISS directory
-    (memory-mapped read-only unless `writable`) or a Milvus collection."""
+    """Open the index at `location` (default: `default_location()`): a name in the indexes
+    folders, a FAISS directory (memory-mapped read-only unless `writable`) or a Milvus
+    collection."""
     if location is not None and not isinstance(location, str | os.PathLike):
         raise UsageError(f"an index location must be a str or Path, not "
                          f"{type(location).__name__}")
-    where = str(location) if location is not None else default_location()
+    where = str(indexes.resolve(location if location is not None else default_location()))
     if is_milvus(where):
         from semsearch.stores.milvus import MilvusStore
 
@@ -105,7 +108,8 @@ def discard_new(location: Location) -> None:
 def writer(location: Location) -> Iterator[None]:
     """Be the one writer of the index at `location` while the block runs: a FAISS directory's
     lock (IndexLockedError for a second writer). Milvus Lite locks its file itself; a Milvus
-    server relies on the manifest generation check at commit."""
+    server relies on the manifest generation check at commit. A name is resolved first."""
+    location = indexes.resolve(location)
     if is_milvus(location):
         yield
         return
@@ -138,11 +142,12 @@ def migrate(source: Store, target: Location | None, *, collection: str | None = 
             progress: ProgressFn | None = None) -> tuple[Store, MigrateReport]:
     """Copy an index, without re-encoding, from any store to `target`: a Milvus collection
     (resumable: a rerun copies only what is missing) or a FAISS directory. Without a target:
-    SEMSEARCH_MILVUS_URI."""
+    SEMSEARCH_MILVUS_URI; a bare name is a directory in the indexes folder (indexes.py)."""
     from semsearch.stores.milvus import MigrateReport, migrate, resolve_uri
 
     if target is None:
         target = resolve_uri(None)
+    target = indexes.target(target)
     if is_milvus(target):
         return migrate(source, str(target), collection, index_type=index_type,
                        batch_size=batch_size, overwrite=overwrite, start=start,
