@@ -609,8 +609,9 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
     @app.get("/health")
     async def health() -> dict[str, Any]:
         body = live.health()
-        if "error" in body:
-            body["error"] = public_message(body["error"], roots)
+        for key in ("error", "model", "name"):  # a model or Milvus file given by its path
+            if isinstance(body.get(key), str):
+                body[key] = public_message(body[key], roots)
         load = {"ordinary": batcher.load(), "expensive": costly.load(), "page": pool.load()}
         body["workers_busy"] = batcher.busy + pool.busy + costly.busy
         body["load"] = load

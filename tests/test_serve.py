@@ -476,6 +476,7 @@ def test_a_503_and_health_name_no_server_path(index_copy: Path) -> None:
         response = test_client.post("/search", json={"query": "抗疫"})
         assert response.status_code == 503 and response.json()["code"] == "unavailable"
         health = test_client.get("/health").json()
+        assert "/" not in health["model"]  # the tiny model is named by its path
         for said in (response.json()["error"], health["error"]):
             assert "unusable" in said
             assert str(index_copy.parent) not in said and "/tmp" not in said
