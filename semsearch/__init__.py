@@ -14,6 +14,7 @@ from semsearch.context import Context
 from semsearch.errors import (
     BackendUnavailableError,
     CorpusError,
+    FilterError,
     IndexLoadError,
     IndexLockedError,
     IndexUnusableError,
@@ -37,6 +38,7 @@ __all__ = [
     "BackendUnavailableError",
     "Context",
     "CorpusError",
+    "FilterError",
     "Hit",
     "Index",
     "IndexLoadError",

@@ -24,7 +24,7 @@ const TEXT = {
     details: "Details:",
     introTitle: "Try one of these", more: "More results",
     help: "Type words or a question and press Enter. Modes: hybrid weighs meaning and words, dense meaning alone, bm25 the exact words. A filter keeps only passages whose fields match, e.g. paragraph > 2 or source == \"a.txt\". Press / to come back to the search box.",
-    noneFilter: "Nothing matches with this filter.", noneMode: "Nothing matches in this mode.",
+    tryThese: "You could try:",
     withoutFilter: "Search without the filter", tryHybrid: "Try hybrid mode",
     score: "score", paragraph: (n) => `paragraph ${n}`, page: (n) => `p.${n}`, heading: "under",
     neighbours: "Show neighbouring passages", hideNeighbours: "Hide neighbouring passages",
@@ -53,7 +53,7 @@ const TEXT = {
     details: "详情：",
     introTitle: "试试这些", more: "更多结果",
     help: "输入词语或问题后按回车。模式：混合同时看语义和关键词，语义只看意思，关键词只找原词。筛选只保留字段符合条件的段落，例如 paragraph > 2 或 source == \"a.txt\"。按 / 键回到搜索框。",
-    noneFilter: "加上这个筛选条件后没有匹配的段落。", noneMode: "这个模式下没有匹配的段落。",
+    tryThese: "可以试试：",
     withoutFilter: "去掉筛选条件再搜索", tryHybrid: "改用混合模式",
     score: "得分", paragraph: (n) => `第 ${n} 段`, page: (n) => `第 ${n} 页`, heading: "标题",
     neighbours: "显示上下文段落", hideNeighbours: "隐藏上下文段落",
@@ -214,7 +214,7 @@ function suggestion(state) {
       onclick: () => { mode.value = "hybrid"; form.requestSubmit(); } }));
   }
   if (!buttons.length) return;
-  suggest.replaceChildren(el("p", { text: state.where ? t.noneFilter : t.noneMode }), ...buttons);
+  suggest.replaceChildren(el("p", { text: t.tryThese }), ...buttons);
   suggest.hidden = false;
 }
 
