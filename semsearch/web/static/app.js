@@ -78,6 +78,7 @@ const TITLE = "semsearch";
 // "invoicetxt.pdf", so names show them as ⟨U+202E⟩ (and sit in <bdi>, so nothing they
 // reverse runs into the text around them). ZWJ/ZWNJ stay: they are part of some scripts.
 const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+const CONTROL = new RegExp(`^${CONTROLS.source}$`); // one of them, alone
 
 const $ = (id) => document.getElementById(id);
 const form = $("search");
@@ -140,8 +141,11 @@ function visible(name) {
     `⟨U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}⟩`);
 }
 
+// `name` in <bdi>, each control character as a marked ⟨U+XXXX⟩ (so it cannot pass for text).
 function isolated(name, props = {}) {
-  return el("bdi", { ...props, text: visible(name) });
+  const parts = String(name).split(new RegExp(`(${CONTROLS.source})`));
+  return el("bdi", props, ...parts.filter(Boolean).map((part) => (CONTROL.test(part)
+    ? el("span", { class: "control", text: visible(part) }) : part)));
 }
 
 // A passage's language, so a screen reader reads it with the right rules whatever the page's
@@ -454,8 +458,9 @@ async function loadFields() {
     $("sources-summary").textContent = answer.sources.length < answer.source_count
       ? t.sourcesSome(answer.sources.length, answer.source_count) : t.sources(answer.source_count);
     $("source-list").replaceChildren(...answer.sources.map((source) => el("li", {},
-      el("button", { type: "button", class: "chip", text: visible(source),
-        onclick: () => { where.value = ""; insert(`source == ${JSON.stringify(source)}`); } }))));
+      el("button", { type: "button", class: "chip",
+        onclick: () => { where.value = ""; insert(`source == ${JSON.stringify(source)}`); } },
+      isolated(source)))));
     $("sources").hidden = false;
   }
 }
