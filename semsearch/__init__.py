@@ -14,6 +14,7 @@ from semsearch.context import Context
 from semsearch.errors import (
     BackendUnavailableError,
     CorpusError,
+    FilterError,
     IndexLoadError,
     IndexLockedError,
     IndexNotFoundError,
@@ -38,6 +39,7 @@ __all__ = [
     "BackendUnavailableError",
     "Context",
     "CorpusError",
+    "FilterError",
     "Hit",
     "Index",
     "IndexLoadError",

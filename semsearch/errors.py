@@ -46,6 +46,11 @@ class QueryError(SemsearchError):
     """A query or search parameter is invalid (blank query, k < 1, a bad filter, ...)."""
 
 
+class FilterError(QueryError):
+    """A filter (`where`) that is not one: bad syntax, an unknown field, a value of the wrong
+    type. A QueryError, so the service tells it apart (code "bad_filter") from other refusals."""
+
+
 class UsageError(QueryError):
     """Arguments that do not go together, or an operation this index cannot do as opened
     (e.g. adding to a read-only index, saving without a place to save to). A QueryError, so
@@ -73,6 +78,7 @@ class MissingDependencyError(SemsearchError):
 __all__ = [
     "BackendUnavailableError",
     "CorpusError",
+    "FilterError",
     "IndexLoadError",
     "IndexLockedError",
     "IndexNotFoundError",

@@ -43,7 +43,7 @@ from functools import cached_property, lru_cache
 from itertools import pairwise
 from typing import Any
 
-from semsearch.errors import QueryError
+from semsearch.errors import FilterError
 from semsearch.passages import Passage
 
 Predicate = Callable[[Passage], bool]
@@ -114,13 +114,13 @@ def compile_filter(expression: str, fields: Iterable[str] | None = None) -> Filt
     `fields` (the names an index has), a name outside them is refused rather than matching
     nothing."""
     if not isinstance(expression, str):
-        raise QueryError(f"a filter must be text, not {type(expression).__name__}")
+        raise FilterError(f"a filter must be text, not {type(expression).__name__}")
     compiled = _compile(expression)
     if fields is not None:
         known = set(fields) | set(FIELDS)
         for node in ast.walk(compiled.tree):
             if isinstance(node, ast.Name) and node.id != "__like__" and node.id not in known:
-                raise QueryError(f"bad filter {expression!r}: unknown field {node.id!r}; fields "
+                raise FilterError(f"bad filter {expression!r}: unknown field {node.id!r}; fields "
                                  f"here: {', '.join(sorted(known))}")
     return compiled
 
@@ -274,24 +274,24 @@ def _field(passage: Passage, name: str) -> Any:
 def _compile(expression: str) -> Filter:
     """The checked filter for `expression` (cached: a query's filter is compiled once)."""
     if not isinstance(expression, str):
-        raise QueryError(f"a filter must be text, not {type(expression).__name__}")
+        raise FilterError(f"a filter must be text, not {type(expression).__name__}")
     if len(expression) > MAX_CHARS:
-        raise QueryError(f"the filter is {len(expression):,} characters long; the limit is "
+        raise FilterError(f"the filter is {len(expression):,} characters long; the limit is "
                          f"{MAX_CHARS:,}")
     code = _python(expression)
     if "#" in "".join(_STRING.split(code)[0::2]):
-        raise QueryError(f"bad filter {expression!r}: '#' is not part of the filter language")
+        raise FilterError(f"bad filter {expression!r}: '#' is not part of the filter language")
     depth = _nesting(code)
     if depth > MAX_DEPTH:
-        raise QueryError(f"bad filter {expression!r:.60}: nested {depth} deep; the limit is "
+        raise FilterError(f"bad filter {expression!r:.60}: nested {depth} deep; the limit is "
                          f"{MAX_DEPTH}")
     try:
         tree = ast.parse(code.strip(), mode="eval")
     except SyntaxError as exc:
-        raise QueryError(f"bad filter {expression!r}: {exc.msg}; write e.g. "
+        raise FilterError(f"bad filter {expression!r}: {exc.msg}; write e.g. "
                          "source == \"a.txt\" and paragraph > 2") from exc
     except (RecursionError, MemoryError, ValueError) as exc:
-        raise QueryError(f"bad filter {expression!r:.60}: too complex") from exc
+        raise FilterError(f"bad filter {expression!r:.60}: too complex") from exc
     tree = _Signed().visit(tree)
     _check(tree.body, expression)
     calls = {id(n.func) for n in ast.walk(tree.body) if isinstance(n, ast.Call)}
@@ -334,21 +334,21 @@ def _check(node: ast.AST, expression: str) -> None:
                ast.Constant, ast.List, ast.Tuple, ast.Load, ast.Call, *_COMPARE)
     nodes = list(ast.walk(node))
     if len(nodes) > MAX_NODES:
-        raise QueryError(f"bad filter {expression!r:.60}: {len(nodes)} terms; the limit is "
+        raise FilterError(f"bad filter {expression!r:.60}: {len(nodes)} terms; the limit is "
                          f"{MAX_NODES}")
     for child in nodes:
         if not isinstance(child, allowed):
-            raise QueryError(f"bad filter {expression!r}: {type(child).__name__} is not "
+            raise FilterError(f"bad filter {expression!r}: {type(child).__name__} is not "
                              "allowed; use fields, literals, comparisons, in, like, and/or/not")
         if isinstance(child, ast.Constant) and (
                 child.value is not None and not isinstance(child.value, str | int | float)):
-            raise QueryError(f"bad filter {expression!r}: {child.value!r} is not a value; use "
+            raise FilterError(f"bad filter {expression!r}: {child.value!r} is not a value; use "
                              "numbers and quoted text")
         if isinstance(child, ast.Call) and not (
                 isinstance(child.func, ast.Name) and child.func.id == "__like__"
                 and len(child.args) == 2 and isinstance(child.args[1], ast.Constant)
                 and isinstance(child.args[1].value, str)):
-            raise QueryError(f"bad filter {expression!r}: only `field like \"pattern\"` calls")
+            raise FilterError(f"bad filter {expression!r}: only `field like \"pattern\"` calls")
         if isinstance(child, ast.Compare):
             _check_types(child, expression)
 
@@ -367,7 +367,7 @@ def _check_types(node: ast.Compare, expression: str) -> None:
                 ok = isinstance(have, str) if want is str else (
                     isinstance(have, int | float) and not isinstance(have, bool))
                 if not ok:
-                    raise QueryError(f"bad filter {expression!r}: {name.id} is "
+                    raise FilterError(f"bad filter {expression!r}: {name.id} is "
                                      f"{'text' if want is str else 'a number'}, compared with "
                                      f"{have!r}")
 
@@ -422,8 +422,8 @@ class _Milvus:
     def __init__(self, expression: str) -> None:
         self.expression = expression
 
-    def refuse(self, why: str) -> QueryError:
-        return QueryError(f"the filter {self.expression!r:.80} cannot run on Milvus: {why}")
+    def refuse(self, why: str) -> FilterError:
+        return FilterError(f"the filter {self.expression!r:.80} cannot run on Milvus: {why}")
 
     def cond(self, text: str, maybe: frozenset[tuple[str, str]] = frozenset(),
              sure: frozenset[tuple[str, str]] = frozenset(), group: bool = False) -> _Cond:

@@ -35,11 +35,13 @@ WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
-def _json(status: int, reason: str, message: str) -> bytes:
-    """A complete HTTP/1.1 response with a JSON error body, closing the connection."""
-    body = json.dumps({"error": message}).encode("utf-8")
+def _json(status: int, reason: str, message: str, code: str) -> bytes:
+    """A complete HTTP/1.1 response with a JSON error body, closing the connection (with the
+    service's security headers: this answer never passes its middleware)."""
+    body = json.dumps({"error": message, "code": code}).encode("utf-8")
     return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode("ascii") + body
+            f"content-length: {len(body)}\r\nx-content-type-options: nosniff\r\n"
+            f"referrer-policy: no-referrer\r\nconnection: close\r\n\r\n").encode("ascii") + body
 
 
 class GuardedH11(H11Protocol):
@@ -91,13 +93,15 @@ class GuardedH11(H11Protocol):
             cycle.message_event.set()
         if not started:
             self.transport.write(_json(408, "Request Timeout", f"the request did not arrive "
-                                       f"within {self.read_timeout:g} s; connection closed"))
+                                       f"within {self.read_timeout:g} s; connection closed",
+                                       "request_timeout"))
         self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         self._disarm()
         self.transport.write(_json(400, "Bad Request", "invalid HTTP request (malformed "
-                                   "request line, header, Host, Content-Length or chunk)"))
+                                   "request line, header, Host, Content-Length or chunk)",
+                                   "bad_http"))
         self.transport.close()
 
 
@@ -123,8 +127,8 @@ def _host_name(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
-async def _answer(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode("utf-8")
+async def _answer(send: Send, status: int, message: str, code: str) -> None:
+    body = json.dumps({"error": message, "code": code}).encode("utf-8")
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode()),
@@ -149,7 +153,7 @@ class HostGuard:
         names = [name for name, _ in scope.get("headers") or []]
         if b"content-length" in names and b"transfer-encoding" in names:
             await _answer(send, 400, "the request has both Content-Length and "
-                                     "Transfer-Encoding; send one")
+                                     "Transfer-Encoding; send one", "bad_http")
             return
         if self.allowed is not None:
             host = next((v.decode("latin-1") for k, v in scope.get("headers") or []
@@ -157,7 +161,7 @@ class HostGuard:
             if _host_name(host) not in self.allowed:
                 await _answer(send, 400, f"host {host[:100]!r} is not served here (allowed: "
                                          f"{', '.join(sorted(self.allowed))}); see "
-                                         "`semsearch serve --allow-host`")
+                                         "`semsearch serve --allow-host`", "host_not_allowed")
                 return
         await self.app(scope, receive, send)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from semsearch import deadline, filters
 from semsearch.context import Context
-from semsearch.errors import QueryError, SearchTimeoutError
+from semsearch.errors import FilterError, QueryError, SearchTimeoutError
 from semsearch.fusion import Collapser, fusion_weights, rrf, weighted_fusion
 from semsearch.lexical import to_simplified
 from semsearch.models.encoder import Encoder
@@ -158,7 +158,7 @@ def _checked(store: Store, queries: Sequence[str], k: int, mode: Mode, fusion: F
     if where is not None and (not isinstance(where, str) or where.strip()):
         condition = filters.parse(where, store.fields())
         if not condition.names:
-            raise QueryError(f"the filter {where.strip()!r:.60} names no field, so it keeps "
+            raise FilterError(f"the filter {where.strip()!r:.60} names no field, so it keeps "
                              "every passage or none; compare a field, e.g. paragraph > 2")
     return cleaned, condition
 

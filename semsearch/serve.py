@@ -8,10 +8,17 @@ With `"context": N` (0..5) each hit also carries `"context": {"text", "start", "
 "passages": [{"id", "text", "start", "end", "paragraph", "heading", "metadata"}, ...]}`: the
 N passages before and after it in its document, merged (see context.py).
 
-Every response is JSON, every error `{"error": "..."}`: 400 for a query the search refuses,
-404/405 for a wrong path or method, 413 for a body over 1 MiB, 422 for a body that is not the
-right shape, 503 for an index that cannot be used (or every worker busy), 504 for a search
-that ran past the time limit, and 500 `{"error": "internal error"}` for anything unforeseen.
+Every response is JSON, every error `{"error": "...", "code": "..."}`: `error` says what
+happened in English, `code` is a stable name a client can act on or translate (the search page
+does): 400 `bad_filter` for a `where` that is not a filter and `bad_query` for another query
+the search refuses, 404 `not_found`/405 `method_not_allowed` for a wrong path or method, 413
+`too_large` for a body over 1 MiB, 422 `invalid_request` for a body that is not the right shape
+(with `fields`: which, e.g. `["k"]`), 503 `unavailable` for an index that cannot be used or
+`busy` when every worker is, 504 `timeout` for a search that ran past the time limit, and 500
+`internal` for anything unforeseen. No answer names a path on the server: the index
+directory's absolute path is cut to its name, any other absolute path to its last part
+(`public_message`). Every answer carries `X-Content-Type-Options: nosniff` and
+`Referrer-Policy: no-referrer`, and none a `server` banner (SecurityHeaders, uvicorn_config).
 
 Bounded: searches run in a small pool of worker threads, and a request waits at most `timeout`
 seconds for its answer (504 after that). Ordinary searches are micro-batched (batching.py):
@@ -70,6 +77,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from semsearch import filters, guard, web
 from semsearch.batching import Batcher
 from semsearch.errors import (
+    FilterError,
     IndexLoadError,
     MissingDependencyError,
     QueryError,
@@ -188,8 +196,54 @@ class SafeJSONResponse(JSONResponse):
                               separators=(",", ":")).encode("utf-8")
 
 
-def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return SafeJSONResponse({"error": message}, status_code=status, headers=headers)
+CODES = {400: "bad_query", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+         413: "too_large", 422: "invalid_request", 500: "internal", 503: "unavailable",
+         504: "timeout"}  # an error's `code` by status, where the handler names none
+_ABSOLUTE = re.compile(r"(?<![\w.~-])(?:/[^\s/'\"`(),;:]+)+/?")
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None,
+          code: str | None = None, **extra: Any) -> JSONResponse:
+    """The JSON error answer: `{"error": message, "code": code, **extra}`."""
+    body = {"error": message, "code": code or CODES.get(status, f"http_{status}"), **extra}
+    return SafeJSONResponse(body, status_code=status, headers=headers)
+
+
+def public_message(message: str, roots: list[Path]) -> str:
+    """`message` without absolute server paths: a path under one of `roots` (the index
+    directory) starts at that root's name (`index/gen-00000002/passages.jsonl`), any other
+    absolute path is cut to its last part."""
+    for root in roots:
+        for spelling in {str(root), str(root.resolve())}:
+            if spelling not in ("", "/", "."):
+                message = message.replace(spelling, root.name or spelling)
+    return _ABSOLUTE.sub(lambda m: Path(m.group()).name or "/", message)
+
+
+class SecurityHeaders:
+    """ASGI middleware: every answer (errors and the page's files too) says
+    `X-Content-Type-Options: nosniff` (no content sniffing of JSON as HTML) and
+    `Referrer-Policy: no-referrer` (a query in the page's URL never leaves in a Referer)."""
+
+    ADDED = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                present = {name.lower() for name, _ in headers}
+                headers += [pair for pair in self.ADDED if pair[0] not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class WorkerPool:
@@ -456,6 +510,10 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
         origin = getattr(index.store, "origin", None)
         path = origin[0] if origin is not None else None
     live = LiveIndex(index, path if follow else None)
+    roots = [Path(p) for p in (path, index.store.location) if p and os.path.isabs(p)]
+
+    def public(exc: BaseException) -> str:
+        return public_message(str(exc), roots)
     pool = WorkerPool(workers)  # the search page's searches (web.py)
     costly = WorkerPool(EXPENSIVE_WORKERS, EXPENSIVE_BACKLOG)
 
@@ -517,7 +575,8 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
     async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}"
                              for e in exc.errors())
-        return error(422, f"bad request: {problems}")
+        fields = sorted({str(e["loc"][1]) for e in exc.errors() if len(e["loc"]) > 1})
+        return error(422, f"bad request: {problems}", fields=fields)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
@@ -525,23 +584,23 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
 
     @app.exception_handler(QueryError)
     async def bad_query(_: Request, exc: QueryError) -> JSONResponse:
-        return error(400, str(exc))
+        return error(400, str(exc), code="bad_filter" if isinstance(exc, FilterError) else None)
 
     @app.exception_handler(RecursionError)
     async def too_deep(_: Request, exc: RecursionError) -> JSONResponse:
-        return error(400, "bad filter: the expression is nested too deeply")
+        return error(400, "bad filter: the expression is nested too deeply", code="bad_filter")
 
     @app.exception_handler(SearchTimeout)
     async def too_slow(_: Request, exc: SearchTimeout) -> JSONResponse:
-        return error(504, str(exc))
+        return error(504, public(exc))
 
     @app.exception_handler(MissingDependencyError)
     async def misconfigured(_: Request, exc: MissingDependencyError) -> JSONResponse:
-        return error(500, str(exc))
+        return error(500, public(exc), code="misconfigured")
 
     @app.exception_handler(SemsearchError)
     async def unavailable(_: Request, exc: SemsearchError) -> JSONResponse:
-        return error(503, str(exc))
+        return error(503, public(exc), code="busy" if isinstance(exc, Busy) else None)
 
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSONResponse:
@@ -550,6 +609,9 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
     @app.get("/health")
     async def health() -> dict[str, Any]:
         body = live.health()
+        for key in ("error", "model", "name"):  # a model or Milvus file given by its path
+            if isinstance(body.get(key), str):
+                body[key] = public_message(body[key], roots)
         load = {"ordinary": batcher.load(), "expensive": costly.load(), "page": pool.load()}
         body["workers_busy"] = batcher.busy + pool.busy + costly.busy
         body["load"] = load
@@ -578,16 +640,17 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
             request.query, request.k, request.mode, request.fusion, request.where,
             context=request.context, timeout=left))
 
-    web.install(app, lambda job: bounded(pool.submit(lambda: job(live.current())), timeout))
+    web.install(app, lambda: live.index)
     return app
 
 
 def harden(app: FastAPI, allowed_hosts: list[str] | None) -> None:
     """The HTTP hygiene middleware (guard.py), outermost first: Host and framing checks,
-    HEAD as GET, the body size limit."""
+    HEAD as GET, the body size limit; the security headers around all of them."""
     app.add_middleware(BodyLimit)
     app.add_middleware(guard.HeadAsGet)
     app.add_middleware(guard.HostGuard, allowed=allowed_hosts)
+    app.add_middleware(SecurityHeaders)
 
 
 async def bounded(future: Future[Any], timeout: float) -> Any:
@@ -642,10 +705,12 @@ def uvicorn_config(app: FastAPI, host: str, port: int,
                    read_timeout: float = guard.READ_TIMEOUT) -> Any:
     """uvicorn's settings for the service: the guarded h11 protocol (a request's headers and
     body must arrive within `read_timeout` s; malformed HTTP gets JSON 400), a 16 KiB header
-    limit, 5 s keep-alive, and GRACEFUL_SECONDS for in-flight requests on SIGTERM."""
+    limit, 5 s keep-alive, GRACEFUL_SECONDS for in-flight requests on SIGTERM, and no `server:
+    uvicorn` banner (it tells an attacker what to try)."""
     import uvicorn
 
     return uvicorn.Config(app, host=host, port=port, log_level="warning",
                           timeout_graceful_shutdown=GRACEFUL_SECONDS, timeout_keep_alive=5,
                           http=guard.protocol(read_timeout),
-                          h11_max_incomplete_event_size=guard.MAX_HEADER_BYTES)
+                          h11_max_incomplete_event_size=guard.MAX_HEADER_BYTES,
+                          server_header=False)

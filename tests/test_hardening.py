@@ -486,7 +486,7 @@ def test_a_trailing_slash_is_a_404_that_echoes_nothing(served: tuple[str, int]) 
     url, _port = served
     response = httpx.get(f"{url}/health/", follow_redirects=False)
     assert response.status_code == 404 and "location" not in response.headers
-    assert set(response.json()) == {"error"}
+    assert set(response.json()) == {"error", "code"}
 
 
 def test_only_allowed_hosts_are_answered(served: tuple[str, int]) -> None:
@@ -510,7 +510,7 @@ def test_docs_are_off_by_default(served: tuple[str, int]) -> None:
     # before: Swagger UI loading its script from a public CDN
     url, _ = served
     response = httpx.get(f"{url}/docs")
-    assert response.status_code == 404 and set(response.json()) == {"error"}
+    assert response.status_code == 404 and set(response.json()) == {"error", "code"}
     assert httpx.get(f"{url}/openapi.json").status_code == 200
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from semsearch.serve import CODES
+
 from .conftest import REPO, free_port, make_app, serving
 
 
@@ -164,7 +166,8 @@ def test_every_error_body_is_error_json(client: Any, method: str, path: str,
     headers = {"content-type": content_type} if content_type else {}
     response = client.request(method, path, content=body, headers=headers)
     assert response.status_code == status
-    assert set(response.json()) == {"error"} and response.json()["error"]
+    assert {"error", "code"} <= set(response.json()) <= {"error", "code", "fields"}
+    assert response.json()["error"] and response.json()["code"] == CODES[status]
 
 
 @pytest.mark.parametrize(
@@ -440,3 +443,104 @@ def test_a_missing_dependency_is_a_500_not_a_400(tiny_index: Path,
         response = test_client.post("/search", json={"query": "抗疫"})
     assert response.status_code == 500
     assert "pip install 'semsearch[milvus]'" in response.json()["error"]
+
+
+# --- what every answer says about itself: codes, no server paths, headers --------------------
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({"query": "抗疫", "where": "nosuch == 1"}, 400, "bad_filter"),
+    ({"query": "抗疫", "where": "paragraph >"}, 400, "bad_filter"),
+    ({"query": "抗疫", "where": "(" * 500 + "paragraph > 1" + ")" * 500}, 400, "bad_filter"),
+    ({"query": "   "}, 400, "bad_query"),
+    ({"query": "抗疫", "k": 0}, 422, "invalid_request"),
+])
+def test_errors_carry_a_stable_code(client: Any, body: dict[str, Any], status: int,
+                                    code: str) -> None:
+    # before: {"error": ...} only, so a client could tell a bad filter from a bad query
+    # only by reading English
+    response = client.post("/search", json=body)
+    assert response.status_code == status and response.json()["code"] == code
+    assert response.json()["error"]
+    if code == "invalid_request":
+        assert response.json()["fields"] == ["k"]
+
+
+def test_a_503_and_health_name_no_server_path(index_copy: Path) -> None:
+    # before: "index unusable: /tmp/.../index/gen-00000001/passages.jsonl changed on disk"
+    from starlette.testclient import TestClient
+
+    with TestClient(make_app(index_copy), raise_server_exceptions=False) as test_client:
+        assert hit_sources(test_client)
+        passages = next(index_copy.glob("gen-*/passages.jsonl"))
+        passages.write_bytes(passages.read_bytes()[:-10])
+        response = test_client.post("/search", json={"query": "抗疫"})
+        assert response.status_code == 503 and response.json()["code"] == "unavailable"
+        health = test_client.get("/health").json()
+        assert "/" not in health["model"]  # the tiny model is named by its path
+        for said in (response.json()["error"], health["error"]):
+            assert "unusable" in said
+            assert str(index_copy.parent) not in said and "/tmp" not in said
+            assert f"index/{passages.parent.name}/passages.jsonl" in said  # index-relative
+
+
+def test_public_message_cuts_paths_to_the_index_or_their_last_part(tmp_path: Path) -> None:
+    from semsearch.serve import public_message
+
+    root = tmp_path / "news"
+    said = public_message(f"cannot read {root}/CURRENT: see /etc/semsearch/x.conf, ratio 1/2",
+                          [root])
+    assert said == "cannot read news/CURRENT: see x.conf, ratio 1/2"
+
+
+def test_every_answer_has_security_headers_and_no_server_banner(tiny_index: Path) -> None:
+    # before: no X-Content-Type-Options on JSON, no Referrer-Policy, `server: uvicorn`
+    import socket
+
+    with serving(make_app(tiny_index)) as (url, port):
+        answers = [httpx.get(f"{url}{path}") for path in
+                   ("/", "/health", "/fields", "/static/app.js", "/nope", "/health/")]
+        answers += [httpx.post(f"{url}/search", json=body) for body in
+                    ({"query": "抗疫"}, {"query": "抗疫", "k": 0}, {"query": "抗疫", "where": "x"})]
+        answers.append(httpx.get(f"{url}/health", headers={"host": "evil.example"}))
+        answers.append(httpx.post(f"{url}/search", content=b"x" * (2 << 20)))
+        answers.append(httpx.head(f"{url}/health"))
+        assert {a.status_code for a in answers} >= {200, 400, 404, 413, 422}
+        for answer in answers:
+            assert answer.headers.get("x-content-type-options") == "nosniff", answer.url
+            assert answer.headers.get("referrer-policy") == "no-referrer", answer.url
+            assert "server" not in answer.headers, answer.url
+        with socket.create_connection(("127.0.0.1", port)) as raw:  # malformed HTTP: guard.py
+            raw.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nbad header\r\n\r\n")
+            head = raw.recv(4096).decode("latin-1").lower()
+        assert head.startswith("http/1.1 400") and "x-content-type-options: nosniff" in head
+        assert "referrer-policy: no-referrer" in head and "\r\nserver:" not in head
+
+
+def test_fields_is_computed_once_and_never_times_out(index_copy: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: /fields ran on a search worker under the search time limit, recomputed each
+    # time: slower than the limit (a busy machine, a big index) it was a 504 every time and
+    # the page lost its field buttons
+    from starlette.testclient import TestClient
+
+    from semsearch import web
+
+    calls = []
+    original = web.fields
+
+    def slow_fields(index: Any) -> Any:
+        calls.append(index)
+        time.sleep(1)
+        return original(index)
+
+    monkeypatch.setattr(web, "fields", slow_fields)
+    with TestClient(make_app(index_copy, timeout=0.5), raise_server_exceptions=False) as client:
+        first = client.get("/fields")
+        assert first.status_code == 200, first.text
+        start = time.perf_counter()
+        assert client.get("/fields").json() == first.json()
+        assert time.perf_counter() - start < 0.5 and len(calls) == 1
+        assert first.json()["examples"]  # the empty page's examples, from the index's text
+        remove_source(index_copy, TARGET)  # a new generation: listed anew
+        assert hit_sources(client) and TARGET not in client.get("/fields").json()["sources"]
+        assert len(calls) == 2

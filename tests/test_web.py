@@ -89,7 +89,7 @@ def test_wrong_page_requests_get_error_json(client: Any, method: str, path: str,
                                             status: int) -> None:
     response = client.request(method, path)
     assert response.status_code == status
-    assert set(response.json()) == {"error"}
+    assert set(response.json()) == {"error", "code"}
 
 
 def test_fields_lists_what_a_filter_may_name(client: Any) -> None:

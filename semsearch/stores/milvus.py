@@ -33,10 +33,10 @@ import numpy as np
 
 from semsearch.errors import (
     BackendUnavailableError,
+    FilterError,
     IndexLoadError,
     IndexWriteError,
     MissingDependencyError,
-    QueryError,
 )
 from semsearch.lexical import BM25_B, BM25_K1, STOPWORDS, analysed_text
 from semsearch.models.encoder import ModelInfo
@@ -280,7 +280,7 @@ class MilvusStore:
         except MilvusException as exc:
             message = getattr(exc, "message", str(exc))
             if "filter" in message.lower() or "expr" in message.lower():
-                raise QueryError(f"Milvus refused the filter: {message}") from exc
+                raise FilterError(f"Milvus refused the filter: {message}") from exc
             raise BackendUnavailableError(f"Milvus at {self.uri} failed to {what} "
                                           f"(collection {self.collection!r}): {message}") from exc
 

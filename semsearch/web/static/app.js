@@ -13,11 +13,19 @@ const TEXT = {
     searching: "Searching…", none: "No passage matches.",
     found: (n, ms) => `${n} result${n === 1 ? "" : "s"} in ${ms} ms`,
     empty: "Type some words to search for.",
-    busy: "The service is busy or its index cannot be used right now; try again in a moment.",
+    busy: "The service is busy right now; try again in a moment.",
+    unavailable: "The index cannot be used right now; try again in a moment, or tell whoever runs the service.",
     slow: "The search took longer than the service allows and was stopped; try a simpler query or filter.",
     offline: "The service cannot be reached; is `semsearch serve` still running?",
     failed: (status) => `The search failed (HTTP ${status}).`,
     refused: "The filter was refused (see above); correct it and search again.",
+    badFilter: "This filter cannot be used here.", badQuery: "The service refused this query.",
+    badK: "Hits must be a whole number from 1 to 1000.", tooLong: "The query is too long.",
+    details: "Details:",
+    introTitle: "Try one of these", more: "More results",
+    help: "Type words or a question and press Enter. Modes: hybrid weighs meaning and words, dense meaning alone, bm25 the exact words. A filter keeps only passages whose fields match, e.g. paragraph > 2 or source == \"a.txt\". Press / to come back to the search box.",
+    tryThese: "You could try:",
+    withoutFilter: "Search without the filter", tryHybrid: "Try hybrid mode",
     score: "score", paragraph: (n) => `paragraph ${n}`, page: (n) => `p.${n}`, heading: "under",
     neighbours: "Show neighbouring passages", hideNeighbours: "Hide neighbouring passages",
     noNeighbours: "No neighbouring passages in this document.",
@@ -34,11 +42,19 @@ const TEXT = {
     sources: (n) => `来源（${n}）`, sourcesSome: (shown, n) => `来源（${n} 个中的 ${shown} 个）`,
     searching: "正在搜索…", none: "没有匹配的段落。",
     found: (n, ms) => `${n} 条结果，用时 ${ms} 毫秒`, empty: "请输入要搜索的词语。",
-    busy: "服务正忙或索引暂时不可用，请稍后再试。",
+    busy: "服务正忙，请稍后再试。",
+    unavailable: "索引暂时无法使用，请稍后再试，或告知服务的管理者。",
     slow: "搜索超出了服务允许的时间，已被中止；请简化查询或筛选条件。",
     offline: "无法连接服务；`semsearch serve` 还在运行吗？",
     failed: (status) => `搜索失败（HTTP ${status}）。`,
     refused: "筛选条件有误（见上方说明），请修改后重新搜索。",
+    badFilter: "这个筛选条件无法使用。", badQuery: "服务拒绝了这个查询。",
+    badK: "结果数须为 1 到 1000 之间的整数。", tooLong: "查询太长了。",
+    details: "详情：",
+    introTitle: "试试这些", more: "更多结果",
+    help: "输入词语或问题后按回车。模式：混合同时看语义和关键词，语义只看意思，关键词只找原词。筛选只保留字段符合条件的段落，例如 paragraph > 2 或 source == \"a.txt\"。按 / 键回到搜索框。",
+    tryThese: "可以试试：",
+    withoutFilter: "去掉筛选条件再搜索", tryHybrid: "改用混合模式",
     score: "得分", paragraph: (n) => `第 ${n} 段`, page: (n) => `第 ${n} 页`, heading: "标题",
     neighbours: "显示上下文段落", hideNeighbours: "隐藏上下文段落",
     noNeighbours: "本文档中没有相邻段落。",
@@ -55,6 +71,14 @@ const lang = (navigator.languages && navigator.languages[0] || navigator.languag
 const t = TEXT[lang];
 const CONTEXT = 2; // neighbouring passages asked for on each side of a hit
 const DEFAULTS = { mode: "hybrid", k: "10" };
+const MAX_K = 1000; // the service's limit on hits
+const TITLE = "semsearch";
+// Characters that reorder or hide text (bidi overrides, isolates and marks, zero-width and
+// C0/C1 controls): in a file name, U+202E makes "invoice\u202efdp.txt" look like
+// "invoicetxt.pdf", so names show them as ⟨U+202E⟩ (and sit in <bdi>, so nothing they
+// reverse runs into the text around them). ZWJ/ZWNJ stay: they are part of some scripts.
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+const CONTROL = new RegExp(`^${CONTROLS.source}$`); // one of them, alone
 
 const $ = (id) => document.getElementById(id);
 const form = $("search");
@@ -65,6 +89,10 @@ const where = $("where");
 const whereError = $("where-error");
 const statusLine = $("status");
 const results = $("results");
+const intro = $("intro");
+const suggest = $("suggest");
+const moreRow = $("more-row");
+let focusFrom = null; // after "More results": the rank of the first new hit, to focus it
 
 let running = null; // the AbortController of the search in flight
 
@@ -107,20 +135,91 @@ function marked(text, spans) {
   return out;
 }
 
+// `name` with its reordering and invisible characters shown as ⟨U+XXXX⟩, isolated in <bdi>.
+function visible(name) {
+  return String(name).replace(CONTROLS, (c) =>
+    `⟨U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}⟩`);
+}
+
+// `name` in <bdi>, each control character as a marked ⟨U+XXXX⟩ (so it cannot pass for text).
+function isolated(name, props = {}) {
+  const parts = String(name).split(new RegExp(`(${CONTROLS.source})`));
+  return el("bdi", props, ...parts.filter(Boolean).map((part) => (CONTROL.test(part)
+    ? el("span", { class: "control", text: visible(part) }) : part)));
+}
+
+// A passage's language, so a screen reader reads it with the right rules whatever the page's
+// language: "zh" when at least half its letters are Han characters, "en" when most are Latin
+// letters, else null (the page's language applies). Letters only: digits and punctuation do
+// not vote. A heuristic, not language identification: Japanese kanji-heavy text counts as zh.
+function passageLang(text) {
+  const count = (pattern) => (text.match(pattern) || []).length;
+  const letters = count(/\p{L}/gu);
+  if (!letters) return null;
+  if (count(/\p{Script=Han}/gu) * 2 >= letters) return "zh";
+  if (count(/\p{Script=Latin}/gu) * 2 > letters) return "en";
+  return null;
+}
+
+function withLang(props, text) {
+  const lang = passageLang(text || "");
+  return lang ? { ...props, lang } : props;
+}
+
 function citation(hit) {
   const page = hit.metadata && hit.metadata.page != null ? ` p.${hit.metadata.page}` : "";
   return `${hit.source}:${hit.paragraph}${page}`;
 }
 
-function say(message, kind = "") {
-  statusLine.textContent = message;
+// The service's own words (English) after the page's sentence, marked as English.
+function details(detail) {
+  return detail ? [" ", el("span", { class: "details", lang: "en" },
+    `${t.details} `, detail)] : [];
+}
+
+function say(message, kind = "", detail = "") {
+  statusLine.replaceChildren(message, ...details(detail));
   statusLine.className = `status ${kind}`;
 }
 
-function showFilterError(message) {
-  whereError.textContent = message;
+function showFilterError(message, detail = "") {
+  whereError.replaceChildren(message, ...details(detail));
   whereError.hidden = !message;
   where.setAttribute("aria-invalid", message ? "true" : "false");
+}
+
+function setTitle(q) {
+  document.title = q ? `${q} — ${TITLE}` : TITLE;
+}
+
+// The page as first opened: no results, no status, the examples and help.
+function blank() {
+  if (running) running.abort();
+  running = null;
+  results.removeAttribute("aria-busy");
+  results.replaceChildren();
+  showFilterError("");
+  say("");
+  suggest.hidden = true;
+  moreRow.hidden = true;
+  intro.hidden = false;
+  setTitle("");
+}
+
+// Nothing matched: say so, and offer what may find something.
+function suggestion(state) {
+  const buttons = [];
+  if (state.where) {
+    buttons.push(el("button", { type: "button", text: t.withoutFilter,
+      onclick: () => { where.value = ""; form.requestSubmit(); } }));
+  }
+  if (state.mode !== "hybrid") {
+    buttons.push(el("button", { type: "button", text: t.tryHybrid,
+      onclick: () => { mode.value = "hybrid"; form.requestSubmit(); } }));
+  }
+  if (!buttons.length) return;
+  suggest.replaceChildren(el("p", { text: t.tryThese }), ...buttons);
+  suggest.hidden = false;
 }
 
 function meta(hit) {
@@ -128,10 +227,13 @@ function meta(hit) {
   if (hit.metadata && hit.metadata.page != null) {
     parts.push(el("span", { text: t.page(hit.metadata.page) }));
   }
-  if (hit.heading) parts.push(el("span", { class: "heading", text: `${t.heading} ${hit.heading}` }));
+  if (hit.heading) {
+    parts.push(el("span", { class: "heading" }, `${t.heading} `, isolated(hit.heading, withLang({}, hit.heading))));
+  }
   for (const [key, value] of Object.entries(hit.metadata || {})) {
     if (key === "page") continue;
-    parts.push(el("span", { class: "field" }, el("code", { text: key }), ` ${typeof value === "string" ? value : JSON.stringify(value)}`));
+    parts.push(el("span", { class: "field" }, el("code", {}, isolated(key)), " ",
+      isolated(typeof value === "string" ? value : JSON.stringify(value))));
   }
   return el("p", { class: "meta" }, ...parts);
 }
@@ -150,10 +252,10 @@ function neighbours(hit, id) {
     if (!own && passage.end <= covered) continue;
     covered = Math.max(covered, passage.end);
     if (passage.heading && passage.heading !== heading) {
-      box.append(el("p", { class: "context-heading", text: passage.heading }));
+      box.append(el("p", withLang({ class: "context-heading" }, passage.heading), isolated(passage.heading)));
       heading = passage.heading;
     }
-    box.append(el("p", { class: own ? "context-passage own" : "context-passage", "data-id": passage.id },
+    box.append(el("p", withLang({ class: own ? "context-passage own" : "context-passage", "data-id": passage.id }, passage.text),
       el("span", { class: "context-where", text: t.paragraph(passage.paragraph) }), " ",
       marked(passage.text, passage.highlights)));
   }
@@ -177,14 +279,14 @@ function hitItem(hit) {
   const copy = el("button", { type: "button", class: "copy", text: t.copy, onclick: () => copyText(cite) });
   const titleId = `hit-${hit.rank}`;
   return el("li", { class: "hit", "data-id": hit.id },
-    el("article", { "aria-labelledby": titleId },
+    el("article", { "aria-labelledby": titleId, tabindex: "-1" },
       el("div", { class: "hit-head" },
         el("span", { class: "rank", "aria-hidden": "true", text: String(hit.rank) }),
-        el("h2", { id: titleId, class: "source", "aria-label": t.hitLabel(hit.rank, cite) },
-          el("span", { text: hit.source }), el("span", { class: "muted", text: `:${hit.paragraph}` })),
+        el("h2", { id: titleId, class: "source", "aria-label": t.hitLabel(hit.rank, visible(cite)) },
+          el("span", { class: "name" }, isolated(hit.source)), el("span", { class: "muted", text: `:${hit.paragraph}` })),
         el("span", { class: "score", text: `${t.score} ${hit.score.toFixed(3)}` })),
       meta(hit),
-      el("p", { class: "text" }, marked(hit.text, hit.highlights)),
+      el("p", withLang({ class: "text" }, hit.text), marked(hit.text, hit.highlights)),
       el("div", { class: "actions" }, toggle, copy),
       box));
 }
@@ -202,7 +304,7 @@ async function copyText(text) {
       area.remove();
       if (!ok) throw new Error("copy refused");
     }
-    say(t.copied(text), "ok");
+    say(t.copied(visible(text)), "ok");
   } catch (_) {
     say(t.copyFailed, "problem");
   }
@@ -231,10 +333,13 @@ function fillForm(params) {
 async function search(state, started) {
   if (running) running.abort();
   showFilterError("");
+  k.removeAttribute("aria-invalid");
   if (!state.q) {
     say(t.empty, "problem");
     return;
   }
+  intro.hidden = true;
+  suggest.hidden = true;
   const controller = new AbortController();
   running = controller;
   results.setAttribute("aria-busy", "true");
@@ -257,22 +362,43 @@ async function search(state, started) {
   }
   if (controller.signal.aborted) return;
   finish(controller);
-  if (!response.ok) { // say why, and show no hits that answered another search
+  if (!response.ok) { // say why in the page's language, by the service's error code
     results.replaceChildren();
-    const text = answer && answer.error || "";
-    if (response.status === 503) say(`${t.busy} (${text})`, "problem");
-    else if (response.status === 504) say(`${t.slow} (${text})`, "problem");
-    else if (state.where && /filter|field|where/i.test(text)) {
-      showFilterError(text);
-      say(t.refused, "problem");
-    } else say(text || t.failed(response.status), "problem");
+    moreRow.hidden = true;
+    complain(response.status, answer || {});
     return;
   }
   results.replaceChildren(...answer.hits.map(hitItem));
   const ms = Math.round(performance.now() - started);
   say(answer.hits.length ? t.found(answer.hits.length, ms) : t.none, answer.hits.length ? "ok" : "");
+  if (!answer.hits.length) suggestion(state);
+  moreRow.hidden = !(answer.hits.length >= Number(state.k) && Number(state.k) < MAX_K);
+  if (focusFrom != null) { // "More results": on to the first new hit
+    const first = results.children[focusFrom];
+    if (first) first.querySelector("article").focus();
+    focusFrom = null;
+  }
   document.dispatchEvent(new CustomEvent("semsearch:results", { detail: { ms, hits: answer.hits.length } }));
   loadHealth();
+}
+
+// An error answer: the page's own sentence for the service's `code` (the service's English
+// words follow only where they say something more: which filter word, which file).
+function complain(status, answer) {
+  const code = answer.code || "";
+  const detail = answer.error || "";
+  if (code === "bad_filter") {
+    showFilterError(t.badFilter, detail);
+    say(t.refused, "problem");
+  } else if (code === "invalid_request" && (answer.fields || []).includes("k")) {
+    k.setAttribute("aria-invalid", "true");
+    say(t.badK, "problem");
+  } else if (code === "timeout") say(t.slow, "problem");
+  else if (code === "busy") say(t.busy, "problem");
+  else if (code === "unavailable") say(t.unavailable, "problem", detail);
+  else if (code === "bad_query") say(t.badQuery, "problem", detail);
+  else if (code === "too_large") say(t.tooLong, "problem");
+  else say(t.failed(status), "problem", detail);
 }
 
 function finish(controller) {
@@ -316,6 +442,9 @@ async function loadFields() {
   } catch (_) {
     return; // the filter box still works: the service says what is wrong on search
   }
+  $("examples").replaceChildren(...(answer.examples || []).map((example) => el("li", {},
+    el("button", { type: "button", class: "example", text: example, ...withLang({}, example),
+      onclick: () => { query.value = example; form.requestSubmit(); } }))));
   const list = $("field-list");
   const names = answer.fields.map((f) => f.name).concat(answer.metadata || []);
   const numbers = new Set(answer.fields.filter((f) => f.type === "number").map((f) => f.name));
@@ -329,8 +458,9 @@ async function loadFields() {
     $("sources-summary").textContent = answer.sources.length < answer.source_count
       ? t.sourcesSome(answer.sources.length, answer.source_count) : t.sources(answer.source_count);
     $("source-list").replaceChildren(...answer.sources.map((source) => el("li", {},
-      el("button", { type: "button", class: "chip", text: source,
-        onclick: () => { where.value = ""; insert(`source == ${JSON.stringify(source)}`); } }))));
+      el("button", { type: "button", class: "chip",
+        onclick: () => { where.value = ""; insert(`source == ${JSON.stringify(source)}`); } },
+      isolated(source)))));
     $("sources").hidden = false;
   }
 }
@@ -341,13 +471,28 @@ form.addEventListener("submit", (event) => {
   const state = readForm();
   const url = urlFor(state);
   if (state.q && `${location.pathname}${location.search}` !== url) history.pushState(null, "", url);
+  if (state.q) setTitle(state.q); // after pushState: the new history entry gets this title
   search(state, started);
 });
 
 window.addEventListener("popstate", () => {
   const params = new URLSearchParams(location.search);
   fillForm(params);
-  if (query.value) search(readForm(), performance.now());
+  if (query.value) {
+    setTitle(query.value);
+    search(readForm(), performance.now());
+  } else blank(); // back to the page as first opened: nothing left from a later search
+});
+
+mode.addEventListener("change", () => { // a new mode applies at once, not on the next Enter
+  if (query.value.trim()) form.requestSubmit();
+});
+
+$("more").addEventListener("click", () => {
+  const now = Number(k.value) || Number(DEFAULTS.k);
+  focusFrom = results.children.length;
+  k.value = String(Math.min(MAX_K, now + Number(DEFAULTS.k)));
+  form.requestSubmit();
 });
 
 document.addEventListener("keydown", (event) => {
@@ -364,5 +509,7 @@ loadHealth();
 loadFields();
 const params = new URLSearchParams(location.search);
 fillForm(params);
-if (query.value) search(readForm(), performance.now());
-else query.focus();
+if (query.value) {
+  setTitle(query.value);
+  search(readForm(), performance.now());
+} else query.focus();
