@@ -87,7 +87,7 @@ class SemsearchRetriever(BaseRetriever):
                 values = {**values, "index": open_index(values.get("index"))}
             given = {name: values[name] for name in _OPTIONS if name in values}
             _settings(values["index"], given, values.get("search_type", "similarity"),
-                      values.get("search_kwargs") or {})
+                      _renamed(dict(values.get("search_kwargs") or {})))
         return values
 
     def _search(self, query: str, changes: dict[str, Any]) -> list[Document]:
@@ -95,7 +95,7 @@ class SemsearchRetriever(BaseRetriever):
             raise QueryError(f"index must be a semsearch Index, not {type(self.index).__name__}")
         own = {name: getattr(self, name) for name in _OPTIONS}
         options, kind, extra = _settings(self.index, own, self.search_type,
-                                         {**self.search_kwargs, **changes})
+                                         {**_renamed(self.search_kwargs), **_renamed(changes)})
         if kind == "mmr":
             hits = _mmr(self.index, query, options, extra)
         else:
@@ -130,6 +130,15 @@ class SemsearchRetriever(BaseRetriever):
         super().__setstate__(state)
 
 
+def _renamed(changes: dict[str, Any]) -> dict[str, Any]:
+    """`changes` with LangChain's `filter` as semsearch's `where`."""
+    if "filter" not in changes:
+        return changes
+    if "where" in changes:
+        raise QueryError("give a filter as `where` or as `filter`, not both")
+    return {("where" if name == "filter" else name): value for name, value in changes.items()}
+
+
 def _settings(index: Index, own: dict[str, Any], search_type: Any,
               changes: dict[str, Any]) -> tuple[Options, str, dict[str, Any]]:
     """The options of one call: the retriever's own, then `search_kwargs` and the call's
@@ -139,19 +148,16 @@ def _settings(index: Index, own: dict[str, Any], search_type: Any,
     kind = changes.pop("search_type", search_type)
     if kind not in SEARCH_TYPES:
         raise QueryError(f"unknown search_type {kind!r}; choose one of {', '.join(SEARCH_TYPES)}")
-    if "filter" in changes:
-        if "where" in changes:
-            raise QueryError("give a filter as `where` or as `filter`, not both")
-        changes["where"] = changes.pop("filter")
-    extra: dict[str, Any] = {name: changes.pop(name) for name in ("fetch_k", "lambda_mult", "score_threshold")
-             if name in changes}
+    extra: dict[str, Any] = {name: changes.pop(name) for name in _EXTRA[kind]
+                             if name in changes}
+    for name in sorted(changes):
+        owner = next((other for other, names in _EXTRA.items() if name in names), None)
+        if owner is not None:
+            raise QueryError(f"{name} applies to search_type {owner!r}, not {kind!r}")
     unknown = sorted(set(changes) - set(_OPTIONS))
     if unknown:
         raise QueryError(f"unknown search option(s) {', '.join(unknown)}; choose from "
                          f"{', '.join([*_OPTIONS, 'filter', 'search_type', *_EXTRA[kind]])}")
-    for name in sorted(set(extra) - set(_EXTRA[kind])):
-        owner = next(other for other, names in _EXTRA.items() if name in names)
-        raise QueryError(f"{name} applies to search_type {owner!r}, not {kind!r}")
     options = Options(**{**own, **changes})
     check_where(index, options.where)
     if kind == "mmr":
