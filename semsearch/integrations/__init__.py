@@ -18,6 +18,7 @@ from semsearch.errors import QueryError, UsageError
 from semsearch.index import Index
 from semsearch.integrations.filters import to_where
 from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, Fusion, Hit, Mode, check_options
+from semsearch.sources import exact_text
 from semsearch.stores import Location
 
 DEFAULT_K = 4  # both frameworks' own default number of documents
@@ -25,20 +26,25 @@ DEFAULT_K = 4  # both frameworks' own default number of documents
 
 @dataclass(frozen=True)
 class Options:
-    """How a retriever searches: `k` hits, `mode`, `fusion`, a `where` filter, and `context`
-    passages before and after each hit (0: the hit's passage alone)."""
+    """How a retriever searches: `k` hits, `mode`, `fusion`, a `where` filter, `context`
+    passages before and after each hit (0: the hit's passage alone), and whether the text is
+    the `exact` slice of the source between the offsets where the source is there (see
+    semsearch.sources)."""
 
     k: int = DEFAULT_K
     mode: Mode = DEFAULT_MODE
     fusion: Fusion = DEFAULT_FUSION
     where: str | None = None
     context: int = 0
+    exact: bool = True
 
     def __post_init__(self) -> None:
         check_options(self.k, self.mode, self.fusion)
         check_span(self.context, self.context)
         if isinstance(self.where, Mapping):  # a dict filter, as LangChain's stores take them
             object.__setattr__(self, "where", to_where(self.where))
+        if not isinstance(self.exact, bool):
+            raise QueryError(f"exact must be true or false, got {self.exact!r}")
         if self.where is not None and not isinstance(self.where, str):
             raise QueryError(f"a filter must be text or a dict, not {type(self.where).__name__}")
 
@@ -102,8 +108,18 @@ def retrieve(index: Index, query: str, options: Options) -> list[Hit]:
 
 
 def content(hit: Hit) -> str:
-    """The text a framework hands on: the hit's context when it has one, else its passage."""
+    """The hit's text as stored: its context's when it has one, else its passage's."""
     return hit.context.text if hit.context is not None else hit.text
+
+
+def document(index: Index, hit: Hit, exact: bool) -> tuple[str, dict[str, Any]]:
+    """The text and metadata a framework hands on. With `exact`, the text is the source's
+    own `[start:end]` (the context's span with context) when the source file is there as
+    indexed, and metadata `exact` says whether it is: offsets then slice the text a citation
+    shows. Otherwise the stored text (cleaned whitespace, contexts joined by line breaks)."""
+    sliced = exact_text(index.manifest, hit) if exact else None
+    return (content(hit) if sliced is None else sliced), {**metadata(hit),
+                                                          "exact": sliced is not None}
 
 
 def metadata(hit: Hit) -> dict[str, Any]:

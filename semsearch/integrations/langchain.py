@@ -29,8 +29,7 @@ from semsearch.integrations import (
     Options,
     Reopen,
     check_where,
-    content,
-    metadata,
+    document,
     open_index,
     retrieve,
 )
@@ -50,7 +49,7 @@ except ImportError as exc:  # the extra is not installed
 
 __all__ = ["SemsearchRetriever"]
 
-_OPTIONS = ("k", "mode", "fusion", "where", "context")
+_OPTIONS = ("k", "mode", "fusion", "where", "context", "exact")
 SEARCH_TYPES = ("similarity", "mmr", "similarity_score_threshold")
 DEFAULT_FETCH_K = 20  # VectorStore.max_marginal_relevance_search's defaults
 DEFAULT_LAMBDA = 0.5
@@ -74,6 +73,7 @@ class SemsearchRetriever(BaseRetriever):
     fusion: Fusion = DEFAULT_FUSION
     where: str | dict[str, Any] | None = None
     context: int = 0
+    exact: bool = True
     search_type: str = "similarity"
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
 
@@ -102,8 +102,9 @@ class SemsearchRetriever(BaseRetriever):
             hits = retrieve(self.index, query, options)
             if kind == "similarity_score_threshold":
                 hits = [hit for hit in hits if hit.score >= extra["score_threshold"]]
-        return [Document(page_content=content(hit), metadata=metadata(hit), id=str(hit.id))
-                for hit in hits]
+        found = [document(self.index, hit, options.exact) for hit in hits]
+        return [Document(page_content=text, metadata=meta, id=str(hit.id))
+                for hit, (text, meta) in zip(hits, found, strict=True)]
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
                                 **kwargs: Any) -> list[Document]:

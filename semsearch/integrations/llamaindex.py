@@ -28,8 +28,7 @@ from semsearch.integrations import (
     Options,
     Reopen,
     check_where,
-    content,
-    metadata,
+    document,
     open_index,
     retrieve,
 )
@@ -60,7 +59,8 @@ except ImportError as exc:  # the extra is not installed
 __all__ = ["SemsearchRetriever", "to_where_text"]
 
 # metadata a prompt or an embedding gains nothing from
-_HIDDEN = ["paragraph", "start", "end", "id", "context_start", "context_end", "context_ids"]
+_HIDDEN = ["paragraph", "start", "end", "id", "context_start", "context_end", "context_ids",
+           "exact"]
 _OPERATORS = {FilterOperator.EQ: "$eq", FilterOperator.NE: "$ne", FilterOperator.GT: "$gt",
               FilterOperator.GTE: "$gte", FilterOperator.LT: "$lt", FilterOperator.LTE: "$lte",
               FilterOperator.IN: "$in", FilterOperator.NIN: "$nin"}
@@ -76,13 +76,14 @@ class SemsearchRetriever(BaseRetriever):
     def __init__(self, index: Index | Location | None = None, *, k: int | None = None,
                  similarity_top_k: int | None = None, mode: Mode = DEFAULT_MODE,
                  fusion: Fusion = DEFAULT_FUSION, where: str | None = None,
-                 filters: MetadataFilters | None = None, context: int = 0,
+                 filters: MetadataFilters | None = None, context: int = 0, exact: bool = True,
                  callback_manager: CallbackManager | None = None, verbose: bool = False) -> None:
         if k is not None and similarity_top_k is not None and k != similarity_top_k:
             raise QueryError("give the number of hits as k or as similarity_top_k, not both")
         self.similarity_top_k = similarity_top_k if similarity_top_k is not None else \
             k if k is not None else DEFAULT_K
         self.mode, self.fusion, self.where, self.context = mode, fusion, where, context
+        self.exact = exact
         self.filters = filters
         self.index = open_index(index)
         self.options()  # refuse bad options now, not at the first call
@@ -105,13 +106,16 @@ class SemsearchRetriever(BaseRetriever):
             extra = to_where_text(self.filters)
             where = extra if where is None or not str(where).strip() else \
                 f"({where}) and ({extra})"
-        found = Options(self.similarity_top_k, self.mode, self.fusion, where, self.context)
+        found = Options(self.similarity_top_k, self.mode, self.fusion, where, self.context,
+                        self.exact)
         check_where(self.index, found.where)
         return found
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = retrieve(self.index, query_bundle.query_str, self.options())
-        return [NodeWithScore(node=_node(hit), score=hit.score) for hit in hits]
+        options = self.options()
+        hits = retrieve(self.index, query_bundle.query_str, options)
+        return [NodeWithScore(node=_node(hit, *document(self.index, hit, options.exact)),
+                              score=hit.score) for hit in hits]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         # the search is blocking (encoder, FAISS or a Milvus call): off the event loop
@@ -153,10 +157,9 @@ def to_where_text(found: MetadataFilters) -> str:
     return f"not ({joined})" if condition == FilterCondition.NOT else joined  # NOT: none match
 
 
-def _node(hit: Hit) -> TextNode:
+def _node(hit: Hit, text: str, found: dict[str, Any]) -> TextNode:
     span = hit.context or hit
-    found: dict[str, Any] = metadata(hit)
-    return TextNode(id_=str(hit.id), text=content(hit), metadata=found,
+    return TextNode(id_=str(hit.id), text=text, metadata=found,
                     start_char_idx=span.start, end_char_idx=span.end,
                     relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=hit.source)},
                     excluded_llm_metadata_keys=[k for k in _HIDDEN if k in found],
