@@ -280,3 +280,6 @@ def test_milvus_refuses_an_unknown_field_as_faiss_does(built: Path, index: semse
         with pytest.raises(QueryError, match="unknown field 'nope'"):
             SemsearchRetriever(index=opened, where={"nope": 1})
         assert opened.search(QUERY, 3, "bm25", where="year >= 2020")  # a real key still works
+        retriever = SemsearchRetriever(index=opened, k=2, mode="bm25", where={"year": 2021})
+        again = pickle.loads(pickle.dumps(retriever))  # a Milvus URI and collection, reopened
+        assert ids(again.invoke(QUERY)) == ids(retriever.invoke(QUERY))
