@@ -3,7 +3,9 @@
 
 This package imports neither framework: each adapter module does, and raises
 `MissingDependencyError` naming its extra when the framework is not installed. What the two
-share lives here: the search options they take, and how a hit becomes text and metadata.
+share lives here: the search options they take (read at each call), how a hit becomes text and
+metadata, and where a pickled retriever finds its index again. Dict filters are translated in
+`integrations.filters`.
 """
 
 from __future__ import annotations
@@ -47,14 +49,6 @@ class Options:
             raise QueryError(f"exact must be true or false, got {self.exact!r}")
         if self.where is not None and not isinstance(self.where, str):
             raise QueryError(f"a filter must be text or a dict, not {type(self.where).__name__}")
-
-    def updated(self, changes: dict[str, Any]) -> Options:
-        """These options with some replaced for one call (QueryError for an unknown name)."""
-        unknown = sorted(set(changes) - set(self.__dataclass_fields__))
-        if unknown:
-            raise QueryError(f"unknown search option(s) {', '.join(unknown)}; choose from "
-                             f"{', '.join(self.__dataclass_fields__)}")
-        return Options(**{**self.__dict__, **changes}) if changes else self
 
 
 def open_index(index: Index | Location | None) -> Index:
