@@ -154,13 +154,19 @@ def _checked(store: Store, queries: Sequence[str], k: int, mode: Mode, fusion: F
     if mode != "dense" and not store.has_lexical:
         raise QueryError(f"this index has no lexical (BM25) part, so mode {mode!r} cannot "
                          "run; use --mode dense or rebuild it with `semsearch index`")
-    condition = None
-    if where is not None and (not isinstance(where, str) or where.strip()):
-        condition = filters.parse(where, store.fields())
-        if not condition.names:
-            raise FilterError(f"the filter {where.strip()!r:.60} names no field, so it keeps "
-                             "every passage or none; compare a field, e.g. paragraph > 2")
-    return cleaned, condition
+    return cleaned, check_where(store, where)
+
+
+def check_where(store: Store, where: str | None) -> filters.Filter | None:
+    """`where` parsed against the fields `store` has (None: no filter); FilterError for a
+    filter that is malformed, names an unknown field, or names no field at all."""
+    if where is None or (isinstance(where, str) and not where.strip()):
+        return None
+    condition = filters.parse(where, store.fields())
+    if not condition.names:
+        raise FilterError(f"the filter {where.strip()!r:.60} names no field, so it keeps "
+                          "every passage or none; compare a field, e.g. paragraph > 2")
+    return condition
 
 
 def rank(store: Store, cleaned: Sequence[str], vectors: np.ndarray | None, k: int, mode: Mode,

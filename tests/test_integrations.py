@@ -23,7 +23,7 @@ from .conftest import SEEDS
 
 QUERY = "夫妻党员抗疫"
 SOURCE = "002_b3706f758604a439.txt"
-CORE = {"source", "paragraph", "start", "end", "heading", "score", "rank", "id"}
+CORE = {"source", "paragraph", "start", "end", "heading", "id"}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def index(built: Path) -> semsearch.Index:
 def test_langchain_documents_are_the_hits(index: semsearch.Index, built: Path) -> None:
     from langchain_core.documents import Document
 
-    retriever = SemsearchRetriever(index=index, k=3)
+    retriever = SemsearchRetriever(index=index, k=3, exact=False)  # the stored text
     docs = retriever.invoke(QUERY)
     hits = index.search(QUERY, k=3)
     assert len(docs) == 3 and all(isinstance(d, Document) for d in docs)
@@ -62,9 +62,10 @@ def test_langchain_documents_are_the_hits(index: semsearch.Index, built: Path) -
         assert set(doc.metadata) >= CORE
         assert (doc.metadata["source"], doc.metadata["id"], doc.metadata["start"]) == \
             (hit.source, hit.id, hit.start)
-        assert doc.metadata["score"] == pytest.approx(hit.score)
+        assert "score" not in doc.metadata and "rank" not in doc.metadata  # see metadata()
     # a location instead of an Index; the same answers
-    assert [d.page_content for d in SemsearchRetriever(index=str(built), k=3).invoke(QUERY)] \
+    assert [d.page_content for d in SemsearchRetriever(index=str(built), k=3,
+                                                       exact=False).invoke(QUERY)] \
         == [d.page_content for d in docs]
 
 
@@ -85,7 +86,7 @@ def test_langchain_record_fields_filters_and_per_call_options(index: semsearch.I
 
 
 def test_langchain_context_and_async(index: semsearch.Index) -> None:
-    retriever = SemsearchRetriever(index=index, k=3, mode="bm25", context=1,
+    retriever = SemsearchRetriever(index=index, k=3, mode="bm25", context=1, exact=False,
                                    where=f'source == "{SOURCE}"')
     docs = retriever.invoke(QUERY)
     hits = index.search(QUERY, k=3, mode="bm25", context=1, where=f'source == "{SOURCE}"')
@@ -117,7 +118,7 @@ def test_bad_options_are_refused_when_made(index: semsearch.Index, options: dict
 def test_llamaindex_nodes_are_the_hits(index: semsearch.Index, built: Path) -> None:
     from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode
 
-    retriever = LlamaRetriever(index, k=3)
+    retriever = LlamaRetriever(index, k=3, exact=False)
     nodes = retriever.retrieve(QUERY)
     hits = index.search(QUERY, k=3)
     assert len(nodes) == 3 and all(isinstance(n, NodeWithScore) for n in nodes)
@@ -141,7 +142,7 @@ def test_llamaindex_filters_records_context_and_async(index: semsearch.Index) ->
     records = LlamaRetriever(index, k=5, mode="bm25", where="year >= 2021").retrieve("居民")
     assert [n.node.metadata["source"] for n in records] == ["news.jsonl#n2"]
     assert records[0].node.metadata["author"] == "李"
-    retriever = LlamaRetriever(index, k=2, mode="bm25", context=2,
+    retriever = LlamaRetriever(index, k=2, mode="bm25", context=2, exact=False,
                                where=f'source == "{SOURCE}"')
     nodes = retriever.retrieve(QUERY)
     hits = index.search(QUERY, k=2, mode="bm25", context=2, where=f'source == "{SOURCE}"')

@@ -65,6 +65,10 @@ class Manifest:
     root: str = ""
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)  # source → reason → lines
     web: list[str] = field(default_factory=list)  # sources cleaned as web pages
+    # the metadata keys of the passages, kept where the store cannot list them without reading
+    # every row (Milvus), so a filter naming an unknown key is refused there as FAISS refuses
+    # it; None: not recorded (a collection written before they were)
+    keys: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

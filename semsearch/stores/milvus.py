@@ -38,6 +38,7 @@ from semsearch.errors import (
     IndexWriteError,
     MissingDependencyError,
 )
+from semsearch.filters import FIELDS
 from semsearch.lexical import BM25_B, BM25_K1, STOPWORDS, analysed_text
 from semsearch.models.encoder import ModelInfo
 from semsearch.passages import Passage
@@ -249,9 +250,11 @@ class MilvusStore:
         return f"{self.uri} (Milvus collection {self.collection})"
 
     def fields(self) -> frozenset[str] | None:
-        """Unknown without reading every row's metadata: a filter on a missing key matches
-        nothing here rather than being refused."""
-        return None
+        """The passage fields and the metadata keys the manifest records (`add` and `migrate`
+        record them); None for a collection written before they were recorded: a filter on a
+        missing key then matches nothing rather than being refused."""
+        keys = self.manifest.keys
+        return None if keys is None else frozenset(FIELDS) | frozenset(keys)
 
     def describe(self) -> str:
         kind = self.manifest.index_type
@@ -377,7 +380,8 @@ class MilvusStore:
         failpoint("milvus-before-commit")
         self._commit(replace(self.manifest, next_id=start + len(passages),
                              passage_count=self.manifest.passage_count + len(passages),
-                             sources={**self.manifest.sources, **sources}))
+                             sources={**self.manifest.sources, **sources},
+                             keys=_keys(self.manifest, passages)))
 
     def remove_sources(self, sources: Sequence[str]) -> int:
         """Remove every passage of `sources`; returns how many went."""
@@ -439,6 +443,15 @@ class MilvusStore:
             self._commit(self.manifest)
         self._call("flush", lambda: self.client.flush(self.collection))
         return self.uri
+
+
+def _keys(manifest: Manifest, passages: Sequence[Passage]) -> list[str] | None:
+    """The metadata keys after adding `passages`: those recorded and theirs (None, still
+    unknown, if the collection has rows whose keys were never recorded). A removed source's
+    keys stay: a filter on one then matches nothing, as on FAISS before it is reopened."""
+    if manifest.keys is None and manifest.next_id > 0:
+        return None
+    return sorted({*(manifest.keys or ()), *(key for p in passages for key in p.metadata)})
 
 
 def _arrays(result: Any, k: int, *, lexical: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -552,8 +565,10 @@ def migrate(source: Store, uri: str | os.PathLike[str] | None = None,
                     else "another index" if MANIFEST_KEY in properties else "other data")
             raise IndexWriteError(f"collection {collection!r} at {target} holds {what}; pass "
                                   "--overwrite to replace it, or choose another --collection")
+    known = source.fields()
+    keys = None if known is None else sorted(set(known) - set(FIELDS))
     store = _new_collection(client, target, collection, replace(
-        m, index_type=kind, lexical=LEXICAL, files={}, generation=0), marker)
+        m, index_type=kind, lexical=LEXICAL, files={}, generation=0, keys=keys), marker)
     present: set[int] = set()
     for batch in store._iterate(["id"], "", batch_size=max(batch_size, 1000)):
         present.update(int(r["id"]) for r in batch)
@@ -636,7 +651,8 @@ def create(passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
         index_type=resolve_kind(index_type, len(passages)), passage_count=len(passages),
         corpus_fingerprint=corpus_fingerprint(sources),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"), lexical=LEXICAL,
-        encoder=encoder, next_id=len(passages), sources=dict(sources))
+        encoder=encoder, next_id=len(passages), sources=dict(sources),
+        keys=sorted({key for passage in passages for key in passage.metadata}))
     store = _new_collection(client, target, temporary, manifest, "create")
     _insert(client, temporary, range(len(passages)), passages, vectors, progress)
     _finish(store, len(passages))
