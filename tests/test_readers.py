@@ -1,0 +1,141 @@
+"""The documents of a Chinese office (issue 37): Word text boxes, merged tables and Strict
+files, HTML code blocks and summaries, lines of symbols, PDF lines joined into paragraphs."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from semsearch.corpus import scan
+from semsearch.passages import prepare
+
+_NS = ('xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
+       'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+       'xmlns:v="urn:schemas-microsoft-com:vml" '
+       'xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" '
+       'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+       'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"')
+
+
+def _txbx(text: str) -> str:
+    return f'<w:txbxContent><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:txbxContent>'
+
+
+def _drawing_box(text: str) -> str:
+    """A text box as Word writes it: DrawingML in mc:Choice, the same box in VML as Fallback."""
+    return (f'<w:r {_NS}><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing>'
+            '<wp:anchor><a:graphic><a:graphicData uri="http://schemas.microsoft.com/office/word/'
+            f'2010/wordprocessingShape"><wps:wsp><wps:txbx>{_txbx(text)}</wps:txbx></wps:wsp>'
+            '</a:graphicData></a:graphic></wp:anchor></w:drawing></mc:Choice><mc:Fallback>'
+            f'<w:pict><v:shape><v:textbox>{_txbx(text)}</v:textbox></v:shape></w:pict>'
+            '</mc:Fallback></mc:AlternateContent></w:r>')
+
+
+def _vml_box(text: str) -> str:
+    """An older VML-only shape with text."""
+    return (f'<w:r {_NS}><w:pict><v:shape><v:textbox>{_txbx(text)}</v:textbox></v:shape>'
+            '</w:pict></w:r>')
+
+
+def _passages(tmp_path: Path) -> list:
+    return prepare(scan([tmp_path]).documents, min_chars=0).passages
+
+
+def test_a_word_file_whose_only_text_is_in_a_text_box_is_read(tmp_path: Path) -> None:
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    document.add_paragraph()._p.append(parse_xml(_drawing_box("仅在文本框中的通知：周五下午停电检修。")))
+    document.save(str(tmp_path / "box.docx"))
+    passages = _passages(tmp_path)
+    assert [(p.text, p.metadata["part"]) for p in passages] == [
+        ("仅在文本框中的通知：周五下午停电检修。", "textbox")]  # once, not twice (mc:Fallback)
+
+
+def test_text_boxes_and_shapes_come_in_reading_order(tmp_path: Path) -> None:
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    document.add_paragraph("第一段正文，介绍会议的背景和目的。")
+    document.add_paragraph()._p.append(parse_xml(_drawing_box("文本框：报名截止日期为三月一日。")))
+    document.add_paragraph("第二段正文，说明会议的议程安排。")
+    document.add_paragraph("形状旁的正文。")._p.append(parse_xml(_vml_box("形状里的文字：联系人王芳。")))
+    document.save(str(tmp_path / "mixed.docx"))
+    passages = _passages(tmp_path)
+    assert [(p.text, p.metadata["part"]) for p in passages] == [
+        ("第一段正文，介绍会议的背景和目的。", "body"),
+        ("文本框：报名截止日期为三月一日。", "textbox"),
+        ("第二段正文，说明会议的议程安排。", "body"), ("形状旁的正文。", "body"),
+        ("形状里的文字：联系人王芳。", "textbox")]
+
+
+def _merged_table_docx(path: Path) -> None:
+    """A table python-docx refuses (`no tc element at grid_offset`): a cell of the first row
+    spans two columns and the cell below its second column continues a vertical merge."""
+    import docx
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    document = docx.Document()
+    document.add_paragraph("合并单元格的表格之前的正文。")
+    table = document.add_table(rows=2, cols=3)
+    for r, row in enumerate((("项目名称", "", "金额"), ("办公用品采购", "续", "3200元"))):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    first = table.rows[0]._tr
+    span = OxmlElement("w:gridSpan")
+    span.set(qn("w:val"), "2")
+    first.tc_lst[0].get_or_add_tcPr().append(span)
+    first.remove(first.tc_lst[1])
+    table.rows[1]._tr.tc_lst[1].get_or_add_tcPr().append(OxmlElement("w:vMerge"))
+    document.add_paragraph("表格之后的正文。")
+    document.save(str(path))
+
+
+def test_a_merged_table_python_docx_refuses_is_read_from_the_xml(tmp_path: Path) -> None:
+    import docx
+
+    _merged_table_docx(tmp_path / "merged.docx")
+    with pytest.raises(ValueError, match="no `tc` element at grid_offset"):
+        [row.cells for row in docx.Document(str(tmp_path / "merged.docx")).tables[0].rows]
+    text = "\n".join(p.text for p in _passages(tmp_path))
+    assert "合并单元格的表格之前的正文。" in text and "表格之后的正文。" in text
+    assert "项目名称 | 金额" in text and "办公用品采购 | 续 | 3200元" in text
+
+
+_STRICT = {"http://schemas.openxmlformats.org/wordprocessingml/2006/main":
+           "http://purl.oclc.org/ooxml/wordprocessingml/main",
+           "http://schemas.openxmlformats.org/officeDocument/2006/relationships":
+           "http://purl.oclc.org/ooxml/officeDocument/relationships",
+           "http://schemas.openxmlformats.org/drawingml/2006/main":
+           "http://purl.oclc.org/ooxml/drawingml/main"}
+
+
+def test_a_strict_open_xml_file_is_read(tmp_path: Path) -> None:
+    """What Word writes for "Strict Open XML Document": the same parts in purl.oclc.org
+    namespaces (python-docx alone raises KeyError)."""
+    import docx
+
+    document = docx.Document()
+    document.add_heading("严格格式的文件", level=1)
+    document.add_paragraph("这份文件以严格的开放XML格式保存，正文应当被完整读取。")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    strict = io.BytesIO()
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(strict, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            for old, new in _STRICT.items():
+                data = data.replace(old.encode(), new.encode())
+            target.writestr(item, data)
+    (tmp_path / "strict.docx").write_bytes(strict.getvalue())
+    with pytest.raises(KeyError):
+        docx.Document(str(tmp_path / "strict.docx"))
+    passages = _passages(tmp_path)
+    assert [(p.heading, p.text) for p in passages] == [
+        ("严格格式的文件", "这份文件以严格的开放XML格式保存，正文应当被完整读取。")]
