@@ -139,3 +139,82 @@ def test_a_strict_open_xml_file_is_read(tmp_path: Path) -> None:
     passages = _passages(tmp_path)
     assert [(p.heading, p.text) for p in passages] == [
         ("严格格式的文件", "这份文件以严格的开放XML格式保存，正文应当被完整读取。")]
+
+
+_LONG = "这是一篇关于WebAssembly的教程，介绍如何把C程序编译成wasm模块并在浏览器里运行。" * 3
+
+
+def test_a_code_block_with_br_line_breaks_is_kept_whole(tmp_path: Path) -> None:
+    (tmp_path / "wasm.html").write_text(
+        f"<html><head><title>编译教程</title></head><body><article><h1>编译教程</h1>"
+        f"<p>{_LONG}</p><pre><code>#include &lt;emscripten.h&gt;<br>EMSCRIPTEN_KEEPALIVE<br>"
+        "int add(int a, int b) { return a + b; }<br>$ wasmer run hello.wasm</code></pre>"
+        f"<p>{_LONG}</p><p>运行上面的命令即可看到结果，这里还有更多的说明文字。</p></article>"
+        "</body></html>", encoding="utf-8")
+    text = "\n".join(p.text for p in _passages(tmp_path))
+    assert ("#include <emscripten.h>\nEMSCRIPTEN_KEEPALIVE\nint add(int a, int b) { return a + b; }"
+            "\n$ wasmer run hello.wasm") in text
+
+
+_LEAD = ("蔡健雅（Tanya Chua），1975年1月28日出生于新加坡，华语流行乐女歌手、音乐制作人。"
+         "1997年签约新加坡唱片公司，发行首张英文专辑。")
+_BAIKE_PARAS = [
+    "1975年1月28日，蔡健雅出生于新加坡的一个普通家庭，从小就喜欢音乐，中学时期开始尝试写歌。"
+    "她在学校的合唱团里唱歌，也参加过多次歌唱比赛并获得名次。",
+    "1995年，蔡健雅参加了新加坡的一项歌唱比赛并获得冠军，由此进入音乐行业，开始了她的职业生涯。"
+    "此后她先后为多位歌手创作歌曲。",
+    "1999年，蔡健雅发行首张中文专辑《记念》，正式进入华语乐坛。2003年，她凭借专辑《陌生人》获得"
+    "第十四届台湾金曲奖最佳国语女演唱人奖，这是她第一次获得金曲奖。",
+    "2008年，她发行专辑《若你碰到他》，其中的歌曲《达尔文》广受欢迎。2013年，她发行专辑"
+    "《天使与魔鬼的对话》，并再次获得金曲奖最佳国语女歌手奖。"]
+
+
+def _baike(description: str) -> str:
+    """A page shaped like a saved Baidu Baike entry: the lead in a `lemma-summary` div and an
+    infobox beside the article body, which trafilatura's extraction does not reach."""
+    paras = "\n".join(f'<div class="para" label-module="para">{p}</div>' for p in _BAIKE_PARAS)
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>蔡健雅_百度百科</title>
+<meta name="description" content="{description}"></head><body>
+<div class="header"><a href="/">百度首页</a> | <a href="/">登录</a></div>
+<div class="main-content">
+<dd class="lemmaWgt-lemmaTitle-title"><h1>蔡健雅</h1></dd>
+<div class="lemma-summary" label-module="lemmaSummary">
+<div class="para" label-module="para">{_LEAD}</div>
+</div>
+<div class="basic-info"><dl><dt>中文名</dt><dd>蔡健雅</dd><dt>出生日期</dt><dd>1975年1月28日</dd>
+</dl></div>
+<div class="lemma-content article-content">
+<div class="para-title level-2"><h2 class="title-text">生平</h2></div>
+{paras}
+</div></div>
+<div class="footer">©2024 Baidu 使用百度前必读 | 百科协议</div>
+</body></html>"""
+
+
+def test_a_baike_page_keeps_its_lead_paragraph(tmp_path: Path) -> None:
+    (tmp_path / "baike.html").write_text(_baike(_LEAD[:40] + "…"), encoding="utf-8")
+    passages = _passages(tmp_path)
+    assert passages[0].text == _LEAD and passages[0].metadata["part"] == "description"
+    assert [p.metadata["part"] for p in passages[1:]] == ["body"] * len(passages[1:])
+    assert all(any(para in p.text for p in passages) for para in _BAIKE_PARAS)
+
+
+def test_a_meta_description_the_text_lacks_is_the_first_passage(tmp_path: Path) -> None:
+    about = "本站收录全国各地的方言录音，供语言学研究者和方言爱好者免费检索与下载。"
+    body = "".join(f"<p>{p}</p>" for p in _BAIKE_PARAS)
+    (tmp_path / "a.html").write_text(
+        f'<html><head><title>方言</title><meta property="og:description" content="{about}">'
+        f"</head><body><article>{body}</article></body></html>", encoding="utf-8")
+    # a description the text already says, or a list of keywords, adds nothing
+    (tmp_path / "b.html").write_text(
+        f'<html><head><title>方言</title><meta name="description" content="{_BAIKE_PARAS[1]}">'
+        f"</head><body><article>{body}</article></body></html>", encoding="utf-8")
+    (tmp_path / "c.html").write_text(
+        '<html><head><title>方言</title><meta name="description" content="方言,录音,下载,语言学">'
+        f"</head><body><article>{body}</article></body></html>", encoding="utf-8")
+    passages = _passages(tmp_path)
+    first = next(p for p in passages if p.source == "a.html")
+    assert (first.text, first.metadata["part"]) == (about, "description")
+    assert not [p for p in passages if p.source != "a.html" and "part" in p.metadata]
+    assert sum(_BAIKE_PARAS[1] in p.text for p in passages if p.source == "b.html") == 1
