@@ -384,16 +384,33 @@ def is_word(word: str) -> bool:
 
 
 def _has_content(text: str) -> bool:
-    """A letter or a digit (any script): a line without one is markup or junk."""
+    """A letter or a digit (any script)."""
     return any(ch.isalnum() for ch in text)
+
+
+# Characters that only decorate: table and Markdown marks, bullets, rules and box drawing.
+# Punctuation decorates too (`。。。`, `!!!`), but for the marks that carry a value.
+_DECORATION = frozenset("|-:=*#_~`+> \t" + BULLETS + "—–─━═│┃┄┅┈┉╌╍…○◆◇■□▫►▶◀◁▷▸")
+_VALUE_MARKS = frozenset("%％‰‱°℃")
+
+
+def is_decoration(text: str) -> bool:
+    """Whether a line without letters or digits is pure decoration (a rule `---`, `***`,
+    bullets, repeated punctuation), dropped; one with symbols that say something (`⭐️⭐️⭐️⭐️`,
+    `↑`, `↓`, `%`) is kept with its neighbour (issue 37)."""
+    return not _has_content(text) and all(
+        ch.isspace() or ch in _DECORATION
+        or (unicodedata.category(ch).startswith("P") and ch not in _VALUE_MARKS)
+        for ch in text)
 
 
 def _structure_lines(text: str, structure: str, given: Mapping[int, int],
                      dropped: list[Dropped]) -> tuple[list[_Line], dict[int, tuple[int, str]]]:
     """The lines that carry content, and the headings among them (start → (level, title)):
     Markdown `#`/setext lines outside code fences, or the `given` offsets. Lines with no
-    letter or digit (table rules, fences, setext underlines, a lone `。`) are left out, and
-    recorded in `dropped` as "markup" or "junk"."""
+    letter or digit that are decoration (table rules, fences, setext underlines, a lone `。`)
+    are left out, and recorded in `dropped` as "markup" or "junk"; symbols that say something
+    (a rating, an arrow) stay with their block."""
     lines = list(_lines(text))
     heads: dict[int, tuple[int, str]] = {}
     kept: list[_Line] = []
@@ -401,7 +418,7 @@ def _structure_lines(text: str, structure: str, given: Mapping[int, int],
     for i, line in enumerate(lines):
         if structure == "markdown" and _FENCE.match(line.text):
             fenced = not fenced
-        if not _has_content(line.text):
+        if is_decoration(line.text):
             markup = set(line.text) <= set("|-:=*#_~`+> \t")
             dropped.append(Dropped(line.text, line.start, "markup" if markup else "junk"))
             continue
@@ -428,7 +445,8 @@ def _plain_headings(drafts: list[_Draft], sizes: Counter[int]) -> dict[int, tupl
 
     def candidate(draft: _Draft) -> bool:
         return (len(draft.segments) == 1 and sizes[draft.number] == 1
-                and _is_heading(draft.text) and not _is_item(draft.text))
+                and _has_content(draft.text) and _is_heading(draft.text)
+                and not _is_item(draft.text))
 
     heads: dict[int, tuple[int, str]] = {}
     run: list[_Draft] = []

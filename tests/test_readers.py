@@ -218,3 +218,22 @@ def test_a_meta_description_the_text_lacks_is_the_first_passage(tmp_path: Path) 
     assert (first.text, first.metadata["part"]) == (about, "description")
     assert not [p for p in passages if p.source != "a.html" and "part" in p.metadata]
     assert sum(_BAIKE_PARAS[1] in p.text for p in passages if p.source == "b.html") == 1
+
+
+def test_lines_of_meaningful_symbols_join_their_neighbour() -> None:
+    """A rating, an arrow in a lab report's row or a lone `%` carries meaning: kept with the
+    line or passage beside it (counted as merged when it was a passage of its own); rules,
+    bullets and repeated punctuation are still dropped and counted as markup or junk."""
+    from semsearch.corpus import Document
+
+    text = ("这家餐厅的服务很好，菜品也很新鲜，推荐大家来尝试。\n\n⭐️⭐️⭐️⭐️\n\n"
+            "检验项目 白细胞计数 12.5\n↑\n检验项目 血红蛋白 98\n↓\n\n"
+            "同比增长\n%\n\n-----\n\n***\n\n• • •\n\n。。。\n\n最后一段正文。\n")
+    prepared = prepare([Document("a.txt", text, "utf-8", "0")], min_chars=0)
+    texts = [p.text for p in prepared.passages]
+    assert texts[0] == "这家餐厅的服务很好，菜品也很新鲜，推荐大家来尝试。\n⭐️⭐️⭐️⭐️"
+    assert {"检验项目 白细胞计数 12.5\n↑", "检验项目 血红蛋白 98\n↓"} <= set(texts)  # with its row
+    assert "同比增长\n%" in texts
+    assert not any(set(t) & set("-*•。") and not any(c.isalnum() for c in t) for t in texts)
+    # each symbol line joined is counted (merged), each decoration dropped (markup, junk)
+    assert prepared.dropped["a.txt"] == {"merged": 4, "markup": 2, "junk": 2}
