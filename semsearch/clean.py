@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -36,6 +36,7 @@ DEDUP_MIN_CHARS = 20
 PROSE_MIN_CHARS = 120  # a line this long with clause punctuation is prose, never chrome
 WEB_MIN_CHROME_LINES = 3
 CLEAN_MODES = ("auto", "web", "none")
+HEADING_JOINER = " / "  # between the headings of a path: `大熊猫 / 食性`
 # How a document marks its headings: "markdown" (#, setext), "given" (offsets from the file's
 # structure: HTML, DOCX), "plain" (a lone short line above a paragraph), "none" (PDF).
 STRUCTURES = ("plain", "markdown", "given", "none")
@@ -383,6 +384,13 @@ def is_word(word: str) -> bool:
     return known is not None and bool(known([word.lower()]))
 
 
+def join_headings(titles: Iterable[str]) -> str:
+    """A heading path, `outer / inner`: a title's own ` / ` is written ` ∕ ` (U+2215, which
+    looks the same) so the path splits back into its headings (`passages.heading_path`); an
+    index built before keeps its paths, read as before."""
+    return HEADING_JOINER.join(title.replace(HEADING_JOINER, " \u2215 ") for title in titles)
+
+
 def _has_content(text: str) -> bool:
     """A letter or a digit (any script)."""
     return any(ch.isalnum() for ch in text)
@@ -538,7 +546,7 @@ def _with_headings(drafts: list[_Draft], heads: Mapping[int, tuple[int, str]],
             if section.level >= level and not section.used:
                 outer = [s.title for s in sections if s.level < section.level]
                 paragraphs.append(Paragraph(section.draft.text, section.draft.number,
-                                            tuple(section.draft.segments), " / ".join(outer)))
+                                            tuple(section.draft.segments), join_headings(outer)))
         sections = [s for s in sections if s.level < level]
 
     for draft in drafts:
@@ -553,6 +561,6 @@ def _with_headings(drafts: list[_Draft], heads: Mapping[int, tuple[int, str]],
                 dropped.append(Dropped(section.draft.text, section.draft.segments[0][1],
                                        "heading"))
         paragraphs.append(Paragraph(draft.text, draft.number, tuple(draft.segments),
-                                    " / ".join(s.title for s in sections)))
+                                    join_headings(s.title for s in sections)))
     close(0)
     return paragraphs

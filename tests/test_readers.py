@@ -237,3 +237,55 @@ def test_lines_of_meaningful_symbols_join_their_neighbour() -> None:
     assert not any(set(t) & set("-*•。") and not any(c.isalnum() for c in t) for t in texts)
     # each symbol line joined is counted (merged), each decoration dropped (markup, junk)
     assert prepared.dropped["a.txt"] == {"merged": 4, "markup": 2, "junk": 2}
+
+
+def test_pypdf_messages_become_a_warning_not_output(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """pypdf logs `invalid pdf header` and `incorrect startxref pointer` for a damaged file it
+    reads anyway; with no logging configured Python printed them, through the progress bar."""
+    import logging
+
+    from semsearch.corpus import CorpusWarning
+
+    from .test_documents import _pdf
+
+    data = _pdf(["Volunteers delivered food to families in quarantine."])
+    (tmp_path / "bad.pdf").write_bytes(b"junk\n" + data.replace(b"startxref\n", b"startxref\n9"))
+    handlers = list(logging.getLogger("pypdf").handlers)
+    with pytest.warns(CorpusWarning, match=r"bad\.pdf.*invalid pdf header.*startxref"):
+        documents = scan([tmp_path]).documents
+    assert documents[0].text == "Volunteers delivered food to families in quarantine."
+    assert logging.getLogger("pypdf").handlers == handlers
+    assert "pdf header" not in capsys.readouterr().out
+
+
+def test_the_progress_counts_the_passages_the_summary_names(tiny_model: Path) -> None:
+    """Whole paragraphs encoded for blending were counted as passages (1,810 against 1,665)."""
+    from semsearch import index as index_module
+    from semsearch.corpus import Document
+    from semsearch.index import BuildProgress
+    from semsearch.models.encoder import load_encoder
+
+    steps: list[list] = []
+    progress = BuildProgress(start=lambda total, what: steps.append([what, total, 0]),
+                             advance=lambda n: steps[-1].__setitem__(2, steps[-1][2] + n))
+    long = "".join(f"第{i}句话讲的是一件不同的事情。" for i in range(30))
+    docs = [Document("long.txt", f"{long}\n", "utf-8", "0"),
+            Document("short.txt", "短的一段话，只有一个段落。\n", "utf-8", "1")]
+    encoder = load_encoder(str(tiny_model), for_indexing=True)
+    prepared, _, _ = index_module._embed(docs, encoder, 256, progress)
+    passages = len(prepared.passages)
+    assert steps[0] == ["encoding passages", passages, passages]
+    assert steps[1][0].startswith("encoding whole paragraphs") and steps[1][1] == steps[1][2] == 1
+
+
+def test_a_heading_path_splits_back_into_its_headings() -> None:
+    """`A / B` was both a heading `A / B` and `B` under `A`."""
+    from semsearch.clean import clean_document
+    from semsearch.passages import heading_path
+
+    text = "# 输入 / 输出\n\n## 格式\n\n正文一。\n\n# 输入\n\n## 输出 / 格式\n\n正文二。\n"
+    headings = [p.heading for p in clean_document(text, "none", "markdown").paragraphs]
+    assert headings[0] != headings[1]
+    assert [heading_path(h) for h in headings] == [["输入 ∕ 输出", "格式"], ["输入", "输出 ∕ 格式"]]
+    assert heading_path("") == [] and heading_path("甲 / 乙") == ["甲", "乙"]  # older indexes
