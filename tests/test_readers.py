@@ -289,3 +289,97 @@ def test_a_heading_path_splits_back_into_its_headings() -> None:
     assert headings[0] != headings[1]
     assert [heading_path(h) for h in headings] == [["输入 ∕ 输出", "格式"], ["输入", "输出 ∕ 格式"]]
     assert heading_path("") == [] and heading_path("甲 / 乙") == ["甲", "乙"]  # older indexes
+
+
+def _cjk_pdf(pages: list[list[tuple[float, float, str]]]) -> bytes:
+    """A PDF whose pages print (x, y, text) lines in an Identity-H font with a ToUnicode map
+    (what text layers of Chinese PDFs are): pypdf reads the characters and their positions."""
+    chars = sorted({ch for page in pages for _, _, text in page for ch in text})
+    cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CIDSystemInfo "
+            "<< /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def /CMapName /UCS def "
+            "/CMapType 2 def 1 begincodespacerange <0000> <FFFF> endcodespacerange "
+            f"{len(chars)} beginbfchar\n"
+            + "".join(f"<{ord(c):04X}> <{ord(c):04X}>\n" for c in chars)
+            + "endbfchar endcmap CMapName currentdict /CMap defineresource pop end end")
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>",
+               f"<< /Type /Pages /Kids [{' '.join(f'{6 + 2 * i} 0 R' for i in range(len(pages)))}]"
+               f" /Count {len(pages)} >>",
+               "<< /Type /Font /Subtype /Type0 /BaseFont /Song /Encoding /Identity-H "
+               "/DescendantFonts [4 0 R] /ToUnicode 5 0 R >>",
+               "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Song /CIDSystemInfo << "
+               "/Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /DW 1000 >>",
+               f"<< /Length {len(cmap.encode())} >>\nstream\n{cmap}\nendstream"]
+    for i, page in enumerate(pages):
+        stream = "".join(f"BT /F1 11 Tf 1 0 0 1 {x} {y} Tm <"
+                         + "".join(f"{ord(c):04X}" for c in text) + "> Tj ET\n"
+                         for x, y, text in page)
+        objects.append("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources "
+                       f"<< /Font << /F1 3 0 R >> >> /Contents {7 + 2 * i} 0 R >>")
+        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}endstream")
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
+            .encode())
+    return out
+
+
+# Paragraphs of a report, each sentence ended by 。: printed 20 characters a line, the first
+# line of a paragraph indented two characters, the last line of a paragraph short.
+_REPORT = [
+    "本公司董事会及全体董事保证本报告内容的真实、准确和完整，不存在任何虚假记载、误导性陈述或者重大遗漏。"
+    "本报告经公司第五届董事会第十二次会议审议通过，全体董事出席了会议。公司负责人、主管会计工作负责人及"
+    "会计机构负责人声明，保证年度报告中财务报告的真实、准确、完整。",
+    "报告期内，受市场需求下降影响，公司营业收入同比减少百分之十二，部分客户已明显出现无法按期偿还银行贷款的"
+    "情况。公司已按照会计准则计提了相应的坏账准备，并积极与相关客户协商还款计划。请会计师结合所执行的审计"
+    "程序，说明坏账准备计提是否充分。",
+    "公司将继续推进降本增效工作，优化产品结构，加强应收账款管理，提升经营质量。",
+]
+
+
+def _report_pages(columns: int = 1) -> tuple[list[list[tuple[float, float, str]]], dict]:
+    """The report laid out on pages of 10 lines per column; `where` maps each printed line to
+    its page (1-based)."""
+    width = 20 if columns == 1 else 12
+    lines: list[tuple[bool, str]] = []  # (first line of a paragraph, text)
+    for paragraph in _REPORT:
+        first, rest = paragraph[: width - 2], paragraph[width - 2:]
+        lines.append((True, first))
+        lines.extend((False, rest[i:i + width]) for i in range(0, len(rest), width))
+    pages: list[list[tuple[float, float, str]]] = [[]]
+    where: dict[str, int] = {}
+    per_page, slot = 10 * columns, 0
+    for first, text in lines:
+        if slot == per_page:
+            pages.append([])
+            slot = 0
+        column, row = divmod(slot, 10)
+        left = 72 + column * (width * 11 + 30)
+        pages[-1].append((left + (22 if first else 0), 760 - row * 16, text))
+        where[text] = len(pages)
+        slot += 1
+    return pages, where
+
+
+@pytest.mark.parametrize("columns", [1, 2])
+def test_pdf_lines_are_joined_into_paragraphs_cut_at_sentence_ends(tmp_path: Path,
+                                                                   columns: int) -> None:
+    """A Chinese PDF's printed lines were each a paragraph: passages of 75-82 characters cut
+    mid-word (`报告内容的真｜实`). Lines of a paragraph join (no space between CJK), a new
+    paragraph starts at an indent or after a short line, also across a page and a column."""
+    pages, where = _report_pages(columns)
+    assert len(pages) == 2  # the second paragraph runs on to the next page
+    (tmp_path / "report.pdf").write_bytes(_cjk_pdf(pages))
+    document = scan([tmp_path]).documents[0]
+    assert document.text.split("\n\n") == _REPORT
+    passages = prepare([document]).passages
+    assert [p.text for p in passages] == _REPORT  # a paragraph within the budget is a passage
+    cut = prepare([document], max_tokens=64).passages
+    assert len(cut) > len(passages) and all(p.text.endswith("。") for p in cut)  # at sentences
+    for line, page in where.items():
+        holder = next(p for p in passages if line in p.text)
+        assert holder.metadata["page_start"] <= page <= holder.metadata["page_end"], line
