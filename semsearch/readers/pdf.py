@@ -167,11 +167,10 @@ def _breaks(lines: list[Line]) -> list[str]:
             continue
         em = max(a.size, b.size, 1.0)
         dy = a.y - b.y
-        left = columns.get(i, (b.x or 0.0, b.right))[0]
         a_left, a_right = columns.get(i - 1, (a.x or 0.0, a.right))
         if abs(dy) < 0.3 * em:
             joins.append("\n")
-        elif ((pitch is not None and dy > GAP * pitch) or (b.x or 0.0) - left > INDENT * em
+        elif ((pitch is not None and dy > GAP * pitch) or _starts(lines, columns, i, em)
               or abs(a.size - b.size) > 0.15 * em
               or (a_right - a.right > SHORT * em
                   and (a.text.rstrip()[-1:] in _ENDS
@@ -180,6 +179,26 @@ def _breaks(lines: list[Line]) -> list[str]:
         else:
             joins.append("")
     return joins
+
+
+def _starts(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
+             em: float) -> bool:
+    """Whether line `i` starts a paragraph by its indent, within its column: set in from the
+    lines around it (a first-line indent), or set out from a run of lines set in (a hanging
+    indent, where the lines after a paragraph's first are the ones set in)."""
+
+    def inset(j: int) -> float | None:
+        if 0 <= j < len(lines) and lines[j].x is not None and j in columns:
+            return (lines[j].x or 0.0) - columns[j][0]
+        return None
+
+    here, before, after, earlier = inset(i), inset(i - 1), inset(i + 1), inset(i - 2)
+    if here is None or before is None:
+        return False
+    step = INDENT * em
+    if here - before > step:
+        return after is None or here - after > step
+    return before - here > step and earlier is not None and abs(earlier - before) <= step
 
 
 _ENDS = frozenset("。！？!?；;….”’」』）)】》\"'")
