@@ -383,3 +383,20 @@ def test_pdf_lines_are_joined_into_paragraphs_cut_at_sentence_ends(tmp_path: Pat
     for line, page in where.items():
         holder = next(p for p in passages if line in p.text)
         assert holder.metadata["page_start"] <= page <= holder.metadata["page_end"], line
+
+
+def test_pdf_latin_lines_join_with_a_space_and_a_hanging_indent_starts_a_paragraph(
+        tmp_path: Path) -> None:
+    from semsearch.clean import is_word
+
+    lines = [(72, 760, "Volunteers delivered food to the fami-"),
+             (90, 744, "lies in quarantine every single day and"),
+             (90, 728, "the community thanked them warmly."),
+             (72, 712, "Party members guarded the gate at night"),
+             (90, 696, "and the residents brought them tea.")]
+    (tmp_path / "latin.pdf").write_bytes(_cjk_pdf([lines]))
+    text = scan([tmp_path]).documents[0].text
+    word = "families" if is_word("families") else "fami-lies"  # as clean joins hyphens
+    assert text == (f"Volunteers delivered food to the {word} in quarantine every single day "
+                    "and the community thanked them warmly.\n\nParty members guarded the gate "
+                    "at night and the residents brought them tea.")

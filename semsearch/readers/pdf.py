@@ -196,8 +196,10 @@ def _starts(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
     if here is None or before is None:
         return False
     step = INDENT * em
-    if here - before > step:
-        return after is None or here - after > step
+    if here - before > step:  # set in: a first line unless the lines go on set in
+        if after is not None:
+            return here - after > step
+        return earlier is None or abs(earlier - here) > step
     return before - here > step and earlier is not None and abs(earlier - before) <= step
 
 
