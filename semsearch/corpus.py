@@ -1,13 +1,14 @@
-"""Find documents on disk and turn them into text, whatever their format and encoding.
+"""Find documents on disk and hand each to the reader of its format (`semsearch.readers`, one
+module per format), whatever their format and encoding.
 
 A `Document` is one unit of text with the name it is indexed under (`source`):
 - a text file (.txt, .md), decoded (charset-normalizer; GB family read as GB18030);
 - a web page (.html, .htm): its main text, title and headings, by trafilatura (plain text,
-  headings marked by their h1-h6 structure);
-- a PDF (pypdf): its text page by page, each passage carrying its `page` (the first),
-  `page_start` and `page_end`;
-- a Word file (.docx, python-docx): paragraphs, headings by style, tables as rows, then headers,
-  footers, footnotes and comments (passages carry their `part`);
+  headings marked by their h1-h6 structure), its summary first when the text lacks it;
+- a PDF (pypdf): its text page by page, lines joined into paragraphs by their layout, each
+  passage carrying its `page` (the first), `page_start` and `page_end`;
+- a Word file (.docx, python-docx): paragraphs, headings by style, tables as rows, text boxes,
+  then headers, footers, footnotes and comments (passages carry their `part`);
 - one record of a .jsonl, .csv or .json (array of objects) file: named `file#id` (the `id`
   field, `--id-field`, else the line/row number), its text field (`text` or `--text-field`),
   the other fields kept as metadata.

@@ -35,8 +35,9 @@ class Document:
     page_starts: tuple[int, ...] = ()
     # (offset of the line, level) of each heading the file's structure marks (HTML, DOCX)
     headings: tuple[tuple[int, int], ...] = ()
-    # (offset, name) where each part of a Word file starts (body, header, footer, footnote,
-    # comment, ...): passages carry their part in the `part` metadata field
+    # (offset, name) where each part of a Word file starts (body, textbox, header, footer,
+    # footnote, comment, ...) or a page's summary (description, then body): passages carry
+    # their part in the `part` metadata field
     parts: tuple[tuple[int, str], ...] = ()
 
     @property

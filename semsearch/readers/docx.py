@@ -221,9 +221,10 @@ def _docx_notes(document: Any) -> Iterator[tuple[str, str]]:
 
 def read(data: bytes, source: str, digest: str, options: Options) -> Document:
     """Body paragraphs and tables in order by python-docx (Heading/Title styles as headings,
-    tables as rows, a cell's paragraphs and nested tables kept in its row), then the headers
-    and footers (each text once), footnotes, endnotes and comments: passages of those carry a
-    `part` metadata field. Text the reader missed (text boxes, fields) is named in a warning."""
+    tables as rows, a cell's paragraphs and nested tables kept in its row), each followed by
+    the text boxes anchored in it, then the headers and footers (each text once), footnotes,
+    endnotes and comments: passages of those carry a `part` metadata field. Text the reader
+    missed (fields, content controls) is named in a warning."""
     docx = extra("docx", "DOCX")
     story = _Story()
     blocks = story.blocks
@@ -259,7 +260,7 @@ def read(data: bytes, source: str, digest: str, options: Options) -> Document:
     body_chars = len("".join(blocks.text[:body_end].split()))
     if written > body_chars * 1.02 + 10:
         warnings.warn(f"{source}: {written - body_chars} of {written} characters of the body "
-                      "were not read (text boxes, fields or content controls python-docx "
+                      "were not read (fields or content controls python-docx "
                       "does not reach)", CorpusWarning, stacklevel=4)
     return Document(source=source, text=blocks.text, encoding="docx", sha256=digest,
                     clean=options.clean, format="docx", headings=tuple(blocks.headings),
