@@ -15,16 +15,26 @@ files of the format libraries and measures, per file:
   extraction, the share found in the embedded text (and, beside it, in trafilatura's own
   plain-text output).
 
+And on the documents of a Chinese office (issue 37, made by office.py so their text is known):
+- Chinese PDFs with known paragraphs (one and two columns): Chinese passages' mean length and
+  how many are under 40 characters, how many boundaries between two Chinese passages of one
+  document fall inside a word (jieba's cut of the characters around it), lines on the right
+  page, and the known paragraphs read as one paragraph of the document's text;
+- the Word and HTML cases: of the strings each file must yield, how many are in a passage.
+
 Full run on checkouts: `--pypdf DIR --python-docx DIR --trafilatura DIR` (the repositories
-py-pdf/pypdf, python-openxml/python-docx, adbar/trafilatura). `--smoke` runs on the small
-subset shipped in benchmarks/data/documents/ (see its SOURCES.md for licenses). Writes
-documents.json and documents.md (see benchmarks/outputs.py).
+py-pdf/pypdf, python-openxml/python-docx, adbar/trafilatura), with `--chinese` for six Chinese
+PDFs made by LibreOffice (text layers written by office.py when it is not installed).
+`--smoke` runs on the small subset shipped in benchmarks/data/documents/ (see its SOURCES.md
+for licenses), two Chinese text-layer PDFs and the cases. Writes documents.json and
+documents.md (see benchmarks/outputs.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import itertools
 import json
 import re
 import sys
@@ -34,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import office
 from outputs import output_dir
 
 from semsearch import corpus
@@ -237,6 +248,63 @@ def measure(kind: str, path: Path, snippets: dict[str, list[str]]) -> dict[str, 
     return row
 
 
+def _han(text: str) -> float:
+    letters = [ch for ch in text if not ch.isspace()]
+    return sum(1 for ch in letters if "\u4e00" <= ch <= "\u9fff") / max(1, len(letters))
+
+
+def inside_word(before: str, after: str) -> bool:
+    """Whether jieba's cut of the characters around a boundary has a word across it."""
+    import jieba
+
+    left, right = squeeze(before)[-12:], squeeze(after)[:12]
+    position = 0
+    for word in jieba.cut(left + right, HMM=False):
+        if position < len(left) < position + len(word):
+            return True
+        position += len(word)
+    return False
+
+
+def measure_chinese(path: Path, paragraphs: list[str]) -> dict[str, Any]:
+    """A Chinese PDF's row (see the module docstring)."""
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        documents = corpus.load_file(path, path.name)
+    passages = prepare(documents).passages
+    chinese = [p for p in passages if _han(p.text) > 0.3]
+    pairs = [(a, b) for a, b in itertools.pairwise(passages)
+             if _han(a.text) > 0.3 and _han(b.text) > 0.3]
+    right, lines = pages_right(library_pdf(path), passages)
+    found = {squeeze(block) for d in documents for block in d.text.split("\n\n")}
+    return {"file": path.name, "format": "pdf-zh", "passages": len(chinese),
+            "chars": sum(len(p.text) for p in chinese),
+            "under_40": sum(1 for p in chinese if len(p.text) < 40),
+            "boundaries": len(pairs),
+            "inside_word": sum(1 for a, b in pairs if inside_word(a.text, b.text)),
+            "pages_right": right, "page_lines": lines, "paragraphs": len(paragraphs),
+            "paragraphs_whole": sum(1 for p in paragraphs if squeeze(p) in found)}
+
+
+def measure_case(path: Path, wanted: list[str]) -> dict[str, Any]:
+    """A Word or HTML case: how many of the strings it must yield are in a passage."""
+    row: dict[str, Any] = {"file": path.name, "format": "case", "wanted": len(wanted)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            passages = prepare(corpus.load_file(path, path.name)).passages
+        except ValueError as exc:
+            row.update(found=0, error=str(exc))
+            return row
+    row["found"] = sum(1 for w in wanted if any(w in p.text for p in passages))
+    return row
+
+
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Totals per format."""
     out: dict[str, Any] = {}
@@ -262,6 +330,19 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             out[kind]["snippets"] = sum(r.get("snippets", 0) for r in ok)
             out[kind]["snippets_found"] = sum(r.get("snippets_found", 0) for r in ok)
             out[kind]["snippets_library"] = sum(r.get("snippets_library", 0) for r in ok)
+    chinese = [r for r in rows if r["format"] == "pdf-zh"]
+    if chinese:
+        count = sum(r["passages"] for r in chinese)
+        out["pdf-zh"] = {key: sum(r[key] for r in chinese) for key in (
+            "passages", "chars", "under_40", "boundaries", "inside_word", "pages_right",
+            "page_lines", "paragraphs", "paragraphs_whole")}
+        out["pdf-zh"].update(files=len(chinese), mean_chars=round(
+            out["pdf-zh"]["chars"] / max(1, count), 1))
+    cases = [r for r in rows if r["format"] == "case"]
+    if cases:
+        out["cases"] = {"files": len(cases), "refused": sum(1 for r in cases if "error" in r),
+                        "wanted": sum(r["wanted"] for r in cases),
+                        "found": sum(r["found"] for r in cases)}
     return out
 
 
@@ -273,19 +354,36 @@ def markdown(report: dict[str, Any]) -> str:
              "(trafilatura's own) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind, s in report["summary"].items():
+        if kind not in ("pdf", "docx", "html"):
+            continue
         pages = (f"{s['pages_right']}/{s['page_lines']}" if kind == "pdf" else "")
         snippets = (f"{s['snippets_found']}/{s['snippets']} ({s['snippets_library']})"
                     if kind == "html" else "")
         lines.append(f"| {kind} | {s['files']} | {s['refused']} | {s['kept_all']} | "
                      f"{s['kept_min']} | {len(s['below_098'])} | {s['passages']} | "
                      f"{s['markup_passages']} | {s['junk_passages']} | {pages} | {snippets} |")
+    zh = report["summary"].get("pdf-zh")
+    if zh:
+        lines += ["", "Chinese PDFs (issue 37; known paragraphs, office.py):", "",
+                  "| files | passages | mean characters | under 40 | boundaries inside a word "
+                  "| lines on the right page | paragraphs read as one |",
+                  "|---|---|---|---|---|---|---|",
+                  f"| {zh['files']} | {zh['passages']} | {zh['mean_chars']} | {zh['under_40']} "
+                  f"| {zh['inside_word']}/{zh['boundaries']} | {zh['pages_right']}/"
+                  f"{zh['page_lines']} | {zh['paragraphs_whole']}/{zh['paragraphs']} |"]
+    cases = [row for row in report["files"] if row["format"] == "case"]
+    if cases:
+        lines += ["", "Word and HTML cases (issue 37): strings each must yield, found in a "
+                  "passage:", ""]
+        lines += [f"- {row['file']}: {row['found']}/{row['wanted']}"
+                  + (f" (refused: {row['error']})" if "error" in row else "") for row in cases]
     lines += ["", "Files below 0.98 kept, refused files and their reasons: documents.json "
               "(`files`, with the first missing lines of each)."]
     for kind, s in report["summary"].items():
-        if s["below_098"]:
+        if kind in ("pdf", "docx", "html") and s["below_098"]:
             lines.append(f"- {kind} below 0.98: {', '.join(s['below_098'])}")
     for row in report["files"]:
-        if "error" in row:
+        if "error" in row and row["format"] != "case":
             lines.append(f"- refused {row['file']}: {row['error']}")
     return "\n".join(lines) + "\n"
 
@@ -297,16 +395,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pypdf", type=Path, help="a checkout of py-pdf/pypdf")
     parser.add_argument("--python-docx", type=Path, help="a checkout of python-docx")
     parser.add_argument("--trafilatura", type=Path, help="a checkout of adbar/trafilatura")
+    parser.add_argument("--chinese", action="store_true",
+                        help="six Chinese PDFs (LibreOffice when installed)")
     args = parser.parse_args(argv)
-    if not args.smoke and not (args.pypdf or args.python_docx or args.trafilatura):
-        parser.error("give --smoke or at least one of --pypdf, --python-docx, --trafilatura")
+    if not args.smoke and not (args.pypdf or args.python_docx or args.trafilatura
+                               or args.chinese):
+        parser.error("give --smoke or at least one of --pypdf, --python-docx, --trafilatura, "
+                     "--chinese")
     snippets: dict[str, list[str]] = dict(SMOKE_SNIPPETS) if args.smoke else {}
     if args.trafilatura and not args.smoke:
         snippets = expected_snippets(args.trafilatura / "tests" / "realworld_tests.py")
     rows = [measure(kind, path, snippets) for kind, path in files(args)]
-    report = {"smoke": args.smoke, "summary": summary(rows), "files": rows}
     out = output_dir(args.out, args.smoke, "documents")
     out.mkdir(parents=True, exist_ok=True)
+    if args.smoke or args.chinese:
+        made = office.chinese_pdfs(out / "chinese-pdfs", 2 if args.smoke else 6,
+                                   office=not args.smoke)
+        rows += [measure_chinese(path, paras) for path, paras in made.items()]
+    rows += [measure_case(path, wanted) for path, wanted in office.cases(out / "cases").items()]
+    report = {"smoke": args.smoke, "summary": summary(rows), "files": rows}
     (out / "documents.json").write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n",
                                         encoding="utf-8")
     (out / "documents.md").write_text(markdown(report), encoding="utf-8")

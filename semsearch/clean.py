@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -36,6 +36,7 @@ DEDUP_MIN_CHARS = 20
 PROSE_MIN_CHARS = 120  # a line this long with clause punctuation is prose, never chrome
 WEB_MIN_CHROME_LINES = 3
 CLEAN_MODES = ("auto", "web", "none")
+HEADING_JOINER = " / "  # between the headings of a path: `大熊猫 / 食性`
 # How a document marks its headings: "markdown" (#, setext), "given" (offsets from the file's
 # structure: HTML, DOCX), "plain" (a lone short line above a paragraph), "none" (PDF).
 STRUCTURES = ("plain", "markdown", "given", "none")
@@ -383,17 +384,41 @@ def is_word(word: str) -> bool:
     return known is not None and bool(known([word.lower()]))
 
 
+def join_headings(titles: Iterable[str]) -> str:
+    """A heading path, `outer / inner`: a title's own ` / ` is written ` ∕ ` (U+2215, which
+    looks the same) so the path splits back into its headings (`passages.heading_path`); an
+    index built before keeps its paths, read as before."""
+    return HEADING_JOINER.join(title.replace(HEADING_JOINER, " \u2215 ") for title in titles)
+
+
 def _has_content(text: str) -> bool:
-    """A letter or a digit (any script): a line without one is markup or junk."""
+    """A letter or a digit (any script)."""
     return any(ch.isalnum() for ch in text)
+
+
+# Characters that only decorate: table and Markdown marks, bullets, rules and box drawing.
+# Punctuation decorates too (`。。。`, `!!!`), but for the marks that carry a value.
+_DECORATION = frozenset("|-:=*#_~`+> \t" + BULLETS + "—–─━═│┃┄┅┈┉╌╍…○◆◇■□▫►▶◀◁▷▸")
+_VALUE_MARKS = frozenset("%％‰‱°℃")
+
+
+def is_decoration(text: str) -> bool:
+    """Whether a line without letters or digits is pure decoration (a rule `---`, `***`,
+    bullets, repeated punctuation), dropped; one with symbols that say something (`⭐️⭐️⭐️⭐️`,
+    `↑`, `↓`, `%`) is kept with its neighbour (issue 37)."""
+    return not _has_content(text) and all(
+        ch.isspace() or ch in _DECORATION
+        or (unicodedata.category(ch).startswith("P") and ch not in _VALUE_MARKS)
+        for ch in text)
 
 
 def _structure_lines(text: str, structure: str, given: Mapping[int, int],
                      dropped: list[Dropped]) -> tuple[list[_Line], dict[int, tuple[int, str]]]:
     """The lines that carry content, and the headings among them (start → (level, title)):
     Markdown `#`/setext lines outside code fences, or the `given` offsets. Lines with no
-    letter or digit (table rules, fences, setext underlines, a lone `。`) are left out, and
-    recorded in `dropped` as "markup" or "junk"."""
+    letter or digit that are decoration (table rules, fences, setext underlines, a lone `。`)
+    are left out, and recorded in `dropped` as "markup" or "junk"; symbols that say something
+    (a rating, an arrow) stay with their block."""
     lines = list(_lines(text))
     heads: dict[int, tuple[int, str]] = {}
     kept: list[_Line] = []
@@ -401,7 +426,7 @@ def _structure_lines(text: str, structure: str, given: Mapping[int, int],
     for i, line in enumerate(lines):
         if structure == "markdown" and _FENCE.match(line.text):
             fenced = not fenced
-        if not _has_content(line.text):
+        if is_decoration(line.text):
             markup = set(line.text) <= set("|-:=*#_~`+> \t")
             dropped.append(Dropped(line.text, line.start, "markup" if markup else "junk"))
             continue
@@ -428,7 +453,8 @@ def _plain_headings(drafts: list[_Draft], sizes: Counter[int]) -> dict[int, tupl
 
     def candidate(draft: _Draft) -> bool:
         return (len(draft.segments) == 1 and sizes[draft.number] == 1
-                and _is_heading(draft.text) and not _is_item(draft.text))
+                and _has_content(draft.text) and _is_heading(draft.text)
+                and not _is_item(draft.text))
 
     heads: dict[int, tuple[int, str]] = {}
     run: list[_Draft] = []
@@ -520,7 +546,7 @@ def _with_headings(drafts: list[_Draft], heads: Mapping[int, tuple[int, str]],
             if section.level >= level and not section.used:
                 outer = [s.title for s in sections if s.level < section.level]
                 paragraphs.append(Paragraph(section.draft.text, section.draft.number,
-                                            tuple(section.draft.segments), " / ".join(outer)))
+                                            tuple(section.draft.segments), join_headings(outer)))
         sections = [s for s in sections if s.level < level]
 
     for draft in drafts:
@@ -535,6 +561,6 @@ def _with_headings(drafts: list[_Draft], heads: Mapping[int, tuple[int, str]],
                 dropped.append(Dropped(section.draft.text, section.draft.segments[0][1],
                                        "heading"))
         paragraphs.append(Paragraph(draft.text, draft.number, tuple(draft.segments),
-                                    " / ".join(s.title for s in sections)))
+                                    join_headings(s.title for s in sections)))
     close(0)
     return paragraphs

@@ -101,3 +101,19 @@ def test_a_wheel_carries_the_seeds_index_and_queries(tmp_path: Path) -> None:
                if p.is_file()} | {"semsearch/data/indexes/seeds/CURRENT",
                                   "semsearch/data/qrels/seeds.jsonl", "semsearch/py.typed"}
     assert shipped <= names, shipped - names
+
+
+READERS = ("semsearch.readers.text", "semsearch.readers.html", "semsearch.readers.pdf",
+           "semsearch.readers.docx", "semsearch.readers.records")
+
+
+def test_readers_stand_side_by_side_below_the_corpus() -> None:
+    """One module per format (issue 37): a reader imports only the readers' shared base (and
+    leaf helpers), never another reader nor the corpus walker that dispatches to it."""
+    assert imports("semsearch.corpus") >= set(READERS)
+    for reader in READERS:
+        found = imports(reader)
+        assert not found & (set(READERS) - {reader}), reader
+        assert "semsearch.corpus" not in found, reader
+        assert not {m for m in found if m.startswith(("semsearch.stores", "semsearch.search",
+                                                      "semsearch.index"))}, reader

@@ -1,0 +1,402 @@
+"""The documents of a Chinese office (issue 37): Word text boxes, merged tables and Strict
+files, HTML code blocks and summaries, lines of symbols, PDF lines joined into paragraphs."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from semsearch.corpus import scan
+from semsearch.passages import prepare
+
+_NS = ('xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
+       'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+       'xmlns:v="urn:schemas-microsoft-com:vml" '
+       'xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" '
+       'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+       'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"')
+
+
+def _txbx(text: str) -> str:
+    return f'<w:txbxContent><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:txbxContent>'
+
+
+def _drawing_box(text: str) -> str:
+    """A text box as Word writes it: DrawingML in mc:Choice, the same box in VML as Fallback."""
+    return (f'<w:r {_NS}><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing>'
+            '<wp:anchor><a:graphic><a:graphicData uri="http://schemas.microsoft.com/office/word/'
+            f'2010/wordprocessingShape"><wps:wsp><wps:txbx>{_txbx(text)}</wps:txbx></wps:wsp>'
+            '</a:graphicData></a:graphic></wp:anchor></w:drawing></mc:Choice><mc:Fallback>'
+            f'<w:pict><v:shape><v:textbox>{_txbx(text)}</v:textbox></v:shape></w:pict>'
+            '</mc:Fallback></mc:AlternateContent></w:r>')
+
+
+def _vml_box(text: str) -> str:
+    """An older VML-only shape with text."""
+    return (f'<w:r {_NS}><w:pict><v:shape><v:textbox>{_txbx(text)}</v:textbox></v:shape>'
+            '</w:pict></w:r>')
+
+
+def _passages(tmp_path: Path) -> list:
+    return prepare(scan([tmp_path]).documents, min_chars=0).passages
+
+
+def test_a_word_file_whose_only_text_is_in_a_text_box_is_read(tmp_path: Path) -> None:
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    document.add_paragraph()._p.append(parse_xml(_drawing_box("仅在文本框中的通知：周五下午停电检修。")))
+    document.save(str(tmp_path / "box.docx"))
+    passages = _passages(tmp_path)
+    assert [(p.text, p.metadata["part"]) for p in passages] == [
+        ("仅在文本框中的通知：周五下午停电检修。", "textbox")]  # once, not twice (mc:Fallback)
+
+
+def test_text_boxes_and_shapes_come_in_reading_order(tmp_path: Path) -> None:
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    document.add_paragraph("第一段正文，介绍会议的背景和目的。")
+    document.add_paragraph()._p.append(parse_xml(_drawing_box("文本框：报名截止日期为三月一日。")))
+    document.add_paragraph("第二段正文，说明会议的议程安排。")
+    document.add_paragraph("形状旁的正文。")._p.append(parse_xml(_vml_box("形状里的文字：联系人王芳。")))
+    document.save(str(tmp_path / "mixed.docx"))
+    passages = _passages(tmp_path)
+    assert [(p.text, p.metadata["part"]) for p in passages] == [
+        ("第一段正文，介绍会议的背景和目的。", "body"),
+        ("文本框：报名截止日期为三月一日。", "textbox"),
+        ("第二段正文，说明会议的议程安排。", "body"), ("形状旁的正文。", "body"),
+        ("形状里的文字：联系人王芳。", "textbox")]
+
+
+def _merged_table_docx(path: Path) -> None:
+    """A table python-docx refuses (`no tc element at grid_offset`): a cell of the first row
+    spans two columns and the cell below its second column continues a vertical merge."""
+    import docx
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    document = docx.Document()
+    document.add_paragraph("合并单元格的表格之前的正文。")
+    table = document.add_table(rows=2, cols=3)
+    for r, row in enumerate((("项目名称", "", "金额"), ("办公用品采购", "续", "3200元"))):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    first = table.rows[0]._tr
+    span = OxmlElement("w:gridSpan")
+    span.set(qn("w:val"), "2")
+    first.tc_lst[0].get_or_add_tcPr().append(span)
+    first.remove(first.tc_lst[1])
+    table.rows[1]._tr.tc_lst[1].get_or_add_tcPr().append(OxmlElement("w:vMerge"))
+    document.add_paragraph("表格之后的正文。")
+    document.save(str(path))
+
+
+def test_a_merged_table_python_docx_refuses_is_read_from_the_xml(tmp_path: Path) -> None:
+    import docx
+
+    _merged_table_docx(tmp_path / "merged.docx")
+    with pytest.raises(ValueError, match="no `tc` element at grid_offset"):
+        [row.cells for row in docx.Document(str(tmp_path / "merged.docx")).tables[0].rows]
+    text = "\n".join(p.text for p in _passages(tmp_path))
+    assert "合并单元格的表格之前的正文。" in text and "表格之后的正文。" in text
+    assert "项目名称 | 金额" in text and "办公用品采购 | 续 | 3200元" in text
+
+
+_STRICT = {"http://schemas.openxmlformats.org/wordprocessingml/2006/main":
+           "http://purl.oclc.org/ooxml/wordprocessingml/main",
+           "http://schemas.openxmlformats.org/officeDocument/2006/relationships":
+           "http://purl.oclc.org/ooxml/officeDocument/relationships",
+           "http://schemas.openxmlformats.org/drawingml/2006/main":
+           "http://purl.oclc.org/ooxml/drawingml/main"}
+
+
+def test_a_strict_open_xml_file_is_read(tmp_path: Path) -> None:
+    """What Word writes for "Strict Open XML Document": the same parts in purl.oclc.org
+    namespaces (python-docx alone raises KeyError)."""
+    import docx
+
+    document = docx.Document()
+    document.add_heading("严格格式的文件", level=1)
+    document.add_paragraph("这份文件以严格的开放XML格式保存，正文应当被完整读取。")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    strict = io.BytesIO()
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(strict, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            for old, new in _STRICT.items():
+                data = data.replace(old.encode(), new.encode())
+            target.writestr(item, data)
+    (tmp_path / "strict.docx").write_bytes(strict.getvalue())
+    with pytest.raises(KeyError):
+        docx.Document(str(tmp_path / "strict.docx"))
+    passages = _passages(tmp_path)
+    assert [(p.heading, p.text) for p in passages] == [
+        ("严格格式的文件", "这份文件以严格的开放XML格式保存，正文应当被完整读取。")]
+
+
+_LONG = "这是一篇关于WebAssembly的教程，介绍如何把C程序编译成wasm模块并在浏览器里运行。" * 3
+
+
+def test_a_code_block_with_br_line_breaks_is_kept_whole(tmp_path: Path) -> None:
+    (tmp_path / "wasm.html").write_text(
+        f"<html><head><title>编译教程</title></head><body><article><h1>编译教程</h1>"
+        f"<p>{_LONG}</p><pre><code>#include &lt;emscripten.h&gt;<br>EMSCRIPTEN_KEEPALIVE<br>"
+        "int add(int a, int b) { return a + b; }<br>$ wasmer run hello.wasm</code></pre>"
+        f"<p>{_LONG}</p><p>运行上面的命令即可看到结果，这里还有更多的说明文字。</p></article>"
+        "</body></html>", encoding="utf-8")
+    text = "\n".join(p.text for p in _passages(tmp_path))
+    assert ("#include <emscripten.h>\nEMSCRIPTEN_KEEPALIVE\nint add(int a, int b) { return a + b; }"
+            "\n$ wasmer run hello.wasm") in text
+
+
+_LEAD = ("蔡健雅（Tanya Chua），1975年1月28日出生于新加坡，华语流行乐女歌手、音乐制作人。"
+         "1997年签约新加坡唱片公司，发行首张英文专辑。")
+_BAIKE_PARAS = [
+    "1975年1月28日，蔡健雅出生于新加坡的一个普通家庭，从小就喜欢音乐，中学时期开始尝试写歌。"
+    "她在学校的合唱团里唱歌，也参加过多次歌唱比赛并获得名次。",
+    "1995年，蔡健雅参加了新加坡的一项歌唱比赛并获得冠军，由此进入音乐行业，开始了她的职业生涯。"
+    "此后她先后为多位歌手创作歌曲。",
+    "1999年，蔡健雅发行首张中文专辑《记念》，正式进入华语乐坛。2003年，她凭借专辑《陌生人》获得"
+    "第十四届台湾金曲奖最佳国语女演唱人奖，这是她第一次获得金曲奖。",
+    "2008年，她发行专辑《若你碰到他》，其中的歌曲《达尔文》广受欢迎。2013年，她发行专辑"
+    "《天使与魔鬼的对话》，并再次获得金曲奖最佳国语女歌手奖。"]
+
+
+def _baike(description: str) -> str:
+    """A page shaped like a saved Baidu Baike entry: the lead in a `lemma-summary` div and an
+    infobox beside the article body, which trafilatura's extraction does not reach."""
+    paras = "\n".join(f'<div class="para" label-module="para">{p}</div>' for p in _BAIKE_PARAS)
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>蔡健雅_百度百科</title>
+<meta name="description" content="{description}"></head><body>
+<div class="header"><a href="/">百度首页</a> | <a href="/">登录</a></div>
+<div class="main-content">
+<dd class="lemmaWgt-lemmaTitle-title"><h1>蔡健雅</h1></dd>
+<div class="lemma-summary" label-module="lemmaSummary">
+<div class="para" label-module="para">{_LEAD}</div>
+</div>
+<div class="basic-info"><dl><dt>中文名</dt><dd>蔡健雅</dd><dt>出生日期</dt><dd>1975年1月28日</dd>
+</dl></div>
+<div class="lemma-content article-content">
+<div class="para-title level-2"><h2 class="title-text">生平</h2></div>
+{paras}
+</div></div>
+<div class="footer">©2024 Baidu 使用百度前必读 | 百科协议</div>
+</body></html>"""
+
+
+def test_a_baike_page_keeps_its_lead_paragraph(tmp_path: Path) -> None:
+    (tmp_path / "baike.html").write_text(_baike(_LEAD[:40] + "…"), encoding="utf-8")
+    passages = _passages(tmp_path)
+    assert passages[0].text == _LEAD and passages[0].metadata["part"] == "description"
+    assert [p.metadata["part"] for p in passages[1:]] == ["body"] * len(passages[1:])
+    assert all(any(para in p.text for p in passages) for para in _BAIKE_PARAS)
+
+
+def test_a_meta_description_the_text_lacks_is_the_first_passage(tmp_path: Path) -> None:
+    about = "本站收录全国各地的方言录音，供语言学研究者和方言爱好者免费检索与下载。"
+    body = "".join(f"<p>{p}</p>" for p in _BAIKE_PARAS)
+    (tmp_path / "a.html").write_text(
+        f'<html><head><title>方言</title><meta property="og:description" content="{about}">'
+        f"</head><body><article>{body}</article></body></html>", encoding="utf-8")
+    # a description the text already says, or a list of keywords, adds nothing
+    (tmp_path / "b.html").write_text(
+        f'<html><head><title>方言</title><meta name="description" content="{_BAIKE_PARAS[1]}">'
+        f"</head><body><article>{body}</article></body></html>", encoding="utf-8")
+    (tmp_path / "c.html").write_text(
+        '<html><head><title>方言</title><meta name="description" content="方言,录音,下载,语言学">'
+        f"</head><body><article>{body}</article></body></html>", encoding="utf-8")
+    passages = _passages(tmp_path)
+    first = next(p for p in passages if p.source == "a.html")
+    assert (first.text, first.metadata["part"]) == (about, "description")
+    assert not [p for p in passages if p.source != "a.html" and "part" in p.metadata]
+    assert sum(_BAIKE_PARAS[1] in p.text for p in passages if p.source == "b.html") == 1
+
+
+def test_lines_of_meaningful_symbols_join_their_neighbour() -> None:
+    """A rating, an arrow in a lab report's row or a lone `%` carries meaning: kept with the
+    line or passage beside it (counted as merged when it was a passage of its own); rules,
+    bullets and repeated punctuation are still dropped and counted as markup or junk."""
+    from semsearch.corpus import Document
+
+    text = ("这家餐厅的服务很好，菜品也很新鲜，推荐大家来尝试。\n\n⭐️⭐️⭐️⭐️\n\n"
+            "检验项目 白细胞计数 12.5\n↑\n检验项目 血红蛋白 98\n↓\n\n"
+            "同比增长\n%\n\n-----\n\n***\n\n• • •\n\n。。。\n\n最后一段正文。\n")
+    prepared = prepare([Document("a.txt", text, "utf-8", "0")], min_chars=0)
+    texts = [p.text for p in prepared.passages]
+    assert texts[0] == "这家餐厅的服务很好，菜品也很新鲜，推荐大家来尝试。\n⭐️⭐️⭐️⭐️"
+    assert {"检验项目 白细胞计数 12.5\n↑", "检验项目 血红蛋白 98\n↓"} <= set(texts)  # with its row
+    assert "同比增长\n%" in texts
+    assert not any(set(t) & set("-*•。") and not any(c.isalnum() for c in t) for t in texts)
+    # each symbol line joined is counted (merged), each decoration dropped (markup, junk)
+    assert prepared.dropped["a.txt"] == {"merged": 4, "markup": 2, "junk": 2}
+
+
+def test_pypdf_messages_become_a_warning_not_output(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """pypdf logs `invalid pdf header` and `incorrect startxref pointer` for a damaged file it
+    reads anyway; with no logging configured Python printed them, through the progress bar."""
+    import logging
+
+    from semsearch.corpus import CorpusWarning
+
+    from .test_documents import _pdf
+
+    data = _pdf(["Volunteers delivered food to families in quarantine."])
+    (tmp_path / "bad.pdf").write_bytes(b"junk\n" + data.replace(b"startxref\n", b"startxref\n9"))
+    handlers = list(logging.getLogger("pypdf").handlers)
+    with pytest.warns(CorpusWarning, match=r"bad\.pdf.*invalid pdf header.*startxref"):
+        documents = scan([tmp_path]).documents
+    assert documents[0].text == "Volunteers delivered food to families in quarantine."
+    assert logging.getLogger("pypdf").handlers == handlers
+    assert "pdf header" not in capsys.readouterr().out
+
+
+def test_the_progress_counts_the_passages_the_summary_names(tiny_model: Path) -> None:
+    """Whole paragraphs encoded for blending were counted as passages (1,810 against 1,665)."""
+    from semsearch import index as index_module
+    from semsearch.corpus import Document
+    from semsearch.index import BuildProgress
+    from semsearch.models.encoder import load_encoder
+
+    steps: list[list] = []
+    progress = BuildProgress(start=lambda total, what: steps.append([what, total, 0]),
+                             advance=lambda n: steps[-1].__setitem__(2, steps[-1][2] + n))
+    long = "".join(f"第{i}句话讲的是一件不同的事情。" for i in range(30))
+    docs = [Document("long.txt", f"{long}\n", "utf-8", "0"),
+            Document("short.txt", "短的一段话，只有一个段落。\n", "utf-8", "1")]
+    encoder = load_encoder(str(tiny_model), for_indexing=True)
+    prepared, _, _ = index_module._embed(docs, encoder, 256, progress)
+    passages = len(prepared.passages)
+    assert steps[0] == ["encoding passages", passages, passages]
+    assert steps[1][0].startswith("encoding whole paragraphs") and steps[1][1] == steps[1][2] == 1
+
+
+def test_a_heading_path_splits_back_into_its_headings() -> None:
+    """`A / B` was both a heading `A / B` and `B` under `A`."""
+    from semsearch.clean import clean_document
+    from semsearch.passages import heading_path
+
+    text = "# 输入 / 输出\n\n## 格式\n\n正文一。\n\n# 输入\n\n## 输出 / 格式\n\n正文二。\n"
+    headings = [p.heading for p in clean_document(text, "none", "markdown").paragraphs]
+    assert headings[0] != headings[1]
+    assert [heading_path(h) for h in headings] == [["输入 ∕ 输出", "格式"], ["输入", "输出 ∕ 格式"]]
+    assert heading_path("") == [] and heading_path("甲 / 乙") == ["甲", "乙"]  # older indexes
+
+
+def _cjk_pdf(pages: list[list[tuple[float, float, str]]]) -> bytes:
+    """A PDF whose pages print (x, y, text) lines in an Identity-H font with a ToUnicode map
+    (what text layers of Chinese PDFs are): pypdf reads the characters and their positions."""
+    chars = sorted({ch for page in pages for _, _, text in page for ch in text})
+    cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CIDSystemInfo "
+            "<< /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def /CMapName /UCS def "
+            "/CMapType 2 def 1 begincodespacerange <0000> <FFFF> endcodespacerange "
+            f"{len(chars)} beginbfchar\n"
+            + "".join(f"<{ord(c):04X}> <{ord(c):04X}>\n" for c in chars)
+            + "endbfchar endcmap CMapName currentdict /CMap defineresource pop end end")
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>",
+               f"<< /Type /Pages /Kids [{' '.join(f'{6 + 2 * i} 0 R' for i in range(len(pages)))}]"
+               f" /Count {len(pages)} >>",
+               "<< /Type /Font /Subtype /Type0 /BaseFont /Song /Encoding /Identity-H "
+               "/DescendantFonts [4 0 R] /ToUnicode 5 0 R >>",
+               "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Song /CIDSystemInfo << "
+               "/Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /DW 1000 >>",
+               f"<< /Length {len(cmap.encode())} >>\nstream\n{cmap}\nendstream"]
+    for i, page in enumerate(pages):
+        stream = "".join(f"BT /F1 11 Tf 1 0 0 1 {x} {y} Tm <"
+                         + "".join(f"{ord(c):04X}" for c in text) + "> Tj ET\n"
+                         for x, y, text in page)
+        objects.append("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources "
+                       f"<< /Font << /F1 3 0 R >> >> /Contents {7 + 2 * i} 0 R >>")
+        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}endstream")
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
+            .encode())
+    return out
+
+
+# Paragraphs of a report, each sentence ended by 。: printed 20 characters a line, the first
+# line of a paragraph indented two characters, the last line of a paragraph short.
+_REPORT = [
+    "本公司董事会及全体董事保证本报告内容的真实、准确和完整，不存在任何虚假记载、误导性陈述或者重大遗漏。"
+    "本报告经公司第五届董事会第十二次会议审议通过，全体董事出席了会议。公司负责人、主管会计工作负责人及"
+    "会计机构负责人声明，保证年度报告中财务报告的真实、准确、完整。",
+    "报告期内，受市场需求下降影响，公司营业收入同比减少百分之十二，部分客户已明显出现无法按期偿还银行贷款的"
+    "情况。公司已按照会计准则计提了相应的坏账准备，并积极与相关客户协商还款计划。请会计师结合所执行的审计"
+    "程序，说明坏账准备计提是否充分。",
+    "公司将继续推进降本增效工作，优化产品结构，加强应收账款管理，提升经营质量。",
+]
+
+
+def _report_pages(columns: int = 1) -> tuple[list[list[tuple[float, float, str]]], dict]:
+    """The report laid out on pages of 10 lines per column; `where` maps each printed line to
+    its page (1-based)."""
+    width = 20 if columns == 1 else 12
+    lines: list[tuple[bool, str]] = []  # (first line of a paragraph, text)
+    for paragraph in _REPORT:
+        first, rest = paragraph[: width - 2], paragraph[width - 2:]
+        lines.append((True, first))
+        lines.extend((False, rest[i:i + width]) for i in range(0, len(rest), width))
+    pages: list[list[tuple[float, float, str]]] = [[]]
+    where: dict[str, int] = {}
+    per_page, slot = 10 * columns, 0
+    for first, text in lines:
+        if slot == per_page:
+            pages.append([])
+            slot = 0
+        column, row = divmod(slot, 10)
+        left = 72 + column * (width * 11 + 30)
+        pages[-1].append((left + (22 if first else 0), 760 - row * 16, text))
+        where[text] = len(pages)
+        slot += 1
+    return pages, where
+
+
+@pytest.mark.parametrize("columns", [1, 2])
+def test_pdf_lines_are_joined_into_paragraphs_cut_at_sentence_ends(tmp_path: Path,
+                                                                   columns: int) -> None:
+    """A Chinese PDF's printed lines were each a paragraph: passages of 75-82 characters cut
+    mid-word (`报告内容的真｜实`). Lines of a paragraph join (no space between CJK), a new
+    paragraph starts at an indent or after a short line, also across a page and a column."""
+    pages, where = _report_pages(columns)
+    assert len(pages) == 2  # the second paragraph runs on to the next page
+    (tmp_path / "report.pdf").write_bytes(_cjk_pdf(pages))
+    document = scan([tmp_path]).documents[0]
+    assert document.text.split("\n\n") == _REPORT
+    passages = prepare([document]).passages
+    assert [p.text for p in passages] == _REPORT  # a paragraph within the budget is a passage
+    cut = prepare([document], max_tokens=64).passages
+    assert len(cut) > len(passages) and all(p.text.endswith("。") for p in cut)  # at sentences
+    for line, page in where.items():
+        holder = next(p for p in passages if line in p.text)
+        assert holder.metadata["page_start"] <= page <= holder.metadata["page_end"], line
+
+
+def test_pdf_latin_lines_join_with_a_space_and_a_hanging_indent_starts_a_paragraph(
+        tmp_path: Path) -> None:
+    from semsearch.clean import is_word
+
+    lines = [(72, 760, "Volunteers delivered food to the fami-"),
+             (90, 744, "lies in quarantine every single day and"),
+             (90, 728, "the community thanked them warmly."),
+             (72, 712, "Party members guarded the gate at night"),
+             (90, 696, "and the residents brought them tea.")]
+    (tmp_path / "latin.pdf").write_bytes(_cjk_pdf([lines]))
+    text = scan([tmp_path]).documents[0].text
+    word = "families" if is_word("families") else "fami-lies"  # as clean joins hyphens
+    assert text == (f"Volunteers delivered food to the {word} in quarantine every single day "
+                    "and the community thanked them warmly.\n\nParty members guarded the gate "
+                    "at night and the residents brought them tea.")
