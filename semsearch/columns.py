@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,7 @@ _NUMPY: dict[type, Callable[[Any, Any], np.ndarray]] = {
     ast.Eq: np.equal, ast.NotEq: np.not_equal, ast.Lt: np.less, ast.LtE: np.less_equal,
     ast.Gt: np.greater, ast.GtE: np.greater_equal}
 _INT64 = range(-2**63, 2**63)
+LIKE_CACHE = 64  # text `like` results remembered per pattern (a byte per passage each)
 CHECK_EVERY = 256  # passages between two checks of the time limit, where evaluated one by one
 
 
@@ -96,15 +98,32 @@ class _Text:
         self.codes = codes.astype(np.uint16) if len(codes) and codes.max() < 1 << 16 else codes
         # a text holding "\0" would blur the rows: such a column is compared row by row
         self.exact = int(np.count_nonzero(self.codes == 0)) == max(len(texts) - 1, 0)
-        self._counts: np.ndarray | None = None
+        self._by_char: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _index(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every position of the text, grouped by character (a stable radix sort, once):
+        where a character occurs is a slice, not a scan of the whole text per pattern."""
+        if self._by_char is None:
+            order = np.argsort(self.codes, kind="stable").astype(
+                np.uint32 if len(self.codes) < 1 << 32 else np.int64)
+            bounds = np.concatenate([[0], np.cumsum(np.bincount(self.codes))]).astype(np.int64)
+            self._by_char = (order, bounds)
+        return self._by_char
+
+    def _positions(self, char: int) -> np.ndarray:
+        order, bounds = self._index()
+        if char + 1 >= len(bounds):
+            return np.zeros(0, dtype=np.int64)
+        return order[bounds[char]:bounds[char + 1]].astype(np.int64)
 
     def _count(self, char: int) -> int:
-        if self._counts is None:
-            self._counts = np.bincount(self.codes, minlength=1)
-        return int(self._counts[char]) if char < len(self._counts) else 0
+        _, bounds = self._index()
+        return int(bounds[char + 1] - bounds[char]) if char + 1 < len(bounds) else 0
 
     def _at(self, piece: _Piece, pos: np.ndarray) -> np.ndarray:
         """Which of `pos` (absolute, with room for the piece) have the piece's literal runs."""
+        if not piece.literals:
+            return np.ones(len(pos), dtype=bool)
         keep = np.arange(len(pos))
         for offset, text in piece.literals:
             for i, char in enumerate(text):
@@ -122,9 +141,7 @@ class _Text:
         """Sorted starts (absolute) of every place the piece matches inside one row."""
         rarest = min(((offset + i, ord(char)) for offset, text in piece.literals
                       for i, char in enumerate(text)), key=lambda c: self._count(c[1]))
-        if self._count(rarest[1]) == 0:
-            return np.zeros(0, dtype=np.int64)
-        pos = np.flatnonzero(self.codes == rarest[1]).astype(np.int64) - rarest[0]
+        pos = self._positions(rarest[1]) - rarest[0]
         pos = pos[(pos >= 0) & (pos + piece.length <= len(self.codes))]
         pos = pos[self._at(piece, pos)]
         row = np.searchsorted(self.starts, pos, side="right") - 1
@@ -136,6 +153,9 @@ class _Text:
             return np.fromiter((pattern.match(t) for t in self.texts), dtype=bool,
                                count=len(self.texts))
         first, last = pattern.first, pattern.last
+        if last is not None and not first.length and not last.length \
+                and len(pattern.middle) == 1 and pattern.middle[0].literals:
+            return self._contains_piece(pattern.middle[0])  # `%X%`: anywhere in the row
         if last is None:
             rows = np.flatnonzero(self.lens == first.length)
             rows = rows[self._at(first, self.starts[rows])]
@@ -170,10 +190,11 @@ class _Text:
         if not self.exact:
             return np.fromiter((needle in t for t in self.texts), dtype=bool,
                                count=len(self.texts))
-        piece = _Piece(len(needle), ((0, needle),))
-        occ = self.occurrences(piece)
+        return self._contains_piece(_Piece(len(needle), ((0, needle),)))
+
+    def _contains_piece(self, piece: _Piece) -> np.ndarray:
         found = np.zeros(len(self.lens), dtype=bool)
-        found[np.searchsorted(self.starts, occ, side="right") - 1] = True
+        found[np.searchsorted(self.starts, self.occurrences(piece), side="right") - 1] = True
         return found
 
     def equals(self, value: str) -> np.ndarray:
@@ -236,6 +257,7 @@ class Columns:
         self.passages = passages
         self.size = len(passages)
         self._built: dict[str, _Column] = {}
+        self._likes: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -356,13 +378,29 @@ class Columns:
         column = self._value(node.args[0])
         none = np.zeros(self.size, dtype=bool)
         if isinstance(column, _Text):
-            return _Bools(column.like(_like_pattern(pattern)), none)
+            return _Bools(self._text_like(pattern, column), none)
         if isinstance(column, _Const):
             return self._const(_like(column.value, pattern))
         if isinstance(column, _Dict):
             return self._spread(column, lambda v: _like(v, pattern))
         # numbers and booleans are never like anything; a condition's error still counts
         return _Bools(none, column.error if isinstance(column, _Bools) else none)
+
+    def _text_like(self, pattern: str, column: _Text) -> np.ndarray:
+        """`text like pattern`, remembered for the last LIKE_CACHE patterns: a filter of 30
+        equal clauses (the abuse benchmark's attack) searches the text once, not 30 times."""
+        with self._lock:
+            found = self._likes.get(pattern)
+            if found is not None:
+                self._likes.move_to_end(pattern)
+                return found
+        found = column.like(_like_pattern(pattern))
+        found.flags.writeable = False  # shared by every filter that reads it
+        with self._lock:
+            self._likes[pattern] = found
+            while len(self._likes) > LIKE_CACHE:
+                self._likes.popitem(last=False)
+        return found
 
     def _compare(self, node: ast.Compare) -> _Bools:
         """A comparison chain, as Python runs it: pairs left to right up to the first false."""
@@ -428,9 +466,10 @@ class Columns:
             if type(op) in _NUMPY and number:
                 return _Bools(_NUMPY[type(op)](column.values, value), none)
             if isinstance(op, ast.In | ast.NotIn) and isinstance(value, list):
-                wanted = [v for v in value if isinstance(v, int | float)
-                          and (not isinstance(v, int) or v in _INT64)]
-                inside = np.isin(column.values, np.array(wanted, dtype=np.float64)) \
+                # an int equals a bool, an int or an integral float; never anything else
+                wanted = [int(v) for v in value if (isinstance(v, int) and v in _INT64)
+                          or (isinstance(v, float) and v.is_integer() and int(v) in _INT64)]
+                inside = np.isin(column.values, np.array(wanted, dtype=np.int64)) \
                     if wanted else none
                 return _Bools(inside if isinstance(op, ast.In) else ~inside, none)
             if not number:  # the outcome depends on the types alone: try one int
