@@ -349,7 +349,9 @@ def query(
     with Index.open(index_at, model, collection=collection,
                     one_shot=len(queries) <= ONE_SHOT_QUERIES) as searcher:
         results = searcher.search_batch(queries, k, mode, fusion, where, context=context)
-        terms = {} if as_json else {q: searcher.query_words(q) for q in queries}
+        from semsearch.highlight import terms as marked
+
+        terms = {} if as_json else {q: marked(q, searcher.query_words(q)) for q in queries}
     for q, hits in zip(queries, results, strict=True):
         if as_json:
             record = {"query": q, "hits": [h.to_dict() for h in hits]}

@@ -318,7 +318,13 @@ class Columns:
             conjunction = isinstance(node.op, ast.And)
             first, *rest = (self._condition(v) for v in node.values)
             value, error = first.value.copy(), first.error.copy()
+            erred = bool(error.any())
             for operand in rest:
+                if not erred and not operand.error.any():  # the common case: no errors at all
+                    (np.logical_and if conjunction else np.logical_or)(value, operand.value,
+                                                                       out=value)
+                    continue
+                erred = True
                 # reached where no error yet and the result is still open
                 reached = ~error & (value if conjunction else ~value)
                 error |= reached & operand.error
