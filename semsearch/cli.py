@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from semsearch.errors import QueryError, SemsearchError, UsageError
+from semsearch.errors import QueryError, SemsearchError, UsageError, disk_full
 from semsearch.index import BuildProgress, Index
 
 if TYPE_CHECKING:
@@ -178,7 +178,8 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
     except OSError as exc:  # the machine refused (permissions, a full disk): one line too
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-        err.print(f"[bold red]error:[/] [red]{escape((exc.strerror or str(exc)) + where)}[/]",
+        reason = (exc.strerror or str(exc)) + where + disk_full(exc)
+        err.print(f"[bold red]error:[/] [red]{escape(reason)}[/]",
                   soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:

@@ -405,6 +405,64 @@ def test_oserrors_anywhere_in_the_writer_are_index_write_errors(
         writer.save()
 
 
+FULL = OSError(28, "No space left on device")  # errno.ENOSPC
+
+
+def test_a_full_disk_for_the_encoding_checkpoint_names_it(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: "could not keep encoded passages in … (No space left on device)", no "(disk full?)"
+    import numpy as np
+
+    from semsearch import checkpoint
+
+    def full(*args: Any) -> None:
+        raise FULL
+
+    monkeypatch.setattr(checkpoint, "_save", full)
+    with pytest.warns(checkpoint.CheckpointWarning, match=r"left on device \(disk full\?\)"):
+        vectors, _ = checkpoint.encode_resumable(
+            ["a", "b"], lambda texts, progress=None: np.ones((len(texts), 2), np.float32),
+            tmp_path / "chunks", "m", 2)
+    assert vectors.shape == (2, 2)
+
+
+def test_a_full_disk_reaching_the_cli_names_it(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    # before: "error: No space left on device: …" without "(disk full?)" (an OSError from
+    # outside the index writer: a benchmark's results, a provisioned model, an export)
+    from typer.testing import CliRunner
+
+    from semsearch import cli
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device", str(tmp_path / "out.json"))
+
+    monkeypatch.setattr(cli.Index, "open", full)
+    done = CliRunner().invoke(cli.app, ["query", "抗疫", "--index", str(SEEDS)])
+    assert done.exit_code == 1
+    line = " ".join(done.output.split())
+    assert line.startswith("error: No space left on device") and "(disk full?)" in line, line
+
+
+def test_a_full_disk_under_milvus_lite_names_it() -> None:
+    # before: "Milvus refused an insert …: <its message>" without "(disk full?)"
+    pytest.importorskip("pymilvus")
+    from pymilvus.exceptions import MilvusException
+
+    from semsearch.errors import IndexWriteError
+    from semsearch.passages import Passage
+    from semsearch.stores import milvus
+
+    class Full:
+        def insert(self, *args: Any) -> None:
+            raise MilvusException(message="write failed: no space left on device")
+
+    import numpy as np
+    with pytest.raises(IndexWriteError, match=r"disk full\?"):
+        milvus._insert(Full(), "c", [0], [Passage("a", "s", 1, 0, 1)],
+                       np.ones((1, 2), np.float32), None)
+
+
 # --- row 7: library thread safety ----------------------------------------------------------
 
 
