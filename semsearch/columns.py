@@ -99,6 +99,8 @@ class _Text:
         # a text holding "\0" would blur the rows: such a column is compared row by row
         self.exact = int(np.count_nonzero(self.codes == 0)) == max(len(texts) - 1, 0)
         self._by_char: tuple[np.ndarray, np.ndarray] | None = None
+        if self.exact:
+            self._index()  # built with the column, not on the first `like` that needs it
 
     def _index(self) -> tuple[np.ndarray, np.ndarray]:
         """Every position of the text, grouped by character (a stable radix sort, once):
@@ -316,7 +318,10 @@ class Columns:
         """The node as a condition: Python's truthiness of its value, and where it raised."""
         if isinstance(node, ast.BoolOp):
             conjunction = isinstance(node.op, ast.And)
-            first, *rest = (self._condition(v) for v in node.values)
+            # a repeated operand changes nothing (`a or b or a`: the second `a` is reached only
+            # where the first was false without error): 30 equal clauses are evaluated once
+            operands = {ast.dump(v): v for v in node.values}  # in order of first appearance
+            first, *rest = (self._condition(v) for v in operands.values())
             value, error = first.value.copy(), first.error.copy()
             erred = bool(error.any())
             for operand in rest:

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import ast
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -80,3 +83,22 @@ def test_a_text_holding_the_separator_is_still_exact() -> None:
 def test_an_empty_store_keeps_nothing() -> None:
     assert Columns.of({}).keep(compile_filter('text like "%a%"')).tolist() == []
     assert Columns.of({}).keep(compile_filter("paragraph > 1")).dtype == np.int64
+
+
+def test_repeated_clauses_are_evaluated_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """30 equal `like` clauses (the abuse benchmark's attack) cost one; order still counts."""
+    columns = Columns.of(ALL)
+    seen: list[str] = []
+    original = Columns._like
+
+    def counting(self: Columns, node: Any) -> Any:
+        seen.append(ast.unparse(node))
+        return original(self, node)
+
+    monkeypatch.setattr(Columns, "_like", counting)
+    expression = " or ".join(['text like "%b_%"'] * 30 + ["year > 2000"] + ['text like "%b_%"'])
+    assert columns.keep(compile_filter(expression)).tolist() == reference(expression)
+    assert len(seen) == 1
+    for expression in ("year > 2000 or paragraph == 1 or year > 2000",
+                       "paragraph == 1 or year > 2000 or paragraph == 1"):
+        assert columns.keep(compile_filter(expression)).tolist() == reference(expression)
