@@ -141,13 +141,18 @@ class _Text:
 
     def occurrences(self, piece: _Piece) -> np.ndarray:
         """Sorted starts (absolute) of every place the piece matches inside one row."""
+        return self._occurrences(piece)[0]
+
+    def _occurrences(self, piece: _Piece) -> tuple[np.ndarray, np.ndarray]:
+        """`occurrences`, and the row of each."""
         rarest = min(((offset + i, ord(char)) for offset, text in piece.literals
                       for i, char in enumerate(text)), key=lambda c: self._count(c[1]))
         pos = self._positions(rarest[1]) - rarest[0]
         pos = pos[(pos >= 0) & (pos + piece.length <= len(self.codes))]
         pos = pos[self._at(piece, pos)]
         row = np.searchsorted(self.starts, pos, side="right") - 1
-        return pos[pos + piece.length <= self.starts[row] + self.lens[row]]
+        inside = pos + piece.length <= self.starts[row] + self.lens[row]
+        return pos[inside], row[inside]
 
     def like(self, pattern: _LikePattern) -> np.ndarray:
         """Which rows the pattern matches (as `_LikePattern.match`: pieces leftmost-first)."""
@@ -196,7 +201,7 @@ class _Text:
 
     def _contains_piece(self, piece: _Piece) -> np.ndarray:
         found = np.zeros(len(self.lens), dtype=bool)
-        found[np.searchsorted(self.starts, self.occurrences(piece), side="right") - 1] = True
+        found[self._occurrences(piece)[1]] = True
         return found
 
     def equals(self, value: str) -> np.ndarray:
