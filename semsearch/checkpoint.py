@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semsearch.errors import disk_full
+
 CHUNK = int(os.environ.get("SEMSEARCH_CHECKPOINT_EVERY", "2048"))
 META = "meta.json"
 
@@ -83,7 +85,8 @@ class CheckpointWarning(UserWarning):
 def _give_up(directory: Path, exc: OSError) -> None:
     import warnings
 
-    warnings.warn(f"could not keep encoded passages in {directory} ({exc.strerror or exc}); "
+    warnings.warn(f"could not keep encoded passages in {directory} ({exc.strerror or exc}"
+                  f"{disk_full(exc)}); "
                   "the build goes on, but an interrupted run would start over",
                   CheckpointWarning, stacklevel=3)
     shutil.rmtree(directory, ignore_errors=True)

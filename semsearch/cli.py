@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from semsearch.errors import QueryError, SemsearchError, UsageError
+from semsearch.errors import QueryError, SemsearchError, UsageError, disk_full
 from semsearch.index import BuildProgress, Index
 
 if TYPE_CHECKING:
@@ -179,7 +179,8 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
     except OSError as exc:  # the machine refused (permissions, a full disk): one line too
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-        err.print(f"[bold red]error:[/] [red]{escape((exc.strerror or str(exc)) + where)}[/]",
+        reason = (exc.strerror or str(exc)) + where + disk_full(exc)
+        err.print(f"[bold red]error:[/] [red]{escape(reason)}[/]",
                   soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
@@ -358,7 +359,9 @@ def query(
     with Index.open(index_at, model, collection=collection,
                     one_shot=len(queries) <= ONE_SHOT_QUERIES) as searcher:
         results = searcher.search_batch(queries, k, mode, fusion, where, context=context)
-        terms = {} if as_json else {q: searcher.query_words(q) for q in queries}
+        from semsearch.highlight import terms as marked
+
+        terms = {} if as_json else {q: marked(q, searcher.query_words(q)) for q in queries}
     for q, hits in zip(queries, results, strict=True):
         if as_json:
             record = {"query": q, "hits": [h.to_dict() for h in hits]}

@@ -3,6 +3,19 @@ that says what to do. The CLI prints them as one red line and exits non-zero."""
 
 from __future__ import annotations
 
+import errno
+
+_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_FULL_TEXT = ("no space left", "file too large", "quota exceeded")
+
+
+def disk_full(exc: BaseException | str) -> str:
+    """" (disk full?)" when `exc` is a full disk or quota, by its errno or, as FAISS and Milvus
+    Lite report it, by its text; else "". Every message about a failed write ends with it."""
+    code = getattr(exc, "errno", None)
+    text = str(exc).lower()
+    return " (disk full?)" if code in _FULL or any(t in text for t in _FULL_TEXT) else ""
+
 
 class SemsearchError(Exception):
     """Base class: a failure the user can act on (the message says how)."""

@@ -7,9 +7,11 @@
 Fields: source, paragraph, start, end, heading, text, and any metadata key. Operators: == != <
 <= > >= in, not in, like (% any run of characters, _ any one), and/or/not (also && || !),
 parentheses. An expression is parsed once into a checked tree (`compile_filter` gives a
-`Filter`): the FAISS backend evaluates the tree here, the Milvus backend gets the same tree
-rendered in Milvus's syntax (`Filter.to_milvus`, never an edit of the text): metadata keys become
-`metadata["key"]`, literals are re-quoted, `1 < paragraph < 3` becomes two comparisons.
+`Filter`): the FAISS backend evaluates the tree over all its passages at once (columns.py;
+calling the Filter on one passage, here, is the reference it must agree with), the Milvus
+backend gets the same tree rendered in Milvus's syntax (`Filter.to_milvus`, never an edit of the
+text): metadata keys become `metadata["key"]`, literals are re-quoted, `1 < paragraph < 3`
+becomes two comparisons.
 
 Filters come from users of a service, so evaluation is bounded: at most MAX_CHARS characters,
 MAX_NODES syntax nodes and MAX_DEPTH levels of nesting, `like` matched without regular

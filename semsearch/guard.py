@@ -6,8 +6,9 @@
         `timeout_keep_alive` only covers the idle time *between* requests, so a client sending
         one byte a second held a connection forever; malformed HTTP (bad Content-Length, NUL in
         a header, missing or duplicate Host, bad chunk size) gets a JSON 400, not uvicorn's
-        plain-text one. h11 itself bounds the header block (`h11_max_incomplete_event_size`,
-        16 KiB by default).
+        plain-text one. The request line and headers over MAX_HEADER_BYTES get a JSON 431
+        however they arrive: h11 bounds only a header block still incomplete
+        (`h11_max_incomplete_event_size`), so a 70 KB one arriving in one read was accepted.
     HostGuard        a Host outside the allowed names gets 400 (default for `semsearch serve`:
                      the bound host and localhost; DNS-rebinding and Host-echo defence)
     HeadAsGet        HEAD is answered wherever GET is (headers only)
@@ -51,7 +52,18 @@ class GuardedH11(H11Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self._read_timer: Any = None
+        self._head_too_large = False
         super().connection_made(transport)
+        parse = self.conn.next_event
+
+        def next_event() -> Any:  # uvicorn reads every event through this
+            event = parse()
+            if isinstance(event, h11.Request) and _head_size(event) > MAX_HEADER_BYTES:
+                self._head_too_large = True
+                raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+            return event
+
+        self.conn.next_event = next_event  # type: ignore[method-assign]
         self._arm()  # a connection that never sends anything is closed too
 
     def _reading(self) -> bool:
@@ -99,10 +111,22 @@ class GuardedH11(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         self._disarm()
-        self.transport.write(_json(400, "Bad Request", "invalid HTTP request (malformed "
-                                   "request line, header, Host, Content-Length or chunk)",
-                                   "bad_http"))
+        if self._head_too_large:
+            self.transport.write(_json(431, "Request Header Fields Too Large", "the request "
+                                       "line and headers are over "
+                                       f"{MAX_HEADER_BYTES >> 10} KiB; send less",
+                                       "header_too_large"))
+        else:
+            self.transport.write(_json(400, "Bad Request", "invalid HTTP request (malformed "
+                                       "request line, header, Host, Content-Length or chunk)",
+                                       "bad_http"))
         self.transport.close()
+
+
+def _head_size(event: h11.Request) -> int:
+    """The bytes of a request line and headers as sent (give or take their whitespace)."""
+    return (len(event.method) + len(event.target) + 12
+            + sum(len(name) + len(value) + 4 for name, value in event.headers.raw_items()) + 2)
 
 
 def protocol(read_timeout: float = READ_TIMEOUT) -> type[GuardedH11]:

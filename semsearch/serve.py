@@ -84,7 +84,7 @@ from semsearch.errors import (
     SearchTimeoutError,
     SemsearchError,
 )
-from semsearch.highlight import annotate
+from semsearch.highlight import annotate, terms
 from semsearch.index import Index
 from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, MAX_QUERY_CHARS
 from semsearch.search import Request as Query
@@ -526,7 +526,7 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
         found = [h.to_dict() for h in hits]
         if not request.highlight:
             return {"hits": found}
-        return annotate(index.query_words(request.query), found)
+        return annotate(terms(request.query, index.query_words(request.query)), found)
 
     def answer_batch(items: list[tuple[SearchRequest, float]]) -> list[Any]:
         """The answers of a batch of ordinary searches (one per item: a dict or an error)."""

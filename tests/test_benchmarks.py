@@ -365,6 +365,16 @@ def test_abuse_smoke(tmp_path: Path) -> None:
     assert all(r["trials"] == 2 for r in report["files"].values())
 
 
+@pytest.mark.benchmark
+def test_filters_smoke(tmp_path: Path) -> None:
+    report = run_smoke("filters.py", tmp_path)
+    assert report["passages"] == 2_000 and report["repeats"] == 2
+    assert len(report["shapes"]) >= 10 and "CPUs" in report["machine"]
+    for shape in report["shapes"]:
+        assert positive(shape["old_ms"], shape["new_ms"], shape["search_ms"], shape["speedup"])
+        assert 0 <= shape["kept_median"] <= report["passages"]
+
+
 def test_runtimes_leave_out_only_the_absent_runtimes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without OpenVINO, NNCF and CTranslate2 installed, benchmarks/runtimes.py still measures
     the baseline, the fp32 reference and the default, and names the rows it left out."""

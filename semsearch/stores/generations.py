@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from semsearch.atomic import fsync_path
-from semsearch.errors import IndexLoadError, IndexLockedError, IndexWriteError
+from semsearch.errors import IndexLoadError, IndexLockedError, IndexWriteError, disk_full
 from semsearch.stores.base import failpoint
 
 CURRENT = "CURRENT"
@@ -34,19 +34,14 @@ _GEN_PREFIX = "gen-"
 _TMP_PREFIX = f".{_GEN_PREFIX}"  # atomic.atomic_directory's temporaries: .gen-N.tmp-XXXXXXXX
 
 
-_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-
-
 def write_error(target: Path, exc: BaseException, reason: str | None = None) -> IndexWriteError:
     """The IndexWriteError for an OS failure while writing index `target`: one line naming the
     cause, with "(disk full?)" for a full disk or quota and a hint for permissions."""
     code = getattr(exc, "errno", None)
     reason = reason or (os.strerror(code) if code else str(exc))
     where = getattr(exc, "filename", None)
-    hint = ""
-    if code in _FULL or "no space" in reason.lower() or "too large" in reason.lower():
-        hint = " (disk full?)"
-    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+    hint = disk_full(exc) or disk_full(reason)
+    if not hint and code in (errno.EACCES, errno.EPERM, errno.EROFS):
         hint = " (check the directory's permissions, or whether it is read-only)"
     named = f" ({where})" if where and str(where) != str(target) else ""
     return IndexWriteError(f"could not write the index to {target}: {reason}{named}{hint}; the "

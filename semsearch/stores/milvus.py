@@ -37,6 +37,7 @@ from semsearch.errors import (
     IndexLoadError,
     IndexWriteError,
     MissingDependencyError,
+    disk_full,
 )
 from semsearch.filters import FIELDS
 from semsearch.lexical import BM25_B, BM25_K1, STOPWORDS, analysed_text
@@ -515,8 +516,9 @@ def _insert(client: Any, collection: str, ids: Iterable[int], passages: Sequence
             client.insert(collection, data)
         except MilvusException as exc:
             raise IndexWriteError(f"Milvus refused an insert into {collection!r}: "
-                                  f"{getattr(exc, 'message', exc)}; the index is unchanged "
-                                  "(uncommitted rows are cleaned up by the next write)") from exc
+                                  f"{getattr(exc, 'message', exc)}{disk_full(exc)}; the index is "
+                                  "unchanged (uncommitted rows are cleaned up by the next "
+                                  "write)") from exc
         if progress is not None:
             progress(stop - start)
 
@@ -604,7 +606,7 @@ def _new_collection(client: Any, target: str, collection: str, manifest: Manifes
                                      properties={MIGRATING_KEY: marker})
         except Exception as exc:  # pymilvus raises MilvusException; Lite may raise others
             raise IndexWriteError(f"cannot create collection {collection!r} at {target}: "
-                                  f"{getattr(exc, 'message', exc)}") from exc
+                                  f"{getattr(exc, 'message', exc)}{disk_full(exc)}") from exc
     store = MilvusStore(client, target, collection, manifest)
     store._load()
     return store
@@ -662,7 +664,7 @@ def create(passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
         client.rename_collection(temporary, collection)
     except Exception as exc:
         raise IndexWriteError(f"cannot put collection {collection!r} in place at {target}: "
-                              f"{getattr(exc, 'message', exc)}") from exc
+                              f"{getattr(exc, 'message', exc)}{disk_full(exc)}") from exc
     return MilvusStore.open(target, collection)
 
 
