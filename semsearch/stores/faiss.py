@@ -65,6 +65,7 @@ from semsearch.stores.base import (
     resolve_kind,
 )
 from semsearch.stores.generations import CURRENT, MANIFEST
+from semsearch.stores.pinned import mapped_array, pinned
 
 if TYPE_CHECKING:
     from semsearch.filters import Filter
@@ -77,8 +78,9 @@ MIN_TRAIN = {"flat": 1, "hnsw": 2, "sq8": 2, "ivf-pq": 1_000}
 # An hnsw index is rebuilt without its tombstones once they pass this share of its nodes: they
 # still cost memory and graph hops, and a source replaced over and over would grow without end.
 COMPACT_AT = 0.2
-# Vectors files up to this size are read into memory rather than memory-mapped: data mapped
-# from a file truncated underneath kills the process with SIGBUS (see FaissStore.check_files)
+# Vectors (and BM25 weight) files up to this size are read into memory; larger ones are
+# memory-mapped from a private unnamed copy (pinned.py), never from the index's own file, whose
+# truncation underneath would kill the process with SIGBUS
 MMAP_ABOVE = 256 << 20
 FILTER_CACHE = 32  # filters whose kept ids a store remembers (see FaissStore._allowed)
 CHECK_EVERY = 256  # passages a filter is evaluated on between two checks of the time limit
@@ -454,17 +456,27 @@ class FaissStore:
             if not file.is_file():
                 raise IndexLoadError(f"index {directory} is missing {name} (generation "
                                      f"{manifest.generation}); rebuild it with `semsearch index`")
+        mapped = mmap and (generation_dir / VECTORS).stat().st_size > MMAP_ABOVE
+        for name in names:
             expected = manifest.files.get(name)
-            if verify and expected and sha256_file(file) != expected:
-                raise IndexLoadError(f"index file {file} is corrupt (checksum mismatch); rebuild "
-                                     "it with `semsearch index`")
+            if mapped and name == VECTORS:
+                continue  # hashed as it is copied (below)
+            if verify and expected and sha256_file(generation_dir / name) != expected:
+                raise IndexLoadError(f"index file {generation_dir / name} is corrupt (checksum "
+                                     "mismatch); rebuild it with `semsearch index`")
         try:
-            mapped = mmap and (generation_dir / VECTORS).stat().st_size > MMAP_ABOVE
-            faiss_index = load_index(generation_dir / VECTORS, mmap=mapped)
+            if mapped:  # never the file itself: a truncation would be SIGBUS (pinned.py)
+                with pinned(generation_dir / VECTORS,
+                            manifest.files.get(VECTORS) if verify else None) as copy:
+                    faiss_index = load_index(copy or generation_dir / VECTORS,
+                                             mmap=copy is not None)
+            else:
+                faiss_index = load_index(generation_dir / VECTORS)
             with (generation_dir / PASSAGES).open(encoding="utf-8") as handle:
                 passages = dict(_passage_from_json(line) for line in handle)
             lexical = LexicalIndex.load(generation_dir / LEXICAL_DIR, len(passages),
-                                        mmap_above=MMAP_ABOVE if mmap else None) \
+                                        mmap_above=MMAP_ABOVE if mmap else None,
+                                        mapper=mapped_array) \
                 if (generation_dir / LEXICAL_DIR).is_dir() else None
         except FileNotFoundError:
             raise
