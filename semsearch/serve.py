@@ -111,6 +111,9 @@ MAX_BODY = 1 << 20  # bytes of a request body
 MAX_K = 1000
 MAX_CONTEXT = 5  # passages of context on each side of a hit a request may ask for
 RETRY_SECONDS = 5.0  # a generation that failed to load is tried again after this long
+# /health that sees a new generation waits this long for it to load (off the event loop), so
+# that it reports what a search would now answer from ("reloading" past it)
+HEALTH_RELOAD_WAIT = 2.0
 GRACEFUL_SECONDS = 3  # SIGTERM: how long in-flight requests get to finish
 # Admission: a request over any of these is "expensive" and runs in its own small pool
 CHEAP_QUERY_CHARS = 1000
@@ -385,6 +388,16 @@ class LiveIndex:
             self._reload_in_background()
         return body
 
+    async def settled(self, wait: float) -> None:
+        """Wait (without blocking the event loop) up to `wait` seconds for a background reload
+        to finish, so that `/health` can report the generation a search would now use."""
+        end = time.monotonic() + wait
+        while time.monotonic() < end:
+            background = self._background
+            if background is None or not background.is_alive():
+                return
+            await asyncio.sleep(0.005)
+
     def _reload_in_background(self) -> None:
         with self._lock:
             if self._background is not None and self._background.is_alive():
@@ -550,6 +563,9 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
     @app.get("/health")
     async def health() -> dict[str, Any]:
         body = live.health()
+        if body["status"] in ("reloading", "stale", "unavailable"):
+            await live.settled(HEALTH_RELOAD_WAIT)  # a new generation: what /search would use
+            body = live.health()
         load = {"ordinary": batcher.load(), "expensive": costly.load(), "page": pool.load()}
         body["workers_busy"] = batcher.busy + pool.busy + costly.busy
         body["load"] = load

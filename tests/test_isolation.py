@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import REPO, synthetic_store
+from .conftest import REPO, make_app, synthetic_store
 
 # --- no SIGBUS whatever the size ------------------------------------------------------------
 
@@ -53,3 +53,43 @@ def test_truncating_a_mapped_vectors_file_cannot_kill_the_process(tmp_path: Path
     out, err = child.communicate(timeout=60)
     assert child.returncode == 0, (child.returncode, err[-500:])
     assert "same answers" in out
+
+
+# --- /health reflects a damaged manifest and a swapped generation at once -------------------
+
+def test_a_truncated_manifest_turns_health_red(index_copy: Path) -> None:
+    # before: /health said "ok" (and /search answered) with manifest.json cut to 100 bytes
+    from starlette.testclient import TestClient
+
+    manifest = next(index_copy.glob("gen-*")) / "manifest.json"
+    good = manifest.read_bytes()
+    with TestClient(make_app(index_copy), raise_server_exceptions=False) as client:
+        assert client.get("/health").json()["status"] == "ok"
+        manifest.write_bytes(good[:100])
+        health = client.get("/health").json()
+        assert health["status"] == "unavailable" and "manifest.json" in health["error"]
+        response = client.post("/search", json={"query": "抗疫"})
+        assert response.status_code == 503 and "manifest.json" in response.json()["error"]
+        manifest.write_bytes(good)  # restored: served again
+        assert client.get("/health").json()["status"] == "ok"
+        assert client.post("/search", json={"query": "抗疫"}).status_code == 200
+
+
+def test_the_first_health_after_a_rebuild_shows_the_new_generation(index_copy: Path,
+                                                                   tiny_model: Path) -> None:
+    # before: the first /health after `index --force` said "reloading" (or "unavailable")
+    # while /search already answered from the new generation
+    from starlette.testclient import TestClient
+
+    import semsearch
+
+    from .conftest import SEEDS
+
+    with TestClient(make_app(index_copy), raise_server_exceptions=False) as client:
+        first = client.get("/health").json()
+        for _ in range(2):  # what `semsearch index --force` does: a whole new generation
+            semsearch.build([SEEDS], model=str(tiny_model)).save(index_copy)
+            health = client.get("/health").json()
+            assert health["status"] == "ok", health
+            assert health["generation"] == health["live_generation"] > first["generation"]
+            assert client.post("/search", json={"query": "抗疫"}).status_code == 200

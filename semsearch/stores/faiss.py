@@ -129,6 +129,7 @@ class FaissStore:
         default_factory=OrderedDict, repr=False)
     _filtered_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _fields: tuple[tuple[int, int], frozenset[str]] | None = field(default=None, repr=False)
+    _manifest_sha: str = field(default="", repr=False)  # what CURRENT named at load
 
     @classmethod
     def create(cls, passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
@@ -218,10 +219,11 @@ class FaissStore:
     def check_files(self) -> None:
         """IndexUnusableError if a file of the loaded generation no longer holds what was
         loaded: a few `stat` calls each time; a file whose size, inode or mtime changed is
-        hashed again and compared with the manifest's checksum (once per change). Memory-mapped
-        data read from a file truncated underneath kills the process with SIGBUS, so a
-        service checks this before each search; small indexes are read into memory at load
-        (MMAP_ABOVE), so for them a damaged file can only be reported, never crash."""
+        hashed again and compared with the manifest's checksum (the manifest itself with the
+        digest CURRENT gave at load), once per change. A service checks this before each
+        search and in `/health`. What is searched was read into memory or mapped from a
+        private copy at load (MMAP_ABOVE, pinned.py), so a damaged file is reported, never a
+        crash."""
         if self.origin is None or not self._identity:
             return
         generation_dir = generations.generation_path(*self.origin)
@@ -235,7 +237,9 @@ class FaissStore:
         for name, stamp in now.items():
             if stamp == self._identity.get(name):
                 continue
-            expected = self.manifest.files.get(name)
+            # the manifest is not among its own checksums: CURRENT holds its digest
+            expected = self._manifest_sha or None if name == MANIFEST \
+                else self.manifest.files.get(name)
             file = generation_dir / name
             try:
                 good = expected is None or sha256_file(file) == expected
@@ -492,7 +496,8 @@ class FaissStore:
             raise IndexLoadError(f"index {directory} has {faiss_index.d}-d vectors but its "
                                  f"manifest says {manifest.model.dimension}")
         return cls(manifest, passages, faiss_index, lexical,
-                   origin=(directory, manifest.generation), frozen=mmap, _identity=identity)
+                   origin=(directory, manifest.generation), frozen=mmap, _identity=identity,
+                   _manifest_sha=pointer[1] if pointer else sha256_file(manifest_file))
 
 
 def _identities(folder: Path, names: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
