@@ -185,6 +185,19 @@ class FaissStore:
                 self._filtered.popitem(last=False)
         return allowed
 
+    def knows_filter(self, where: Filter) -> bool:
+        """Whether the ids `where` keeps are cached (a search with it skips evaluating it):
+        the service counts an unseen filter's evaluation in a request's cost (cost.py)."""
+        key = (where.expression, self.manifest.next_id, len(self.passages))
+        with self._filtered_lock:
+            return key in self._filtered
+
+    def resolve_filter(self, where: Filter) -> int:
+        """Evaluate `where` now, its kept ids cached for the searches that follow; how many
+        passages it keeps (the service runs this alone before batching the search)."""
+        allowed = self._allowed(where)
+        return 0 if allowed is None else len(allowed)
+
     def fields(self) -> frozenset[str]:
         """The names a filter may use here: the passage fields and every metadata key."""
         key = (self.manifest.next_id, len(self.passages))
