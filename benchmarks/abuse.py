@@ -348,9 +348,10 @@ def client(url: str, address: str) -> httpx.Client:
                         transport=httpx.HTTPTransport(local_address=address))
 
 
-def new_filter_attack(url: str, seconds: float) -> dict[str, Any]:
-    """4 attackers (127.0.0.2–5), each request with a filter never seen before, and the
-    ordinary client (127.0.0.1) sending plain queries: its statuses and latency."""
+def new_filter_attack(url: str, seconds: float, attackers: int = ATTACKERS) -> dict[str, Any]:
+    """`attackers` attackers (127.0.0.2–5), each request with a filter never seen before, and
+    the ordinary client (127.0.0.1) sending plain queries: its statuses and latency (with no
+    attackers: the baseline)."""
     statuses: Counter[str] = Counter()
     stop = threading.Event()
     counter = iter(range(10**9))
@@ -370,10 +371,10 @@ def new_filter_attack(url: str, seconds: float) -> dict[str, Any]:
                     time.sleep(0.05)
 
     threads = [threading.Thread(target=attack, args=(f"127.0.0.{n}",), daemon=True)
-               for n in range(2, 2 + ATTACKERS)]
+               for n in range(2, 2 + attackers)]
     for thread in threads:
         thread.start()
-    time.sleep(0.5)
+    time.sleep(0.5 if threads else 0)
     latencies: list[float] = []
     ordinary: Counter[str] = Counter()
     end = time.perf_counter() + seconds
@@ -467,6 +468,7 @@ def scale(seconds: float, rounds: int, passages: int = SCALE_PASSAGES) -> dict[s
             with client(url, "127.0.0.1") as http:
                 for _ in range(3):
                     http.post("/search", json={"query": "志愿者 报告"})
+            report["baseline"] = new_filter_attack(url, seconds, attackers=0)
             report["together"] = together(url, rounds, 1000)
             report["heavy_in_batch"] = heavy_in_batch(url, max(2, rounds // 2))
             report["new_filter_attack"] = new_filter_attack(url, seconds)
@@ -492,11 +494,14 @@ def scale_lines(report: dict[str, Any]) -> list[str]:
     attackers = ", ".join(f"{k}: {v}" for k, v in sorted(attack["attacker_statuses"].items()))
     rounds = report["together"]["rounds"]
     heavy = report["heavy_in_batch"]
+    base = report["baseline"]
     lines = [SCALE_HEADING, "",
              f"{report['passages']:,} passages (random vectors, `flat`), `--timeout 10`, "
              f"measured {report['date']}; filters still evaluated per passage in Python, so "
              "these figures are what the service's isolation gives on its own.", "",
              "| attack | measured |", "|---|---|",
+             f"| none (baseline, same run) | ordinary client {base['requests']} requests, "
+             f"p50 {base['p50_s']} s, p99 {base['p99_s']} s |",
              f"| 4 attackers (127.0.0.2–5), a new `text like … or paragraph > …` filter per "
              f"request | ordinary client {attack['requests']} requests, {statuses} "
              f"({attack['ok_share']:.0%}), p50 {attack['p50_s']} s, p99 {attack['p99_s']} s; "
