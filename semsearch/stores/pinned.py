@@ -12,9 +12,10 @@ a file system without O_TMPFILE, a full disk) `pinned` yields None: read the fil
 Cost (AMD EPYC, 2 CPUs shared with other jobs at load ~12; benchmarks/abuse.py --scale, a
 154 MB flat vectors file of 100k × 384-d, the whole store loaded with checksums): read into
 memory 1.93 s (1.32 s in a quieter run), 219 MB RSS of which 194 MB anonymous; mapped from the
-private copy 2.62 s (1.75 s), 221 MB RSS of which 48 MB anonymous (the mapped pages are page cache the kernel can reclaim);
-the file mapped in place (before, FAISS's read alone) 0.06–0.08 s. The disk holds one more copy of
-the file per serving process while it runs, freed when it exits, even by SIGKILL.
+private copy 2.62 s (1.75 s), 221 MB RSS of which 48 MB anonymous (the mapped pages are page
+cache the kernel can reclaim); the file mapped in place (before, FAISS's read alone) 0.06–0.08
+s. The disk holds one more copy of the file per serving process while it runs, freed when it
+exits, even by SIGKILL.
 """
 
 from __future__ import annotations
