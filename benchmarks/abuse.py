@@ -1,8 +1,14 @@
 """Attack a live `semsearch serve` on loopback and measure what an ordinary client still gets.
 
     python3 benchmarks/abuse.py [--seconds 30] [--trials 10] [--smoke] [--out DIR]
+    python3 benchmarks/abuse.py --scale [--seconds 15] [--rounds 10]
 
 Serves a copy of the seeds index (default model, --timeout 10) and runs, in turn:
+
+`--scale` runs only the issue-39 attacks on a 100,000-passage index of random vectors (merged
+into an existing abuse.{json,md}): 4 attackers with a new filter per request, 31 unseen filters
+arriving with 1 ordinary request (--rounds), a heavy request in a batch, and what loading the
+vectors costs (read into memory, mapped from a private copy, mapped in place as before).
 
 1. baseline: one ordinary client sends the 68 labelled queries round-robin for --seconds;
 2. each expensive-request attack (issue 23 rows 1–2) from 4 attacker threads sending it back
@@ -273,6 +279,250 @@ def damage(url: str, index: Path, process: subprocess.Popen[str], how: str,
             "failures": failures}
 
 
+# --- issue 39: a 100k-passage index ---------------------------------------------------------
+
+SCALE_PASSAGES = 100_000
+ORDINARY = {"query": "志愿者 报告", "k": 5}
+HEAVY = {"query": ("志愿者在社区报告了疫情防控的工作进展 " * 60)[:990], "k": 100, "context": 5,
+         "highlight": True}
+
+
+def build_scale_index(target: Path, passages: int) -> None:
+    """An index of `passages` short passages with random unit vectors, recorded as made by the
+    seeds index's model (so the service embeds queries with it): costs are what matter here."""
+    import numpy as np
+
+    from semsearch.passages import Passage
+    from semsearch.stores.faiss import read_manifest
+
+    model = read_manifest(live_dir(DEFAULT_INDEX)).model
+    rng = np.random.default_rng(39)
+    vectors = rng.normal(size=(passages, model.dimension)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    sources = 1000
+    texts = [Passage(f"report {n:07d} 报告 第{n % 97}段 志愿者", f"doc{n % sources:04d}.txt",
+                     n // sources, 0, 20) for n in range(passages)]
+    FaissStore.create(texts, vectors, model, {f"doc{s:04d}.txt": "h" for s in range(sources)},
+                      index_type="flat").save(target)
+
+
+MAPPED_SCRIPT = """
+import resource, sys, time
+from pathlib import Path
+from semsearch.stores import faiss
+how, index = sys.argv[1], Path(sys.argv[2])
+vectors = faiss.generations.live_dir(index) / faiss.VECTORS
+start = time.perf_counter()
+if how == "mapped in place (before)":
+    loaded = faiss.load_index(vectors, mmap=True)
+else:
+    faiss.MMAP_ABOVE = 0 if how == "private copy, mapped" else 1 << 40
+    loaded = faiss.FaissStore.load(index).faiss_index
+seconds = time.perf_counter() - start
+import numpy as np
+loaded.search(np.ones((1, loaded.d), dtype=np.float32), 5)
+rss = int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) // 1024
+anon = int(Path("/proc/self/status").read_text().split("RssAnon:")[1].split()[0]) // 1024
+print(seconds, rss, anon)
+"""
+
+
+def mapped_copy(index: Path) -> dict[str, Any]:
+    """Start-up seconds and memory (RSS, and its anonymous part, MB) of loading the index's
+    vectors: read into memory, mapped from a private copy (pinned.py), mapped in place."""
+    size = (live_dir(index) / "vectors.faiss").stat().st_size
+    out: dict[str, Any] = {"vectors_mb": round(size / 1e6, 1)}
+    for how in ("read into memory", "private copy, mapped", "mapped in place (before)"):
+        done = subprocess.run([sys.executable, "-c", MAPPED_SCRIPT, how, str(index)],
+                              cwd=REPO, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        seconds, rss, anon = done.stdout.split()
+        out[how] = {"load_s": round(float(seconds), 2), "rss_mb": int(rss), "anon_mb": int(anon)}
+    return out
+
+
+def client(url: str, address: str) -> httpx.Client:
+    """An HTTP client whose connections come from loopback `address` (127.0.0.x): the service
+    keys fair admission by client address."""
+    return httpx.Client(base_url=url, timeout=30,
+                        transport=httpx.HTTPTransport(local_address=address))
+
+
+def new_filter_attack(url: str, seconds: float, attackers: int = ATTACKERS) -> dict[str, Any]:
+    """`attackers` attackers (127.0.0.2–5), each request with a filter never seen before, and
+    the ordinary client (127.0.0.1) sending plain queries: its statuses and latency (with no
+    attackers: the baseline)."""
+    statuses: Counter[str] = Counter()
+    stop = threading.Event()
+    counter = iter(range(10**9))
+
+    def attack(address: str) -> None:
+        with client(url, address) as http:
+            while not stop.is_set():
+                n = next(counter)
+                body = {"query": "report 报告", "k": 5,
+                        "where": f'text like "%{n:07d}%" or paragraph > {n % 1000 + 100}'}
+                try:
+                    status = str(http.post("/search", json=body).status_code)
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                statuses[status] += 1
+                if status == "503":
+                    time.sleep(0.05)
+
+    threads = [threading.Thread(target=attack, args=(f"127.0.0.{n}",), daemon=True)
+               for n in range(2, 2 + attackers)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5 if threads else 0)
+    latencies: list[float] = []
+    ordinary: Counter[str] = Counter()
+    end = time.perf_counter() + seconds
+    with client(url, "127.0.0.1") as http:
+        while time.perf_counter() < end:
+            start = time.perf_counter()
+            try:
+                status = str(http.post("/search", json=ORDINARY).status_code)
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            latencies.append(time.perf_counter() - start)
+            ordinary[status] += 1
+    stop.set()
+    for thread in threads:
+        thread.join(40)
+    ordered = sorted(latencies)
+    return {"requests": len(ordered), "statuses": dict(ordinary),
+            "ok_share": ordinary["200"] / len(ordered), "p50_s": round(percentile(ordered, 0.5), 3),
+            "p99_s": round(percentile(ordered, 0.99), 3), "attacker_statuses": dict(statuses)}
+
+
+def together(url: str, rounds: int, first: int) -> dict[str, Any]:
+    """`rounds` times: 31 requests with unseen filters (from 31 addresses) and 1 ordinary one
+    sent at once; the ordinary one's status and seconds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    answers = []
+    with ThreadPoolExecutor(32) as pool:
+        for r in range(rounds):
+            def unseen(n: int, r: int = r) -> int:
+                with client(url, f"127.0.1.{n + 1}") as http:
+                    return http.post("/search", json={
+                        "query": "report 报告", "k": 5,
+                        "where": f"paragraph > {first + r * 31 + n}"}).status_code
+
+            def ordinary() -> tuple[int, float]:
+                with client(url, "127.0.0.1") as http:
+                    start = time.perf_counter()
+                    status = http.post("/search", json={"query": "志愿者 报告"}).status_code
+                    return status, time.perf_counter() - start
+
+            attacks = [pool.submit(unseen, n) for n in range(31)]
+            mine = pool.submit(ordinary)
+            status, seconds = mine.result()
+            attackers = Counter(str(a.result()) for a in attacks)
+            answers.append({"status": status, "seconds": round(seconds, 3),
+                            "attackers": dict(attackers)})
+            time.sleep(0.5)
+    return {"rounds": answers, "within_0_5_s": sum(a["status"] == 200 and a["seconds"] <= 0.5
+                                                   for a in answers)}
+
+
+def heavy_in_batch(url: str, rounds: int) -> dict[str, Any]:
+    """p50 of 31 short requests sent together with a 32nd short one, then with the heavy one
+    (990-character query, k 100, context 5, highlight), `rounds` rounds each, interleaved."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def short(n: int) -> float:
+        with client(url, f"127.0.2.{n + 1}") as http:
+            start = time.perf_counter()
+            http.post("/search", json={"query": f"志愿者 报告 {n}", "k": 5})
+            return time.perf_counter() - start
+
+    def extra(body: dict[str, Any]) -> int:
+        with client(url, "127.0.3.1") as http:
+            return http.post("/search", json=body).status_code
+
+    times: dict[str, list[float]] = {"plain": [], "heavy": []}
+    with ThreadPoolExecutor(32) as pool:
+        for _ in range(rounds):
+            for kind, body in (("plain", {"query": "志愿者 报告 x"}), ("heavy", HEAVY)):
+                mine = pool.submit(extra, body)
+                times[kind] += [f.result() for f in [pool.submit(short, n) for n in range(31)]]
+                mine.result()
+                time.sleep(0.3)
+    p50 = {kind: round(statistics.median(found), 3) for kind, found in times.items()}
+    return {"p50_s": p50, "ratio": round(p50["heavy"] / p50["plain"], 2)}
+
+
+def scale(seconds: float, rounds: int, passages: int = SCALE_PASSAGES) -> dict[str, Any]:
+    """The issue-39 attacks on an index of `passages` (100,000) passages (--timeout 10)."""
+    work = Path(tempfile.mkdtemp(prefix="abuse-scale-"))
+    try:
+        start = time.perf_counter()
+        build_scale_index(work / "index", passages)
+        report: dict[str, Any] = {"passages": passages,
+                                  "build_s": round(time.perf_counter() - start, 1),
+                                  "loading": mapped_copy(work / "index")}
+        process, url = start_server(work / "index", "--timeout", "10")
+        try:
+            with client(url, "127.0.0.1") as http:
+                for _ in range(3):
+                    http.post("/search", json={"query": "志愿者 报告"})
+            report["baseline"] = new_filter_attack(url, seconds, attackers=0)
+            report["together"] = together(url, rounds, 1000)
+            report["heavy_in_batch"] = heavy_in_batch(url, max(2, rounds // 2))
+            report["new_filter_attack"] = new_filter_attack(url, seconds)
+            report["alive_after"] = process.poll() is None
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        return report
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def scale_lines(report: dict[str, Any]) -> list[str]:
+    """The 100k section of abuse.md."""
+    attack = report["new_filter_attack"]
+    loading = report["loading"]
+    statuses = ", ".join(f"{k}: {v}" for k, v in sorted(attack["statuses"].items()))
+    attackers = ", ".join(f"{k}: {v}" for k, v in sorted(attack["attacker_statuses"].items()))
+    rounds = report["together"]["rounds"]
+    heavy = report["heavy_in_batch"]
+    base = report["baseline"]
+    lines = [SCALE_HEADING, "",
+             f"{report['passages']:,} passages (random vectors, `flat`), `--timeout 10`, "
+             f"measured {report['date']}; filters still evaluated per passage in Python, so "
+             "these figures are what the service's isolation gives on its own.", "",
+             "| attack | measured |", "|---|---|",
+             f"| none (baseline, same run) | ordinary client {base['requests']} requests, "
+             f"p50 {base['p50_s']} s, p99 {base['p99_s']} s |",
+             f"| 4 attackers (127.0.0.2–5), a new `text like … or paragraph > …` filter per "
+             f"request | ordinary client {attack['requests']} requests, {statuses} "
+             f"({attack['ok_share']:.0%}), p50 {attack['p50_s']} s, p99 {attack['p99_s']} s; "
+             f"attackers {attackers} |",
+             f"| 31 unseen filters + 1 ordinary request together, {len(rounds)} rounds | "
+             f"ordinary answered 200 in ≤ 0.5 s in {report['together']['within_0_5_s']} of "
+             f"{len(rounds)}: " + ", ".join(f"{a['seconds']} s" for a in rounds) + " |",
+             f"| 31 short requests with a heavy one (990 characters, k 100, context 5, "
+             f"highlight) against with a 32nd short one | p50 {heavy['p50_s']['heavy']} s "
+             f"against {heavy['p50_s']['plain']} s: {heavy['ratio']}× |", "",
+             f"Loading its {loading['vectors_mb']} MB vectors file (load s / RSS MB / of it "
+             "anonymous MB): " + "; ".join(
+                 f"{how} {v['load_s']} / {v['rss_mb']} / {v['anon_mb']}"
+                 for how, v in loading.items() if isinstance(v, dict)) + ".",
+             "", f"Server alive at the end: {report['alive_after']}."]
+    return lines
+
+
+SCALE_HEADING = "## 100k passages (issue 39)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=30, help="per measured step")
@@ -281,12 +531,19 @@ def main() -> None:
                         "script runs, the numbers mean nothing")
     parser.add_argument("--out", type=Path, help="directory for abuse.{json,md} (default: "
                         "benchmarks/results; with --smoke a new temporary directory)")
+    parser.add_argument("--scale", action="store_true", help="only the 100k-passage attacks "
+                        "(issue 39), merged into an existing abuse.{json,md}")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of the 100k attacks")
     args = parser.parse_args()
     if args.smoke:
         args.seconds, args.trials = 2, 2
     from outputs import output_dir  # benchmarks/outputs.py, beside this script
 
     out_dir = output_dir(args.out, args.smoke, "abuse")
+    if args.scale:  # --smoke: a 3,000-passage index, 2 rounds
+        run_scale(out_dir, args.seconds, 2 if args.smoke else args.rounds,
+                  3_000 if args.smoke else SCALE_PASSAGES)
+        return
     queries = [q.query for q in load_qrels(DEFAULT_QRELS)]
     work = Path(tempfile.mkdtemp(prefix="abuse-"))
     index = work / "index"
@@ -355,6 +612,26 @@ def main() -> None:
                      f"{answers} |")
     lines += ["", f"Server alive at the end: {report['alive_after']}."]
     (out_dir / "abuse.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    if not report["alive_after"]:
+        raise SystemExit(1)
+
+
+def run_scale(out_dir: Path, seconds: float, rounds: int, passages: int) -> None:
+    """The 100k attacks alone, merged into abuse.{json,md} (the rest left as measured)."""
+    report = scale(seconds, rounds, passages)
+    report["date"] = time.strftime("%Y-%m-%d %H:%M")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_file, md_file = out_dir / "abuse.json", out_dir / "abuse.md"
+    whole = json.loads(json_file.read_text(encoding="utf-8")) if json_file.is_file() else {}
+    whole["scale"] = report
+    json_file.write_text(json.dumps(whole, indent=2, ensure_ascii=False) + "\n",
+                         encoding="utf-8")
+    text = md_file.read_text(encoding="utf-8") if md_file.is_file() else ""
+    text = text.split(SCALE_HEADING)[0].rstrip("\n")
+    lines = scale_lines(report)
+    md_file.write_text((text + "\n\n" if text else "") + "\n".join(lines) + "\n",
+                       encoding="utf-8")
     print("\n".join(lines))
     if not report["alive_after"]:
         raise SystemExit(1)

@@ -17,18 +17,73 @@ batch had one item, nothing queued meanwhile) never waits. Measured in serve.py.
 Bounded like the worker pool it replaces: at most `backlog` items wait (then `submit` raises the
 `busy` exception: 503), an item whose caller gave up (its Future cancelled, e.g. past the time
 limit) is dropped before its batch runs, and `shutdown` cancels what waits.
+
+Fair between clients: each item has a key (the service uses the client's address), and a batch
+takes items in `FairQueue` order, so a client with many requests waiting waits behind those
+with few; one key (other than None) may hold at most `backlog // 2` waiting items (`busy` past
+that, while others still get in).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
+Job = TypeVar("Job")
+
+
+class FairQueue(Generic[Job]):
+    """Waiting jobs, served fairly between keys (start-time fair queueing): a job's tag is one
+    more than the later of the last tag served and its key's previous job's tag; the lowest
+    tag goes first, ties by arrival. A key with many jobs queued gets every other key's next
+    job served between two of its own. Not thread-safe: the owner holds its lock."""
+
+    def __init__(self) -> None:
+        self._jobs: list[tuple[int, int, Hashable, Job]] = []
+        self._clock = 0  # the tag served last
+        self._last: dict[Hashable, int] = {}  # each key's newest tag
+        self._arrivals = 0
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def push(self, key: Hashable, job: Job) -> None:
+        tag = max(self._clock, self._last.get(key, 0)) + 1
+        self._last[key] = tag
+        self._arrivals += 1
+        self._jobs.append((tag, self._arrivals, key, job))
+
+    def pop(self) -> Job:
+        """The next job to serve (IndexError when empty)."""
+        first = min(range(len(self._jobs)), key=lambda n: self._jobs[n][:2])
+        tag, _, _, job = self._jobs.pop(first)
+        self._clock = max(self._clock, tag)
+        if len(self._last) > 4 * len(self._jobs) + 64:  # keys at or behind the clock
+            self._last = {k: t for k, t in self._last.items() if t > self._clock}
+        return job
+
+    def count(self, key: Hashable) -> int:
+        return sum(entry[2] == key for entry in self._jobs)
+
+    def keep(self, wanted: Callable[[Job], bool]) -> None:
+        """Drop the jobs `wanted` refuses (callers that gave up)."""
+        self._jobs = [entry for entry in self._jobs if wanted(entry[3])]
+
+    def jobs(self) -> list[Job]:
+        """The waiting jobs, oldest first."""
+        return [entry[3] for entry in self._jobs]
+
+    def clear(self) -> None:
+        self._jobs.clear()
+
+
+def share(backlog: int) -> int:
+    """How many waiting items one key may hold in a backlog of `backlog`."""
+    return max(1, backlog // 2)
 
 
 class Batcher(Generic[Item]):
@@ -49,7 +104,8 @@ class Batcher(Generic[Item]):
         self._backlog = backlog
         self._busy_error = busy
         self._cond = threading.Condition()
-        self._queue: deque[tuple[float, Future[Any], Item]] = deque()
+        self._queue: FairQueue[tuple[Future[Any], Item]] = FairQueue()
+        self._newest = 0.0  # when the newest item arrived
         self._closed = False
         self.busy = 0  # runners answering a batch now
         self.workers = runners
@@ -60,19 +116,23 @@ class Batcher(Generic[Item]):
         for thread in self._threads:
             thread.start()
 
-    def submit(self, item: Item) -> Future[Any]:
-        """Queue `item`; its Future gets its answer (or exception)."""
+    def submit(self, item: Item, key: Hashable = None) -> Future[Any]:
+        """Queue `item` for client `key`; its Future gets its answer (or exception)."""
         with self._cond:
             if self._closed:
                 raise self._busy_error("the service is shutting down")
+            self._queue.keep(lambda job: not job[0].cancelled())
             if len(self._queue) >= self._backlog:
-                self._queue = deque(job for job in self._queue if not job[1].cancelled())
-                if len(self._queue) >= self._backlog:
-                    raise self._busy_error(
-                        f"the service is busy ({self.busy} batches running, "
-                        f"{len(self._queue)} searches waiting); try again shortly")
+                raise self._busy_error(
+                    f"the service is busy ({self.busy} batches running, "
+                    f"{len(self._queue)} searches waiting); try again shortly")
+            if key is not None and self._queue.count(key) >= share(self._backlog):
+                raise self._busy_error(
+                    f"too many of this client's searches are waiting "
+                    f"({share(self._backlog)}); try again shortly")
             future: Future[Any] = Future()
-            self._queue.append((time.monotonic(), future, item))
+            self._queue.push(key, (future, item))
+            self._newest = time.monotonic()
             self._cond.notify()
             return future
 
@@ -87,7 +147,7 @@ class Batcher(Generic[Item]):
             started = time.monotonic()
             while self._queue and len(self._queue) < min(self._expect, self._max_batch) \
                     and not self._closed:
-                until = min(max(started, self._queue[-1][0]) + self._window,
+                until = min(max(started, self._newest) + self._window,
                             started + self._max_wait)
                 left = until - time.monotonic()
                 if left <= 0:
@@ -95,7 +155,7 @@ class Batcher(Generic[Item]):
                 self._cond.wait(left)
             taken: list[tuple[Future[Any], Item]] = []
             while self._queue and len(taken) < self._max_batch:
-                _, future, item = self._queue.popleft()
+                future, item = self._queue.pop()
                 if future.set_running_or_notify_cancel():  # False: its caller gave up
                     taken.append((future, item))
             if taken:
@@ -129,14 +189,14 @@ class Batcher(Generic[Item]):
     def load(self) -> dict[str, int]:
         """Runners, how many are busy, how many items wait (for /health)."""
         with self._cond:
-            waiting = sum(not job[1].cancelled() for job in self._queue)
+            waiting = sum(not job[0].cancelled() for job in self._queue.jobs())
         return {"workers": self.workers, "busy": self.busy, "waiting": waiting}
 
     def shutdown(self) -> None:
         """Cancel what waits; running batches finish (or die with the process: daemons)."""
         with self._cond:
             self._closed = True
-            for _, future, _ in self._queue:
+            for future, _ in self._queue.jobs():
                 future.cancel()
             self._queue.clear()
             self._cond.notify_all()

@@ -321,14 +321,20 @@ class LexicalIndex:
         (directory / PREFIX_DICT).write_bytes(marshal.dumps(_prefix_dict(dictionary)))
 
     @classmethod
-    def load(cls, directory: Path, size: int, mmap_above: int | None = 0) -> LexicalIndex:
+    def load(cls, directory: Path, size: int, mmap_above: int | None = 0,
+             mapper: Callable[[Path], np.ndarray] | None = None) -> LexicalIndex:
         """Open a saved index for querying (small query dictionary). Weight files larger than
-        `mmap_above` bytes are memory-mapped, smaller ones read into memory (None: all read)."""
+        `mmap_above` bytes are memory-mapped (by `mapper` if given: the FAISS store maps
+        private copies, stores/pinned.py), smaller ones read into memory (None: all read)."""
         vocab = json.loads((directory / "vocab.index.json").read_text(encoding="utf-8"))
         files = [directory / f"{name}.csc.index.npy" for name in ("data", "indices", "indptr")]
-        data, indices, indptr = (
-            np.load(file, mmap_mode="r" if mmap_above is not None
-                    and file.stat().st_size > mmap_above else None) for file in files)
+
+        def read(file: Path) -> np.ndarray:
+            if mmap_above is None or file.stat().st_size <= mmap_above:
+                return np.load(file)
+            return mapper(file) if mapper is not None else np.load(file, mmap_mode="r")
+
+        data, indices, indptr = (read(file) for file in files)
         ids = np.load(directory / IDS) if (directory / IDS).is_file() else np.arange(size)
         if len(ids) != size:
             raise ValueError(f"{directory} holds {len(ids)} passages, not {size}")

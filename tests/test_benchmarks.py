@@ -375,6 +375,15 @@ def test_filters_smoke(tmp_path: Path) -> None:
         assert 0 <= shape["kept_median"] <= report["passages"]
 
 
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_abuse_scale_smoke(tmp_path: Path) -> None:
+    report = run_smoke("abuse.py", tmp_path, "--scale")["scale"]
+    assert report["alive_after"] and report["new_filter_attack"]["requests"] > 0
+    assert len(report["together"]["rounds"]) == 2 and report["heavy_in_batch"]["ratio"] > 0
+    assert report["loading"]["private copy, mapped"]["load_s"] >= 0
+
+
 def test_runtimes_leave_out_only_the_absent_runtimes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without OpenVINO, NNCF and CTranslate2 installed, benchmarks/runtimes.py still measures
     the baseline, the fp32 reference and the default, and names the rows it left out."""

@@ -65,6 +65,7 @@ from semsearch.stores.base import (
     resolve_kind,
 )
 from semsearch.stores.generations import CURRENT, MANIFEST
+from semsearch.stores.pinned import mapped_array, pinned
 
 if TYPE_CHECKING:
     from semsearch.filters import Filter
@@ -77,8 +78,9 @@ MIN_TRAIN = {"flat": 1, "hnsw": 2, "sq8": 2, "ivf-pq": 1_000}
 # An hnsw index is rebuilt without its tombstones once they pass this share of its nodes: they
 # still cost memory and graph hops, and a source replaced over and over would grow without end.
 COMPACT_AT = 0.2
-# Vectors files up to this size are read into memory rather than memory-mapped: data mapped
-# from a file truncated underneath kills the process with SIGBUS (see FaissStore.check_files)
+# Vectors (and BM25 weight) files up to this size are read into memory; larger ones are
+# memory-mapped from a private unnamed copy (pinned.py), never from the index's own file, whose
+# truncation underneath would kill the process with SIGBUS
 MMAP_ABOVE = 256 << 20
 FILTER_CACHE = 32  # filters whose kept ids a store remembers (see FaissStore._allowed)
 
@@ -127,6 +129,7 @@ class FaissStore:
     _filtered_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _fields: tuple[tuple[int, int], frozenset[str]] | None = field(default=None, repr=False)
     _columns: tuple[tuple[int, int], Columns] | None = field(default=None, repr=False)
+    _manifest_sha: str = field(default="", repr=False)  # what CURRENT named at load
 
     @classmethod
     def create(cls, passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
@@ -184,6 +187,19 @@ class FaissStore:
                 self._columns = (key, Columns.of(self.passages))
             return self._columns[1]
 
+    def knows_filter(self, where: Filter) -> bool:
+        """Whether the ids `where` keeps are cached (a search with it skips evaluating it):
+        the service counts an unseen filter's evaluation in a request's cost (cost.py)."""
+        key = (where.expression, self.manifest.next_id, len(self.passages))
+        with self._filtered_lock:
+            return key in self._filtered
+
+    def resolve_filter(self, where: Filter) -> int:
+        """Evaluate `where` now, its kept ids cached for the searches that follow; how many
+        passages it keeps (the service runs this alone before batching the search)."""
+        allowed = self._allowed(where)
+        return 0 if allowed is None else len(allowed)
+
     def fields(self) -> frozenset[str]:
         """The names a filter may use here: the passage fields and every metadata key."""
         key = (self.manifest.next_id, len(self.passages))
@@ -218,10 +234,11 @@ class FaissStore:
     def check_files(self) -> None:
         """IndexUnusableError if a file of the loaded generation no longer holds what was
         loaded: a few `stat` calls each time; a file whose size, inode or mtime changed is
-        hashed again and compared with the manifest's checksum (once per change). Memory-mapped
-        data read from a file truncated underneath kills the process with SIGBUS, so a
-        service checks this before each search; small indexes are read into memory at load
-        (MMAP_ABOVE), so for them a damaged file can only be reported, never crash."""
+        hashed again and compared with the manifest's checksum (the manifest itself with the
+        digest CURRENT gave at load), once per change. A service checks this before each
+        search and in `/health`. What is searched was read into memory or mapped from a
+        private copy at load (MMAP_ABOVE, pinned.py), so a damaged file is reported, never a
+        crash."""
         if self.origin is None or not self._identity:
             return
         generation_dir = generations.generation_path(*self.origin)
@@ -235,7 +252,9 @@ class FaissStore:
         for name, stamp in now.items():
             if stamp == self._identity.get(name):
                 continue
-            expected = self.manifest.files.get(name)
+            # the manifest is not among its own checksums: CURRENT holds its digest
+            expected = self._manifest_sha or None if name == MANIFEST \
+                else self.manifest.files.get(name)
             file = generation_dir / name
             try:
                 good = expected is None or sha256_file(file) == expected
@@ -456,17 +475,27 @@ class FaissStore:
             if not file.is_file():
                 raise IndexLoadError(f"index {directory} is missing {name} (generation "
                                      f"{manifest.generation}); rebuild it with `semsearch index`")
+        mapped = mmap and (generation_dir / VECTORS).stat().st_size > MMAP_ABOVE
+        for name in names:
             expected = manifest.files.get(name)
-            if verify and expected and sha256_file(file) != expected:
-                raise IndexLoadError(f"index file {file} is corrupt (checksum mismatch); rebuild "
-                                     "it with `semsearch index`")
+            if mapped and name == VECTORS:
+                continue  # hashed as it is copied (below)
+            if verify and expected and sha256_file(generation_dir / name) != expected:
+                raise IndexLoadError(f"index file {generation_dir / name} is corrupt (checksum "
+                                     "mismatch); rebuild it with `semsearch index`")
         try:
-            mapped = mmap and (generation_dir / VECTORS).stat().st_size > MMAP_ABOVE
-            faiss_index = load_index(generation_dir / VECTORS, mmap=mapped)
+            if mapped:  # never the file itself: a truncation would be SIGBUS (pinned.py)
+                with pinned(generation_dir / VECTORS,
+                            manifest.files.get(VECTORS) if verify else None) as copy:
+                    faiss_index = load_index(copy or generation_dir / VECTORS,
+                                             mmap=copy is not None)
+            else:
+                faiss_index = load_index(generation_dir / VECTORS)
             with (generation_dir / PASSAGES).open(encoding="utf-8") as handle:
                 passages = dict(_passage_from_json(line) for line in handle)
             lexical = LexicalIndex.load(generation_dir / LEXICAL_DIR, len(passages),
-                                        mmap_above=MMAP_ABOVE if mmap else None) \
+                                        mmap_above=MMAP_ABOVE if mmap else None,
+                                        mapper=mapped_array) \
                 if (generation_dir / LEXICAL_DIR).is_dir() else None
         except FileNotFoundError:
             raise
@@ -482,7 +511,8 @@ class FaissStore:
             raise IndexLoadError(f"index {directory} has {faiss_index.d}-d vectors but its "
                                  f"manifest says {manifest.model.dimension}")
         return cls(manifest, passages, faiss_index, lexical,
-                   origin=(directory, manifest.generation), frozen=mmap, _identity=identity)
+                   origin=(directory, manifest.generation), frozen=mmap, _identity=identity,
+                   _manifest_sha=pointer[1] if pointer else sha256_file(manifest_file))
 
 
 def _identities(folder: Path, names: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
