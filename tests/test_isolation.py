@@ -155,15 +155,16 @@ def slow_filters(monkeypatch: pytest.MonkeyPatch, per_passage: float) -> None:
     """Make every filter evaluation cost `per_passage` seconds a passage, and say so to the
     cost estimate (as a store 1,000× larger would)."""
     from semsearch import cost
+    from semsearch.columns import Columns
     from semsearch.filters import Filter
 
-    original = Filter.__call__
+    original = Columns.keep
 
-    def slow(self: Filter, passage: Any) -> bool:
-        time.sleep(per_passage)
-        return original(self, passage)
+    def slow(self: Columns, where: Filter) -> Any:  # the store evaluates filters as columns
+        time.sleep(per_passage * self.size)
+        return original(self, where)
 
-    monkeypatch.setattr(Filter, "__call__", slow)
+    monkeypatch.setattr(Columns, "keep", slow)
     monkeypatch.setattr(cost, "FILTER_UNIT", per_passage / 5)
 
 
