@@ -65,9 +65,16 @@ class Manifest:
     root: str = ""
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)  # source → reason → lines
     web: list[str] = field(default_factory=list)  # sources cleaned as web pages
+    # "passage": one vector per passage; "sentence": sentence vectors too (stores/sentences.py)
+    granularity: str = "passage"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The manifest as saved; a passage-only index leaves `granularity` out, so its
+        manifest reads as before (and older semsearch versions still open it)."""
+        found = asdict(self)
+        if self.granularity == "passage":
+            del found["granularity"]
+        return found
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
