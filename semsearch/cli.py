@@ -408,6 +408,9 @@ def info(index_at: IndexOpt = None, collection: CollectionOpt = None,
                              f"heading lines) from {len(m.dropped)} sources; "
                              f"{len(m.web)} cleaned as web pages",
         }
+        if m.granularity != "passage":
+            held = getattr(store, "sentences", None)
+            rows["granularity"] = f"{m.granularity} ({len(held or ())} sentence vectors)"
         for key, value in rows.items():
             table.add_row(key, escape(value))
         out.print(table)
