@@ -165,6 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("sets", nargs="*")
     parser.add_argument("--cost", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--weights", nargs="*", type=float, default=[0.5, 0.6, 0.7])
     parser.add_argument("--no-naive", action="store_true")
     parser.add_argument("--out", default="sentences")
@@ -172,7 +173,7 @@ def main() -> None:
     path = RESULTS / f"{args.out}.json"
     results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"sets": {}}
     if args.cost:
-        found = cost()
+        found = cost(rounds=args.rounds)
         (RESULTS / "sentences-cost.json").write_text(json.dumps(found, indent=2) + "\n")
         print(json.dumps(found, indent=2))
     for name in args.sets:

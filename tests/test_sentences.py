@@ -186,3 +186,43 @@ def test_unknown_granularity_and_milvus_sentences_are_refused(tmp_path: Path) ->
 def test_migrate_refuses_sentence_vectors(sentence_index: Path, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="sentence vectors"):
         migrate(semsearch.open(sentence_index).store, tmp_path / "copy")
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "sq8"])
+def test_sentence_scores_on_every_index_kind(kind: str) -> None:
+    """Sentence vectors rescore the candidates of exact and ANN passage indexes alike (no
+    model: random unit vectors, sentence 0 of passage 3 equal to the query)."""
+    from semsearch.models.encoder import ModelInfo
+    from semsearch.passages import Passage
+    from semsearch.stores.faiss import FaissStore
+
+    rng = np.random.default_rng(7)
+    n, d = 300, 16
+
+    def unit(rows: int) -> np.ndarray:
+        x = rng.normal(size=(rows, d)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    vectors = unit(n)
+    passages = [Passage(f"first sentence {i}. second sentence {i}.", f"s{i % 3}.txt", i, 0, 1)
+                for i in range(n)]
+    rows = np.array([(i, s, e) for i in range(n) for s, e in ((0, 17), (18, 35))])
+    sentence_vectors = unit(len(rows))
+    query = sentence_vectors[6:7].copy()  # passage 3's first sentence
+    store = FaissStore.create(passages, vectors, ModelInfo("synthetic", "x", d),
+                              {f"s{i}.txt": "h" for i in range(3)}, index_type=kind,
+                              sentences=(rows, sentence_vectors))
+    dense = store.search(query, 10)
+    (scores, ids), best = store.sentence_search(query, dense, n)
+    assert 3 not in dense[1][0] and 3 in ids[0]  # a candidate by its sentence alone
+    assert best[0][3].start == 0 and best[0][3].score == pytest.approx(1.0, abs=1e-3)
+    own = float(store.vectors(np.array([3]))[0] @ query[0])
+    w = sentence_store.SENTENCE_MIX
+    at = list(ids[0]).index(3)
+    assert scores[0][at] == pytest.approx(w * own + (1 - w) * 1.0, abs=1e-3)
+    ranked = list(scores[0][ids[0] >= 0])
+    assert ranked == sorted(ranked, reverse=True)
+    store.remove_sources(["s0.txt"])  # passages 0, 3, 6, …: their sentences go too
+    assert len(store.sentences) == 2 * 200  # type: ignore[arg-type]
+    (_, ids), _ = store.sentence_search(query, store.search(query, 10), n)
+    assert 3 not in ids[0]
