@@ -26,8 +26,7 @@ from semsearch.fusion import Collapser, fusion_weights, rrf, weighted_fusion
 from semsearch.lexical import to_simplified
 from semsearch.models.encoder import Encoder
 from semsearch.passages import Passage
-from semsearch.stores.base import Store
-from semsearch.stores.sentences import SENTENCE, BestSentence
+from semsearch.stores.base import SENTENCE, BestSentence, Store
 
 Mode = Literal["dense", "bm25", "hybrid"]
 Fusion = Literal["rrf", "weighted"]

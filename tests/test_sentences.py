@@ -226,3 +226,24 @@ def test_sentence_scores_on_every_index_kind(kind: str) -> None:
     assert len(store.sentences) == 2 * 200  # type: ignore[arg-type]
     (_, ids), _ = store.sentence_search(query, store.search(query, 10), n)
     assert 3 not in ids[0]
+
+
+def test_cli_builds_and_reports_a_sentence_index(tiny_model: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from semsearch.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "idx"
+    args = ["index", str(SEEDS), "--out", str(out), "--model", str(tiny_model)]
+    refused = runner.invoke(app, [*args, "--granularity", "word"])
+    assert refused.exit_code == 2 and not out.exists()
+    built = runner.invoke(app, [*args, "--granularity", "sentence"])
+    assert built.exit_code == 0, built.output
+    info = runner.invoke(app, ["info", "--index", str(out)])
+    assert "sentence vectors" in info.output
+    found = runner.invoke(app, ["query", "夫妻党员", "--index", str(out), "--json",
+                                "--mode", "dense"])
+    hit = json.loads(found.output.splitlines()[0])["hits"][0]
+    sentence = hit["best_sentence"]
+    assert 0 <= sentence["start"] < sentence["end"] <= len(hit["text"])

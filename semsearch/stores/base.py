@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 2
 METRIC = "inner_product"
+# Granularities (Manifest.granularity): one vector per passage, or sentence vectors beside them
+PASSAGE = "passage"
+SENTENCE = "sentence"
 
 ProgressFn = Callable[[int], None]
 
@@ -80,6 +83,19 @@ class Manifest:
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         model = ModelInfo(**data["model"])
         return cls(**{**data, "model": model})
+
+
+@dataclass(frozen=True)
+class BestSentence:
+    """The sentence of a hit that matched its query best: offsets into the hit's `text`
+    (text[start:end] is the sentence) and its cosine with the query."""
+
+    start: int
+    end: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "score": round(self.score, 6)}
 
 
 class Store(Protocol):
