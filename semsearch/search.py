@@ -185,9 +185,9 @@ def rank(store: Store, cleaned: Sequence[str], vectors: np.ndarray | None, k: in
     best: list[dict[int, BestSentence]] | None = None
     if vectors is not None:
         dense = store.search(vectors, depth, condition)
-        if store.manifest.granularity == SENTENCE:
-            dense, best = store.sentence_search(  # type: ignore[attr-defined]
-                vectors, dense, depth, condition)
+        sentence_search = getattr(store, "sentence_search", None)  # FAISS stores have it
+        if sentence_search is not None and store.manifest.granularity == SENTENCE:
+            dense, best = sentence_search(vectors, dense, depth, condition)
         deadline.check("after the dense ranking")
     if mode != "dense":
         bm25 = store.lexical_search(cleaned, depth, condition)
