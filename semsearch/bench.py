@@ -382,9 +382,10 @@ def documents(dataset: RecordSet) -> list[Any]:
 
 
 def build_index(dataset: RecordSet, model: str | None = None,
-                progress: BuildProgress | None = None) -> Index:
+                progress: BuildProgress | None = None, granularity: str | None = None) -> Index:
     """An in-memory index of the set's records (flat: exact search, nothing to train)."""
-    return Index.from_documents(documents(dataset), model, progress=progress, index_type="flat")
+    return Index.from_documents(documents(dataset), model, progress=progress, index_type="flat",
+                                granularity=granularity)
 
 
 RecordRun = dict[str, dict[str, float]]
@@ -546,6 +547,7 @@ def evaluate_records(dataset: RecordSet, index: Index | None = None, *,
     """Build an index of the set's records (unless given one), then measure each mode and,
     with `naive`, the two naive baselines on the same records."""
     from semsearch import fusion, search
+    from semsearch.stores import sentences
 
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -573,7 +575,9 @@ def evaluate_records(dataset: RecordSet, index: Index | None = None, *,
             "settings": {"fusion": search.DEFAULT_FUSION, "dense_weight": fusion.DENSE_WEIGHT,
                          "bm25_weight": "(1 - dense_weight) × share of the query's words in "
                                         "the BM25 vocabulary",
-                         "candidates": search.CANDIDATES},
+                         "candidates": search.CANDIDATES,
+                         "granularity": index.manifest.granularity,
+                         "sentence_mix": sentences.SENTENCE_MIX},
             "metrics": score_runs(dataset, runs),
             "counts": {name: hit_counts(dataset.qrels, run) for name, run in runs.items()},
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}

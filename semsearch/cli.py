@@ -39,6 +39,7 @@ ModeChoice = Literal["dense", "bm25", "hybrid"]
 FusionChoice = Literal["weighted", "rrf"]
 EncoderChoice = Literal["auto", "onnx", "onnx-int8", "openvino", "torch"]
 IndexTypeChoice = Literal["auto", "flat", "hnsw", "ivf-pq", "sq8"]
+GranularityChoice = Literal["passage", "sentence"]
 CleanChoice = Literal["auto", "web", "none"]
 
 
@@ -221,6 +222,11 @@ def index(
                            "extra): a local Ray, or the cluster RAY_ADDRESS names; --workers "
                            "sets how many.")
     ] = False,
+    granularity: Annotated[
+        GranularityChoice | None, typer.Option(
+            "--granularity", help="passage: one vector per passage; sentence: each passage's "
+            "sentences embedded too, a passage scored with its best sentence (FAISS only).")
+    ] = None,
 ) -> None:
     """Build an index from text, Markdown, HTML, PDF, DOCX and record (.jsonl, .csv, .json)
     files and write it to --out: a name, a directory, or a Milvus collection (`semsearch index
@@ -240,7 +246,8 @@ def index(
                                 encoder=None if encoder == "auto" else encoder,
                                 location=out_to, collection=collection, overwrite=force,
                                 options=_options(clean, text_field, id_field),
-                                follow_links=follow_links, workers=workers, ray=ray)
+                                follow_links=follow_links, workers=workers, ray=ray,
+                                granularity=granularity)
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]: the passages encoded so far are kept; run the same "
                       "command again to resume")
@@ -419,6 +426,9 @@ def info(index_at: IndexOpt = None, collection: CollectionOpt = None,
                              f"{len(m.web)} cleaned as web pages",
         }
         rows["indexing here"] = _indexing_here()
+        if m.granularity != "passage":
+            held = getattr(store, "sentences", None)
+            rows["granularity"] = f"{m.granularity} ({len(held or ())} sentence vectors)"
         for key, value in rows.items():
             table.add_row(key, escape(value))
         out.print(table)

@@ -20,7 +20,7 @@ from types import TracebackType
 
 import numpy as np
 
-from semsearch import corpus, indexes, paragraphs, stores
+from semsearch import corpus, indexes, paragraphs, sentences, stores
 from semsearch.checkpoint import discard, encode_resumable
 from semsearch.context import Context, check_span, contexts
 from semsearch.errors import ModelMismatchError, QueryError, UsageError
@@ -39,10 +39,13 @@ from semsearch.search import (
     search_each,
 )
 from semsearch.stores.base import Manifest, Store, resolve_kind
+from semsearch.stores.sentences import GRANULARITIES, PASSAGE, SENTENCE
 
 # Blend each passage of a paragraph cut in several with the whole paragraph (paragraphs.py):
 # dense and hybrid gain on the cross-lingual sets, cost +27-83% tokens encoded (see there)
 BLEND_PARAGRAPHS = True
+# What new indexes hold: "passage" vectors, or "sentence" vectors beside them (stores/sentences.py)
+DEFAULT_GRANULARITY = PASSAGE
 QUERY_BACKENDS = ("onnx", "torch")  # engines that embed queries (see _from_documents)
 
 Location = stores.Location
@@ -150,7 +153,8 @@ class Index:
               encoder: Backend | None = None, index_type: str = "auto",
               location: Location | None = None, collection: str | None = None,
               overwrite: bool = False, options: corpus.Options | None = None,
-              follow_links: bool = False, workers: int = 1, ray: bool = False) -> Index:
+              follow_links: bool = False, workers: int = 1, ray: bool = False,
+              granularity: str | None = None) -> Index:
         """Read, clean and split the files under `paths`, embed the passages, index them
         (`index_type`: flat, hnsw, ivf-pq, sq8, or auto to choose by size) and, with a
         `location`, write the index there: a directory (refused if it holds an index, unless
@@ -159,8 +163,11 @@ class Index:
         and which record fields hold text and ids; `report` tells what was read. Building into
         a directory keeps encoded passages in it as they finish, so a rerun after a kill or
         Ctrl-C encodes only the rest (see checkpoint.py). `workers` > 1 encodes in that many
-        processes, `ray` on Ray Data actors (see models/parallel.py). A bare name as
-        `location` is an index in the indexes folder (see indexes.py)."""
+        processes, `ray` on Ray Data actors (see models/parallel.py). `granularity` "sentence"
+        also embeds each passage's sentences (stores/sentences.py; default
+        DEFAULT_GRANULARITY). A bare name as `location` is an index in the indexes folder (see
+        indexes.py)."""
+        _check_granularity(granularity, location)
         if location is not None:
             location = indexes.target(location)
             stores.check_new(location, overwrite, collection)
@@ -168,7 +175,8 @@ class Index:
         index = cls.from_documents(found.documents, model, max_tokens=max_tokens,
                                    progress=progress, encoder=encoder, index_type=index_type,
                                    location=location, collection=collection, overwrite=overwrite,
-                                   root=found.root, workers=workers, ray=ray)
+                                   root=found.root, workers=workers, ray=ray,
+                                   granularity=granularity)
         index.report = replace(index.report, files=len(found.files), skipped=found.skipped)
         return index
 
@@ -178,8 +186,9 @@ class Index:
                        encoder: Backend | None = None, index_type: str = "auto",
                        location: Location | None = None, collection: str | None = None,
                        overwrite: bool = False, root: Path | None = None, workers: int = 1,
-                       ray: bool = False) -> Index:
+                       ray: bool = False, granularity: str | None = None) -> Index:
         """`build` from documents already in memory (e.g. a benchmark's corpus records)."""
+        granularity = _check_granularity(granularity, location)
         if not documents:
             raise corpus.CorpusError("no documents to index")
         directory: Path | None = None  # a FAISS index directory to write to
@@ -198,19 +207,20 @@ class Index:
                 and directory.is_dir() else nullcontext():
             return cls._from_documents(documents, model, max_tokens, progress, encoder,
                                        index_type, location, collection, root, workers, ray,
-                                       directory, existed)
+                                       directory, existed, granularity)
 
     @classmethod
     def _from_documents(cls, documents: Sequence[corpus.Document], model: str | None,
                         max_tokens: int, progress: BuildProgress | None,
                         encoder: Backend | None, index_type: str, location: Location | None,
                         collection: str | None, root: Path | None, workers: int, ray: bool,
-                        directory: Path | None, existed: bool) -> Index:
+                        directory: Path | None, existed: bool, granularity: str) -> Index:
         checkpoint = stores.checkpoint_dir(directory) if directory is not None else None
         engine = load_encoder(model, encoder, for_indexing=True)
         with _encoding(engine, workers, ray) as encoding:
-            prepared, vectors, resumed = _embed(documents, encoding, max_tokens, progress,
-                                                checkpoint)
+            prepared, vectors, resumed, sentence_rows = _embed(
+                documents, encoding, max_tokens, progress, checkpoint,
+                sentences=granularity == SENTENCE)
         passages = prepared.passages
         sources = {d.source: d.sha256 for d in documents}
         if progress is not None:
@@ -222,7 +232,8 @@ class Index:
                                   None if directory else location,  # a directory: save below
                                   collection=collection, encoder=engine.backend,
                                   index_type=index_type,
-                                  progress=progress.advance if progress else None)
+                                  progress=progress.advance if progress else None,
+                                  sentences=sentence_rows)
         except ValueError as exc:  # too few vectors to train the index type asked for
             raise UsageError(str(exc)) from exc
         store.manifest = replace(store.manifest, root=str(root) if root else "",
@@ -292,12 +303,19 @@ class Index:
         gone = sorted(s for s in known if s not in by_source and corpus.in_scope(s, scopes)
                       and not corpus.in_scope(s, unread))
         fresh = [d for d in found.documents if d.source not in unchanged]
-        prepared, vectors, _ = _embed(fresh, self.encoder, max_tokens, progress)
+        with_sentences = manifest.granularity == SENTENCE
+        prepared, vectors, _, sentence_rows = _embed(fresh, self.encoder, max_tokens, progress,
+                                                     sentences=with_sentences)
         doomed = replaced + (gone if prune else [])
         with self._lock.writing():
             self.store.remove_sources(doomed)
             self.store.manifest = _noted(self.store.manifest, doomed, prepared, root)
-            self.store.add(prepared.passages, vectors, {d.source: d.sha256 for d in fresh})
+            fresh_sources = {d.source: d.sha256 for d in fresh}
+            if with_sentences:
+                self.store.add(prepared.passages, vectors, fresh_sources,
+                               sentences=sentence_rows)  # type: ignore[call-arg]
+            else:
+                self.store.add(prepared.passages, vectors, fresh_sources)
         self.report = UpdateReport(
             added=[s for s in by_source if s not in known], replaced=replaced,
             unchanged=unchanged, passages=len(prepared.passages), files=len(found.files),
@@ -461,46 +479,94 @@ def _encoding(engine: Encoder, workers: int, ray: bool) -> AbstractContextManage
     return parallel.pool_encoder(engine, workers)
 
 
-def _two_steps(progress: BuildProgress, passages: int, paragraphs: int) -> Callable[[int], None]:
-    """Progress of encoding `passages` texts then `paragraphs` whole paragraphs as two steps,
-    so the passages counted are the passages the summary names (the paragraphs, encoded to be
-    blended into their passages, were counted as passages: 1,810 shown against 1,665)."""
-    progress.start(passages, "encoding passages")
-    done = 0
+def _two_steps(progress: BuildProgress, passages: int, paragraphs: int,
+               sentences: int = 0) -> Callable[[int], None]:
+    """Progress of encoding `passages` texts, then `paragraphs` whole paragraphs and
+    `sentences` sentences, as steps, so the passages counted are the passages the summary names
+    (the paragraphs, encoded to be blended into their passages, were counted as passages: 1,810
+    shown against 1,665)."""
+    steps = [(passages, "encoding passages"),
+             *([(paragraphs, "encoding whole paragraphs (blended into their passages)")]
+               if paragraphs else []),
+             *([(sentences, "encoding sentences (a passage's best sentence scores with it)")]
+               if sentences else [])]
+    at, done = 0, 0
+    progress.start(*steps[0])
 
     def advance(n: int) -> None:
-        nonlocal done
-        first = max(0, min(n, passages - done))
-        if first:
-            progress.advance(first)
-        if done < passages <= done + n and paragraphs:
-            progress.start(paragraphs, "encoding whole paragraphs (blended into their passages)")
-        if n - first:
-            progress.advance(n - first)
-        done += n
+        nonlocal at, done
+        while n > 0:
+            step = min(n, steps[at][0] - done)
+            if step > 0:
+                progress.advance(step)
+                done, n = done + step, n - step
+            if done >= steps[at][0]:
+                if at + 1 == len(steps):
+                    return
+                at, done = at + 1, 0
+                progress.start(*steps[at])
 
     return advance
 
 
+def _check_granularity(granularity: str | None, location: Location | None) -> str:
+    """The granularity to build with (default DEFAULT_GRANULARITY); UsageError for an unknown
+    one, or sentence vectors in Milvus (not stored there yet)."""
+    chosen = granularity or DEFAULT_GRANULARITY
+    if chosen not in GRANULARITIES:
+        raise UsageError(f"unknown granularity {granularity!r}; choose one of "
+                         f"{', '.join(GRANULARITIES)}")
+    if chosen == SENTENCE and location is not None and stores.is_milvus(location):
+        if granularity is None:  # the default: Milvus keeps passage vectors
+            return PASSAGE
+        raise UsageError(stores.SENTENCES_ON_MILVUS)
+    return chosen
+
+
+def sentence_rows(passages: Sequence[Passage]) -> tuple[np.ndarray, list[str]]:
+    """The (passage position, start, end) of each sentence to embed — those of passages of two
+    or more sentences; offsets into the passage's text — and the sentences' texts."""
+    rows: list[tuple[int, int, int]] = []
+    texts: list[str] = []
+    for n, passage in enumerate(passages):
+        spans = sentences.split(passage.text)
+        if len(spans) < 2:
+            continue
+        for start, end in spans:
+            rows.append((n, start, end))
+            texts.append(passage.text[start:end])
+    return np.array(rows, dtype=np.int64).reshape(-1, 3), texts
+
+
 def _embed(documents: Sequence[corpus.Document], encoder: Encoder, max_tokens: int,
-           progress: BuildProgress | None,
-           checkpoint: Path | None = None) -> tuple[Prepared, np.ndarray, int]:
+           progress: BuildProgress | None, checkpoint: Path | None = None, *,
+           sentences: bool = False,
+           ) -> tuple[Prepared, np.ndarray, int, tuple[np.ndarray, np.ndarray] | None]:
     """Passages of `documents` (with what cleaning dropped), their vectors (of each passage's
-    `embedded_text`: heading and text), and how many of those a `checkpoint` already held."""
+    `embedded_text`: heading and text), how many of those a `checkpoint` already held, and
+    with `sentences` the sentence rows and vectors (see `sentence_rows`)."""
     budget = min(max_tokens, encoder.max_tokens - 16)
     prepared = prepare(documents, encoder.count_tokens, budget)
     info = encoder.info
     split = paragraphs.split_paragraphs(prepared.passages) if BLEND_PARAGRAPHS else []
-    texts = [p.embedded_text for p in prepared.passages] + [p.text for p in split]
+    rows, sentence_texts = sentence_rows(prepared.passages) if sentences else (None, [])
+    texts = [p.embedded_text for p in prepared.passages] + [p.text for p in split] \
+        + sentence_texts
     count = len(prepared.passages)
     vectors, resumed = encode_resumable(
         texts, encoder.encode_passages, checkpoint,
         f"{info.name} {info.fingerprint} {encoder.backend} {budget} heading-line"
-        f"{' paragraph-blend' if split else ''}", info.dimension,
-        _two_steps(progress, count, len(split)) if progress else None)
+        f"{' paragraph-blend' if split else ''}{' sentences' if sentences else ''}",
+        info.dimension,
+        _two_steps(progress, count, len(split), len(sentence_texts)) if progress else None)
+    passage_vectors = vectors[:count]
     if split:
-        vectors = paragraphs.blend(vectors[:count], split, vectors[count:])
-    return prepared, vectors, min(resumed, count)
+        passage_vectors = paragraphs.blend(passage_vectors, split,
+                                           vectors[count:count + len(split)])
+    found = None
+    if rows is not None:
+        found = (rows, vectors[count + len(split):])
+    return prepared, passage_vectors, min(resumed, count), found
 
 
 def _noted(manifest: Manifest, removed: Sequence[str], prepared: Prepared | None,

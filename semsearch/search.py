@@ -26,7 +26,7 @@ from semsearch.fusion import Collapser, fusion_weights, rrf, weighted_fusion
 from semsearch.lexical import to_simplified
 from semsearch.models.encoder import Encoder
 from semsearch.passages import Passage
-from semsearch.stores.base import Store
+from semsearch.stores.base import SENTENCE, BestSentence, Store
 
 Mode = Literal["dense", "bm25", "hybrid"]
 Fusion = Literal["rrf", "weighted"]
@@ -55,12 +55,15 @@ BOTH_MAX_CHARS = 1000
 class Hit(Passage):
     """One search result: a passage (text, source, paragraph, offsets, heading, metadata) with
     its rank, its score and its stable id; `context` holds the passages around it when the
-    search asked for them (`context=N`)."""
+    search asked for them (`context=N`); `best_sentence`, in an index with sentence vectors
+    and a dense or hybrid search, the sentence that matched the query best (offsets into
+    `text`, and its cosine)."""
 
     rank: int
     score: float
     id: int
     context: Context | None = None
+    best_sentence: BestSentence | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The hit as JSON: what the CLI's --json, the service and the benchmarks print (with
@@ -72,6 +75,8 @@ class Hit(Passage):
                                               "metadata")}
         if self.context is not None:
             found["context"] = self.context.to_dict()
+        if self.best_sentence is not None:
+            found["best_sentence"] = self.best_sentence.to_dict()
         return found
 
 
@@ -177,8 +182,12 @@ def rank(store: Store, cleaned: Sequence[str], vectors: np.ndarray | None, k: in
     batch gets the hits it gets alone."""
     depth = max(CANDIDATES, k * 4)
     dense = bm25 = None
+    best: list[dict[int, BestSentence]] | None = None
     if vectors is not None:
         dense = store.search(vectors, depth, condition)
+        sentence_search = getattr(store, "sentence_search", None)  # FAISS stores have it
+        if sentence_search is not None and store.manifest.granularity == SENTENCE:
+            dense, best = sentence_search(vectors, dense, depth, condition)
         deadline.check("after the dense ranking")
     if mode != "dense":
         bm25 = store.lexical_search(cleaned, depth, condition)
@@ -196,7 +205,12 @@ def rank(store: Store, cleaned: Sequence[str], vectors: np.ndarray | None, k: in
             scores, ids = dense if dense is not None else bm25  # type: ignore[misc]
             ranked = [(int(i), float(s)) for s, i in zip(scores[row], ids[row], strict=True)
                       if i >= 0]
-        results.append(hits(store, ranked, k))
+        own = None
+        if best is not None and dense is not None:
+            # a passage without sentence vectors (one sentence) is its own best sentence
+            cosines = {int(i): float(s) for s, i in zip(*(a[row] for a in dense), strict=True)}
+            own = {pid: best[row].get(pid) or cosines[pid] for pid in cosines}
+        results.append(hits(store, ranked, k, own))
     return results
 
 
@@ -254,8 +268,10 @@ def search_each(store: Store, encoder: Callable[[], Encoder], requests: Sequence
         return answers
 
 
-def hits(store: Store, ranked: Sequence[tuple[int, float]], k: int) -> list[Hit]:
-    """The first `k` of `ranked` (id, score) pairs as hits, skipping true duplicates."""
+def hits(store: Store, ranked: Sequence[tuple[int, float]], k: int,
+         best: dict[int, BestSentence | float] | None = None) -> list[Hit]:
+    """The first `k` of `ranked` (id, score) pairs as hits, skipping true duplicates; `best`:
+    each passage's best sentence, or its dense score if it is one sentence itself."""
     found: list[Hit] = []
     collapser = Collapser()
     passages = store.get(idx for idx, _ in ranked)
@@ -263,7 +279,11 @@ def hits(store: Store, ranked: Sequence[tuple[int, float]], k: int) -> list[Hit]
         passage = passages[idx]
         if not collapser.keep(passage):
             continue
-        found.append(Hit(**vars(passage), rank=len(found) + 1, score=float(score), id=idx))
+        sentence = best.get(idx) if best is not None else None
+        if isinstance(sentence, float):
+            sentence = BestSentence(0, len(passage.text), sentence)
+        found.append(Hit(**vars(passage), rank=len(found) + 1, score=float(score), id=idx,
+                         best_sentence=sentence))
         if len(found) == k:
             break
     return found

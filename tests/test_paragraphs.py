@@ -46,7 +46,7 @@ def test_index_vectors_blend_split_paragraphs(tiny_model: Path) -> None:
     long = "".join(f"第{i}句话讲的是一件不同的事情。" for i in range(30))
     docs = [_doc("long.txt", f"{long}\n"), _doc("short.txt", "短的一段话，只有一个段落。\n")]
     encoder = load_encoder(str(tiny_model), for_indexing=True)
-    prepared, vectors, _ = index_module._embed(docs, encoder, 256, None)
+    prepared, vectors, _, _ = index_module._embed(docs, encoder, 256, None)
     split = split_paragraphs(prepared.passages)
     assert len(split) == 1 and len(split[0].members) > 1
     assert split[0].members == tuple(range(len(prepared.passages) - 1))
@@ -63,7 +63,7 @@ def test_blending_off_keeps_passage_vectors(tiny_model: Path,
     monkeypatch.setattr(index_module, "BLEND_PARAGRAPHS", False)
     long = "".join(f"第{i}句话讲的是一件不同的事情。" for i in range(30))
     encoder = load_encoder(str(tiny_model), for_indexing=True)
-    prepared, vectors, _ = index_module._embed([_doc("long.txt", f"{long}\n")], encoder, 256,
+    prepared, vectors, _, _ = index_module._embed([_doc("long.txt", f"{long}\n")], encoder, 256,
                                                None)
     assert len(prepared.passages) > 1
     plain = encoder.encode_passages([p.embedded_text for p in prepared.passages])

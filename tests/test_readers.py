@@ -273,7 +273,7 @@ def test_the_progress_counts_the_passages_the_summary_names(tiny_model: Path) ->
     docs = [Document("long.txt", f"{long}\n", "utf-8", "0"),
             Document("short.txt", "短的一段话，只有一个段落。\n", "utf-8", "1")]
     encoder = load_encoder(str(tiny_model), for_indexing=True)
-    prepared, _, _ = index_module._embed(docs, encoder, 256, progress)
+    prepared, _, _, _ = index_module._embed(docs, encoder, 256, progress)
     passages = len(prepared.passages)
     assert steps[0] == ["encoding passages", passages, passages]
     assert steps[1][0].startswith("encoding whole paragraphs") and steps[1][1] == steps[1][2] == 1
@@ -400,3 +400,24 @@ def test_pdf_latin_lines_join_with_a_space_and_a_hanging_indent_starts_a_paragra
     assert text == (f"Volunteers delivered food to the {word} in quarantine every single day "
                     "and the community thanked them warmly.\n\nParty members guarded the gate "
                     "at night and the residents brought them tea.")
+
+
+def test_the_progress_counts_sentences_as_their_own_step(tiny_model: Path) -> None:
+    """With sentence vectors (issue 35) the sentences are a third step after the paragraphs,
+    and the passages step still counts the summary's passages."""
+    from semsearch import index as index_module
+    from semsearch.corpus import Document
+    from semsearch.index import BuildProgress
+    from semsearch.models.encoder import load_encoder
+
+    steps: list[list] = []
+    progress = BuildProgress(start=lambda total, what: steps.append([what, total, 0]),
+                             advance=lambda n: steps[-1].__setitem__(2, steps[-1][2] + n))
+    long = "".join(f"第{i}句话讲的是一件不同的事情。" for i in range(30))
+    docs = [Document("long.txt", f"{long}\n", "utf-8", "0")]
+    encoder = load_encoder(str(tiny_model), for_indexing=True)
+    prepared, _, _, found = index_module._embed(docs, encoder, 256, progress, sentences=True)
+    assert found is not None
+    assert [s[0].split()[1] for s in steps] == ["passages", "whole", "sentences"]
+    assert steps[0][1:] == [len(prepared.passages)] * 2
+    assert steps[2][1] == steps[2][2] == len(found[0])

@@ -122,18 +122,28 @@ def writer(location: Location) -> Iterator[None]:
 def create(passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
            sources: dict[str, str], location: Location | None = None, *,
            collection: str | None = None, encoder: str = "", index_type: str = "auto",
-           progress: ProgressFn | None = None) -> Store:
+           progress: ProgressFn | None = None,
+           sentences: tuple[np.ndarray, np.ndarray] | None = None) -> Store:
     """A new store over `passages` and their `vectors`: in memory for a FAISS index (written
-    by `save`), or written straight into a Milvus collection (replacing it) for a URI."""
+    by `save`), or written straight into a Milvus collection (replacing it) for a URI.
+    `sentences`: granularity "sentence" (FAISS only so far; see stores/sentences.py)."""
     if location is not None and is_milvus(location):
         from semsearch.stores import milvus
+
+        if sentences is not None:
+            raise UsageError(SENTENCES_ON_MILVUS)
 
         return milvus.create(passages, vectors, model, sources, str(location), collection,
                              encoder=encoder,
                              index_type=index_type, progress=progress)
     from semsearch.stores.faiss import FaissStore
 
-    return FaissStore.create(passages, vectors, model, sources, encoder, index_type, progress)
+    return FaissStore.create(passages, vectors, model, sources, encoder, index_type, progress,
+                             sentences=sentences)
+
+
+SENTENCES_ON_MILVUS = ("sentence vectors (--granularity sentence) are stored in FAISS indexes "
+                       "only for now; build the Milvus index with --granularity passage")
 
 
 def migrate(source: Store, target: Location | None, *, collection: str | None = None,
@@ -148,6 +158,10 @@ def migrate(source: Store, target: Location | None, *, collection: str | None = 
     if target is None:
         target = resolve_uri(None)
     target = indexes.target(target)
+    if source.manifest.granularity != "passage":
+        raise UsageError(f"{source.location or 'this index'} has sentence vectors, which "
+                         "`migrate` does not copy yet; rebuild it at the target with "
+                         "`semsearch index --granularity sentence` (FAISS) instead")
     if is_milvus(target):
         return migrate(source, str(target), collection, index_type=index_type,
                        batch_size=batch_size, overwrite=overwrite, start=start,

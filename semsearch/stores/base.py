@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 2
 METRIC = "inner_product"
+# Granularities (Manifest.granularity): one vector per passage, or sentence vectors beside them
+PASSAGE = "passage"
+SENTENCE = "sentence"
 
 ProgressFn = Callable[[int], None]
 
@@ -69,14 +72,34 @@ class Manifest:
     # every row (Milvus), so a filter naming an unknown key is refused there as FAISS refuses
     # it; None: not recorded (a collection written before they were)
     keys: list[str] | None = None
+    # "passage": one vector per passage; "sentence": sentence vectors too (stores/sentences.py)
+    granularity: str = "passage"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The manifest as saved; a passage-only index leaves `granularity` out, so its
+        manifest reads as before (and older semsearch versions still open it)."""
+        found = asdict(self)
+        if self.granularity == "passage":
+            del found["granularity"]
+        return found
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         model = ModelInfo(**data["model"])
         return cls(**{**data, "model": model})
+
+
+@dataclass(frozen=True)
+class BestSentence:
+    """The sentence of a hit that matched its query best: offsets into the hit's `text`
+    (text[start:end] is the sentence) and its cosine with the query."""
+
+    start: int
+    end: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "score": round(self.score, 6)}
 
 
 class Store(Protocol):

@@ -7,6 +7,8 @@
         vectors.faiss         FAISS index with stable passage ids (IndexIDMap2)
         passages.jsonl        one passage per line, with its id
         bm25/                 the lexical index over the same passages (see lexical.py)
+        sentences.faiss/.npy  granularity "sentence" only: sentence vectors and their
+                              (passage id, start, end) rows (see stores/sentences.py)
 
 The FAISS index kinds (base.INDEX_TYPES), all with stable int64 ids over unit vectors:
 
@@ -66,6 +68,14 @@ from semsearch.stores.base import (
 )
 from semsearch.stores.generations import CURRENT, MANIFEST
 from semsearch.stores.pinned import mapped_array, pinned
+from semsearch.stores.sentences import (
+    FILES as SENTENCE_FILES,
+)
+from semsearch.stores.sentences import (
+    SENTENCE,
+    BestSentence,
+    SentenceVectors,
+)
 
 if TYPE_CHECKING:
     from semsearch.filters import Filter
@@ -130,14 +140,17 @@ class FaissStore:
     _fields: tuple[tuple[int, int], frozenset[str]] | None = field(default=None, repr=False)
     _columns: tuple[tuple[int, int], Columns] | None = field(default=None, repr=False)
     _manifest_sha: str = field(default="", repr=False)  # what CURRENT named at load
+    sentences: SentenceVectors | None = None  # granularity "sentence" (see stores/sentences.py)
 
     @classmethod
     def create(cls, passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
                sources: dict[str, str], encoder: str = "", index_type: str = "auto",
                progress: ProgressFn | None = None, *,
-               ids: np.ndarray | None = None) -> FaissStore:
+               ids: np.ndarray | None = None,
+               sentences: tuple[np.ndarray, np.ndarray] | None = None) -> FaissStore:
         """Index `vectors` (one row per passage, under `ids`: default 0..n-1) and BM25 over the
-        same passages."""
+        same passages; with `sentences` ((position of the passage, start, end in its text) rows
+        and their vectors), an index of granularity "sentence"."""
         if vectors.shape != (len(passages), model.dimension):
             raise ValueError(f"vectors {vectors.shape} do not match "
                              f"{len(passages)} passages × {model.dimension}")
@@ -151,8 +164,38 @@ class FaissStore:
             passage_count=len(passages), corpus_fingerprint=corpus_fingerprint(sources),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"), lexical=LEXICAL,
             encoder=encoder, next_id=int(ids.max()) + 1 if len(ids) else 0, sources=dict(sources),
+            granularity=SENTENCE if sentences is not None else "passage",
         )
-        return cls(manifest, dict(zip(ids.tolist(), passages, strict=True)), faiss_index, lexical)
+        store = cls(manifest, dict(zip(ids.tolist(), passages, strict=True)), faiss_index,
+                    lexical)
+        if sentences is not None:
+            store.sentences = SentenceVectors.empty(model.dimension)
+            store._add_sentences(ids, *sentences)
+        return store
+
+    def _add_sentences(self, ids: np.ndarray, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Add sentence rows whose first column is a position in `ids` (the passages just
+        added)."""
+        if self.sentences is None:
+            raise UsageError("this index holds passage vectors only; sentence vectors can be "
+                             "added only to an index built with --granularity sentence")
+        rows = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        rows[:, 0] = ids[rows[:, 0]] if len(rows) else rows[:, 0]
+        self.sentences.add(rows, vectors)
+
+    def sentence_search(self, vectors: np.ndarray, dense: tuple[np.ndarray, np.ndarray],
+                        depth: int, where: Filter | None = None,
+                        ) -> tuple[tuple[np.ndarray, np.ndarray], list[dict[int, BestSentence]]]:
+        """The dense ranking `dense` (of `search`) rescored with each passage's best sentence
+        (see stores/sentences.py), and those sentences; unchanged without sentence vectors."""
+        if self.sentences is None:
+            return dense, [{} for _ in range(len(vectors))]
+        allowed = self._allowed(where)
+
+        def keep(ids: np.ndarray) -> np.ndarray:
+            return ids[np.isin(ids, allowed)] if allowed is not None else ids
+
+        return self.sentences.mix(vectors, dense, depth, self.vectors, keep)
 
     @property
     def location(self) -> str:
@@ -302,10 +345,16 @@ class FaissStore:
         return iter(list(self.passages.items()))
 
     def add(self, passages: Sequence[Passage], vectors: np.ndarray,
-            sources: dict[str, str], progress: ProgressFn | None = None) -> None:
-        """Add passages under new ids, and record their sources' content hashes."""
+            sources: dict[str, str], progress: ProgressFn | None = None, *,
+            sentences: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Add passages under new ids, and record their sources' content hashes; `sentences`
+        as in `create`."""
         start = self.manifest.next_id
         ids = np.arange(start, start + len(passages), dtype=np.int64)
+        if sentences is not None:
+            self._add_sentences(ids, *sentences)
+        elif self.sentences is not None and len(passages):
+            raise UsageError("this index has sentence vectors: passages added to it need theirs")
         if len(passages):
             add_vectors(self.faiss_index, vectors, ids, progress)
             self.passages.update(zip(ids.tolist(), passages, strict=True))
@@ -325,6 +374,8 @@ class FaissStore:
                 self.faiss_index = compact(self.faiss_index)
             for pid in doomed:
                 del self.passages[pid]
+            if self.sentences is not None:
+                self.sentences.remove(np.fromiter(doomed, dtype=np.int64))
             if self.lexical is not None:
                 self.lexical = self.lexical.updated(remove=doomed, add=[])
         kept = {s: h for s, h in self.manifest.sources.items() if s not in set(sources)}
@@ -414,6 +465,8 @@ class FaissStore:
                         handle.write(_passage_json(pid, passage) + "\n")
                 if self.lexical is not None:
                     self.lexical.save(tmp / LEXICAL_DIR)
+                if self.sentences is not None:
+                    self.sentences.save(tmp)
                 failpoint("after-passages")
                 files = {f.relative_to(tmp).as_posix(): sha256_file(f)
                          for f in sorted(tmp.rglob("*")) if f.is_file()}
@@ -468,7 +521,9 @@ class FaissStore:
         if manifest.root and not os.path.isabs(manifest.root):
             manifest = replace(manifest, root=os.path.normpath(
                 os.path.join(os.path.abspath(directory), manifest.root)))
-        names = sorted({VECTORS, PASSAGES, *manifest.files})
+        sentences = manifest.granularity == SENTENCE
+        names = sorted({VECTORS, PASSAGES, *manifest.files,
+                        *(SENTENCE_FILES if sentences else ())})
         identity = _identities(generation_dir, dict.fromkeys([MANIFEST, *names], (0, 0, 0)))
         for name in names:
             file = generation_dir / name
@@ -497,6 +552,8 @@ class FaissStore:
                                         mmap_above=MMAP_ABOVE if mmap else None,
                                         mapper=mapped_array) \
                 if (generation_dir / LEXICAL_DIR).is_dir() else None
+            sentence_vectors = SentenceVectors.load(generation_dir, manifest.model.dimension) \
+                if sentences else None
         except FileNotFoundError:
             raise
         except (RuntimeError, ValueError, KeyError, TypeError, OSError) as exc:
@@ -512,7 +569,8 @@ class FaissStore:
                                  f"manifest says {manifest.model.dimension}")
         return cls(manifest, passages, faiss_index, lexical,
                    origin=(directory, manifest.generation), frozen=mmap, _identity=identity,
-                   _manifest_sha=pointer[1] if pointer else sha256_file(manifest_file))
+                   _manifest_sha=pointer[1] if pointer else sha256_file(manifest_file),
+                   sentences=sentence_vectors)
 
 
 def _identities(folder: Path, names: dict[str, Any]) -> dict[str, tuple[int, int, int]]:

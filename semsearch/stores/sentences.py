@@ -1,0 +1,187 @@
+"""Sentence vectors beside passage vectors: one more chance for a passage to match a query.
+
+A passage is one vector, so a question that matches one of its sentences competes with the
+average of all of them. An index of granularity "sentence" also keeps a vector for each
+sentence of every passage of two or more sentences (sentences.py cuts them; each embedded on
+its own, passage prompt) and scores a passage in dense search as
+
+    SENTENCE_MIX × cos(query, passage) + (1 − SENTENCE_MIX) × max over its sentences of cos
+
+(a passage of one sentence keeps its own cosine: its best sentence is itself). Candidates are
+the top passages by passage vector and the passages of the top sentences; each candidate's
+score is computed exactly (`mix`). The paragraph blend (paragraphs.py) is kept: a cut
+passage's own vector is still blended with its paragraph's (not re-measured without it).
+
+Measured with benchmarks/sentences.py (same index, same run; R@1 hybrid, hits@1 in brackets;
+benchmarks/results/sentences*.md), passage only → w = 0.5 / 0.6 / 0.7: XQuAD shared half
+en→zh 0.807 (510) → 0.856 (541) / 0.856 (541) / 0.843 (533), naive sentence-transformers
+0.802 (507); zh→en 0.755 (477) → 0.815 (515) / 0.818 (517) / 0.804 (508), naive 0.744 (470);
+zh→zh 0.957 (605) → 0.960 (607) at each w; seeds 61 → 61 / 60 / 60 of 68 (dense 50 → 54 / 53
+/ 54); at 0.6 only: mixed 0.959 (1212) → 0.963 (1217), CMRC trial 0.982 (982) → 0.984 (984)
+(dense 960 → 982). DRCD not yet measured. Dense gains more (en→zh 510 → 544, zh→en
+470 → 513 at 0.6). 0.6 is best on the two cross-lingual sets, where one passage vector fell
+short.
+
+Storage, in the FAISS generation directory beside vectors.faiss (both checksummed like every
+file there): `sentences.faiss`, the vectors as float16 codes (IndexScalarQuantizer QT_fp16:
+768 B a vector at 384-d, half of float32), and
+`sentences.npy`, one (passage id, start, end) row per vector, in passage-id order, the offsets
+into the passage's text (not the source's: a passage merged from two lines holds a line break
+that is not in the source, so only offsets into its own text always hold). In memory they are
+float32 in an exact IndexFlatIP, rounded to float16 when added, so an index built in memory
+answers as the same index saved and opened: searching the fp16 index itself took 44 ms a query
+on the seeds on this busy 2-core machine (OpenMP threads waking), the flat one 0.24 ms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semsearch.stores.base import PASSAGE, SENTENCE, BestSentence
+
+VECTORS = "sentences.faiss"
+ROWS = "sentences.npy"
+FILES = (VECTORS, ROWS)
+# The passage's own cosine's share of its dense score; the best sentence has the rest
+SENTENCE_MIX = 0.6
+# Sentences ranked per query to find candidate passages (beside the passage ranking's own)
+SENTENCE_DEPTH = 100
+GRANULARITIES = (PASSAGE, SENTENCE)
+
+
+def _faiss() -> Any:
+    import faiss
+
+    return faiss
+
+
+@dataclass
+class SentenceVectors:
+    """Sentence vectors (FAISS, float16) and for each its (passage id, start, end) row."""
+
+    index: Any  # faiss.IndexFlatIP over float16-rounded vectors
+    rows: np.ndarray  # int64 [n, 3]: passage id, start, end; sorted by passage id
+
+    @classmethod
+    def empty(cls, dimension: int) -> SentenceVectors:
+        return cls(_faiss().IndexFlatIP(dimension), np.zeros((0, 3), dtype=np.int64))
+
+    @classmethod
+    def create(cls, dimension: int, rows: np.ndarray, vectors: np.ndarray) -> SentenceVectors:
+        found = cls.empty(dimension)
+        found.add(rows, vectors)
+        return found
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Append sentences of passages whose ids are all above those already held."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+        if len(rows) != len(vectors):
+            raise ValueError(f"{len(rows)} sentence rows for {len(vectors)} vectors")
+        if not len(rows):
+            return
+        if len(self.rows) and rows[:, 0].min() < self.rows[-1, 0]:
+            raise ValueError("sentences must be added in passage-id order")
+        rounded = np.asarray(vectors, dtype=np.float16).astype(np.float32)
+        self.index.add(np.ascontiguousarray(rounded))
+        self.rows = np.concatenate([self.rows, rows])
+
+    def remove(self, passage_ids: np.ndarray) -> int:
+        """Drop the sentences of these passages; returns how many went."""
+        doomed = np.flatnonzero(np.isin(self.rows[:, 0], np.asarray(passage_ids,
+                                                                     dtype=np.int64)))
+        if len(doomed):
+            faiss = _faiss()
+            self.index.remove_ids(faiss.IDSelectorBatch(doomed.astype(np.int64)))
+            self.rows = np.delete(self.rows, doomed, axis=0)
+        return len(doomed)
+
+    def save(self, folder: Path) -> None:
+        faiss = _faiss()
+        codes = faiss.IndexScalarQuantizer(self.index.d, faiss.ScalarQuantizer.QT_fp16,
+                                           faiss.METRIC_INNER_PRODUCT)
+        if self.index.ntotal:
+            codes.add(self.index.reconstruct_n(0, self.index.ntotal))
+        faiss.write_index(codes, str(folder / VECTORS))
+        with (folder / ROWS).open("wb") as handle:
+            np.save(handle, self.rows, allow_pickle=False)
+
+    @classmethod
+    def load(cls, folder: Path, dimension: int) -> SentenceVectors:
+        faiss = _faiss()
+        codes = faiss.read_index(str(folder / VECTORS))
+        index = faiss.IndexFlatIP(codes.d)
+        if codes.ntotal:
+            index.add(codes.reconstruct_n(0, codes.ntotal))
+        rows = np.load(folder / ROWS, allow_pickle=False)
+        if index.d != dimension or index.ntotal != len(rows) or rows.ndim != 2 \
+                or rows.shape[1] != 3:
+            raise ValueError(f"{index.ntotal} sentence vectors of {index.d} dims for "
+                             f"{len(rows)} rows (expected {dimension} dims)")
+        return cls(index, rows.astype(np.int64, copy=False))
+
+    def _best(self, query: np.ndarray, pids: np.ndarray) -> dict[int, BestSentence]:
+        """The best sentence of each of `pids` that has sentence vectors: their rows decoded
+        in one call and scored in one product (a FAISS call per passage cost more than the
+        search itself)."""
+        column = self.rows[:, 0]
+        begins = np.searchsorted(column, pids, "left")
+        ends = np.searchsorted(column, pids, "right")
+        held = ends > begins
+        if not held.any():
+            return {}
+        spans = list(zip(pids[held].tolist(), begins[held].tolist(), ends[held].tolist(),
+                         strict=True))
+        rows = np.concatenate([np.arange(b, e) for _, b, e in spans])
+        cosines = self.index.reconstruct_batch(rows) @ query
+        found: dict[int, BestSentence] = {}
+        offset = 0
+        for pid, begin, end in spans:
+            top = int(np.argmax(cosines[offset:offset + end - begin]))
+            _, start, stop = self.rows[begin + top].tolist()
+            found[pid] = BestSentence(start, stop, float(cosines[offset + top]))
+            offset += end - begin
+        return found
+
+    def mix(self, queries: np.ndarray, dense: tuple[np.ndarray, np.ndarray], depth: int,
+            passage_vectors: Any, allowed: Any = None, weight: float | None = None,
+            ) -> tuple[tuple[np.ndarray, np.ndarray], list[dict[int, BestSentence]]]:
+        """The dense ranking of each query with passage scores mixed with their best
+        sentence's, over the union of the passage ranking `dense` (scores, ids) and the
+        passages of the top SENTENCE_DEPTH sentences (kept if `allowed(ids)` says so);
+        `passage_vectors(ids)` gives stored passage vectors. Also each ranked passage's best
+        sentence (passages of one sentence: none, the caller uses the passage itself)."""
+        w = SENTENCE_MIX if weight is None else weight
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        top_ids: np.ndarray = np.full((len(q), 0), -1, dtype=np.int64)
+        if len(self.rows):
+            _, top_rows = self.index.search(q, min(SENTENCE_DEPTH, len(self.rows)))
+            top_ids = np.where(top_rows >= 0, self.rows[np.maximum(top_rows, 0), 0], -1)
+        out_scores = np.zeros((len(q), depth), dtype=np.float32)
+        out_ids = np.full((len(q), depth), -1, dtype=np.int64)
+        best: list[dict[int, BestSentence]] = []
+        for row in range(len(q)):
+            known = {int(i): float(s) for s, i in zip(dense[0][row], dense[1][row],
+                                                      strict=True) if i >= 0}
+            extra = [int(i) for i in dict.fromkeys(top_ids[row].tolist())
+                     if i >= 0 and int(i) not in known]
+            if extra and allowed is not None:
+                extra = [int(i) for i in allowed(np.array(extra, dtype=np.int64))]
+            if extra:
+                vectors = passage_vectors(np.array(extra, dtype=np.int64))
+                known.update(zip(extra, (vectors @ q[row]).tolist(), strict=True))
+            found = self._best(q[row], np.fromiter(known, dtype=np.int64, count=len(known)))
+            scored = [(w * own + (1 - w) * found[pid].score if pid in found else own, pid)
+                      for pid, own in known.items()]
+            scored.sort(key=lambda item: (-item[0], item[1]))
+            scored = scored[:depth]
+            out_scores[row, :len(scored)] = [s for s, _ in scored]
+            out_ids[row, :len(scored)] = [i for _, i in scored]
+            best.append({pid: found[pid] for _, pid in scored if pid in found})
+        return (out_scores, out_ids), best
