@@ -293,39 +293,16 @@ def test_a_heading_path_splits_back_into_its_headings() -> None:
 
 def _cjk_pdf(pages: list[list[tuple[float, float, str]]]) -> bytes:
     """A PDF whose pages print (x, y, text) lines in an Identity-H font with a ToUnicode map
-    (what text layers of Chinese PDFs are): pypdf reads the characters and their positions."""
-    chars = sorted({ch for page in pages for _, _, text in page for ch in text})
-    cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CIDSystemInfo "
-            "<< /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def /CMapName /UCS def "
-            "/CMapType 2 def 1 begincodespacerange <0000> <FFFF> endcodespacerange "
-            f"{len(chars)} beginbfchar\n"
-            + "".join(f"<{ord(c):04X}> <{ord(c):04X}>\n" for c in chars)
-            + "endbfchar endcmap CMapName currentdict /CMap defineresource pop end end")
-    objects = ["<< /Type /Catalog /Pages 2 0 R >>",
-               f"<< /Type /Pages /Kids [{' '.join(f'{6 + 2 * i} 0 R' for i in range(len(pages)))}]"
-               f" /Count {len(pages)} >>",
-               "<< /Type /Font /Subtype /Type0 /BaseFont /Song /Encoding /Identity-H "
-               "/DescendantFonts [4 0 R] /ToUnicode 5 0 R >>",
-               "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Song /CIDSystemInfo << "
-               "/Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /DW 1000 >>",
-               f"<< /Length {len(cmap.encode())} >>\nstream\n{cmap}\nendstream"]
-    for i, page in enumerate(pages):
-        stream = "".join(f"BT /F1 11 Tf 1 0 0 1 {x} {y} Tm <"
-                         + "".join(f"{ord(c):04X}" for c in text) + "> Tj ET\n"
-                         for x, y, text in page)
-        objects.append("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources "
-                       f"<< /Font << /F1 3 0 R >> >> /Contents {7 + 2 * i} 0 R >>")
-        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}endstream")
-    out, offsets = b"%PDF-1.4\n", []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n{body}\nendobj\n".encode()
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
-    out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
-            .encode())
-    return out
+    (what text layers of Chinese PDFs are): the documents benchmark's writer
+    (benchmarks/office.py), so the tests read what the benchmark measures."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_office", Path(__file__).resolve().parent.parent / "benchmarks" / "office.py")
+    assert spec is not None and spec.loader is not None
+    office = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(office)
+    return office.text_layer_pdf(pages)  # type: ignore[no-any-return]
 
 
 # Paragraphs of a report, each sentence ended by 。: printed 20 characters a line, the first
