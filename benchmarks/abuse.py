@@ -341,6 +341,17 @@ def mapped_copy(index: Path) -> dict[str, Any]:
     return out
 
 
+def stop(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM the service if it still runs, and kill it if it has not stopped in 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def client(url: str, address: str) -> httpx.Client:
     """An HTTP client whose connections come from loopback `address` (127.0.0.x): the service
     keys fair admission by client address."""
@@ -474,13 +485,7 @@ def scale(seconds: float, rounds: int, passages: int = SCALE_PASSAGES) -> dict[s
             report["new_filter_attack"] = new_filter_attack(url, seconds)
             report["alive_after"] = process.poll() is None
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process)
         return report
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -568,13 +573,7 @@ def main() -> None:
         report["alive_after"] = process.poll() is None
         report["exit_status"] = process.returncode
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
         shutil.rmtree(work, ignore_errors=True)
 
     out_dir.mkdir(parents=True, exist_ok=True)
