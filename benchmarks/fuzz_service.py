@@ -8,7 +8,8 @@ POST /search (schemathesis, valid and invalid), hostile ones (lone surrogates, d
 and `like` filters, wrong types, random JSON, raw bytes), wrong methods and paths, and the search
 page's own (`/`, `/static/…`, `/fields`). A second
 thread asks /health every 0.25 s throughout. Checks: no status >= 500 other than the deliberate
-503/504, every body a JSON object with "error" on errors, no request slower than the service's
+503/504, every error body a JSON object with "error" and "code" (and "fields" for a malformed
+body) and nothing else, no request slower than the service's
 time limit plus 2 s. Writes benchmarks/results/fuzz_service.{json,md}. Nothing leaves the
 machine.
 """
@@ -35,6 +36,8 @@ from semsearch.stores import DEFAULT_INDEX
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
+# an error's body: its message, its stable code, and for a malformed body the fields at fault
+ERROR_KEYS = {"error", "code", "fields"}
 
 
 def json_values() -> st.SearchStrategy[Any]:
@@ -188,7 +191,8 @@ def main() -> None:
                 try:
                     payload = response.json()
                     shaped = isinstance(payload, dict) and (
-                        response.status_code < 400 or set(payload) == {"error"})
+                        response.status_code < 400
+                        or {"error", "code"} <= set(payload) <= ERROR_KEYS)
                 except ValueError:  # the pages: /docs, and the search page with its files
                     shaped = response.status_code < 400 and (
                         path == "/docs" or path.split("?")[0] == "/"
