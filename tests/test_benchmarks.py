@@ -449,3 +449,18 @@ def test_runtimes_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert report["min_cosine_sample"][script.REFERENCE] > 0.99999
     assert positive(*report["profile"][script.DEFAULT].values())
     assert report["peak"]["gemm_fp32_gflops"] > 0
+
+
+@pytest.mark.benchmark
+def test_index_e2e_smoke(tmp_path: Path) -> None:
+    """`semsearch index` end to end against SentenceTransformer.encode: both sides timed in
+    fresh processes, every granularity asked, and what each side encodes counted."""
+    report = run_smoke("index_e2e.py", tmp_path, timeout=600)
+    assert report["smoke"] is True and report["paragraphs"] == 12
+    row = report["sets"]["cmrc-trial"]
+    assert positive(*row["st_encode"]) and row["st_with_load"][0] > row["st_encode"][0]
+    assert {label.split()[3] for label in row["index"]} == {"passage", "sentence"}
+    for timed in row["index"].values():
+        assert positive(*timed["seconds"], timed["x_st_encode"])
+    tokens = row["tokens"]
+    assert positive(tokens["baseline"], tokens["passages"], tokens["sentences"])
