@@ -51,6 +51,7 @@ _NUMPY: dict[type, Callable[[Any, Any], np.ndarray]] = {
     ast.Eq: np.equal, ast.NotEq: np.not_equal, ast.Lt: np.less, ast.LtE: np.less_equal,
     ast.Gt: np.greater, ast.GtE: np.greater_equal}
 _INT64 = range(-2**63, 2**63)
+PREWARM_KEYS = 64  # metadata keys whose columns `prewarm` builds too (most common first)
 LIKE_CACHE = 64  # text `like` results remembered per pattern (a byte per passage each)
 CHECK_EVERY = 256  # passages between two checks of the time limit, where evaluated one by one
 
@@ -278,6 +279,13 @@ class Columns:
         result = self._condition(where.tree)
         deadline.check("while filtering")
         return self.ids[result.value & ~result.error]
+
+    def prewarm(self, keys: Sequence[str] = ()) -> None:
+        """Build every passage field's column and those of the first PREWARM_KEYS metadata
+        `keys` now (the service does at load), so that no filtered request pays for the build:
+        1.2 s at 101k passages, nearly all of it the text's character index."""
+        for name in (*FIELDS, *list(keys)[:PREWARM_KEYS]):
+            self.column(name)
 
     # ── columns ──
 
