@@ -658,7 +658,9 @@ def main() -> None:
     from outputs import output_dir  # benchmarks/outputs.py, beside this script
 
     out_dir = output_dir(args.out, args.smoke, "abuse")
-    if args.truncations:
+    if args.truncations:  # --smoke: 3,000 passages, mapped above 1 MiB, 2 trials
+        if args.smoke:
+            args.passages, args.mmap_above = 3_000, args.mmap_above or 1 << 20
         report = truncations(args.passages, args.trials, args.mmap_above)
         report["date"] = time.strftime("%Y-%m-%d %H:%M")
         lines = truncation_lines(report)
