@@ -19,8 +19,8 @@ file to half in place, searches it (dense, bm25, hybrid), then restores it: ever
 be 200 or a JSON 503, the server must stay alive, and answer 200 once the file is restored
 (merged into abuse.{json,md}, like --scale). `--mmap-above` lowers the service's mapping limit
 (faiss.MMAP_ABOVE) so that a smaller index is mapped too: the check of the script at reduced
-size. The full run took 2 minutes on 2 CPUs shared with other jobs (1.4 GB peak RSS of this
-script), most of it building, writing and checksumming the vectors.
+size. The full run took 2 minutes on 2 CPUs shared with other jobs (1.4 GB peak RSS, the
+largest of its processes), most of it building, writing and checksumming the vectors.
 
 1. baseline: one ordinary client sends the 68 labelled queries round-robin for --seconds;
 2. each expensive-request attack (issue 23 rows 1–2) from 4 attacker threads sending it back
