@@ -47,15 +47,16 @@ MIX = [("hybrid", None, 5), ("dense", None, 5), ("bm25", None, 5),
        ("hybrid", "paragraph > 2", 5), ("dense", "paragraph < 5", 5), ("hybrid", None, 10)]
 
 
-def start_server(index: Path, *extra: str,
-                 code: Path = REPO) -> tuple[subprocess.Popen[str], str]:
+def start_server(index: Path, *extra: str, code: Path = REPO,
+                 launcher: list[str] | None = None) -> tuple[subprocess.Popen[str], str]:
     """`semsearch serve` of the code in `code` on a free loopback port (extra CLI options
-    appended), once /health answers; its URL. SystemExit if it dies or does not come up."""
+    appended), once /health answers; its URL. SystemExit if it dies or does not come up.
+    `launcher`: the command that runs the CLI (default `python -m semsearch.cli`)."""
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "semsearch.cli", "serve", "--index", str(index.resolve()),
-               "--host", HOST, "--port", str(port), *extra]
+    command = [*(launcher or [sys.executable, "-m", "semsearch.cli"]), "serve", "--index",
+               str(index.resolve()), "--host", HOST, "--port", str(port), *extra]
     process = subprocess.Popen(command, cwd=code, text=True, env={
         **os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(code)})
     for _ in range(600):

@@ -51,6 +51,7 @@ _NUMPY: dict[type, Callable[[Any, Any], np.ndarray]] = {
     ast.Eq: np.equal, ast.NotEq: np.not_equal, ast.Lt: np.less, ast.LtE: np.less_equal,
     ast.Gt: np.greater, ast.GtE: np.greater_equal}
 _INT64 = range(-2**63, 2**63)
+PREWARM_KEYS = 64  # metadata keys whose columns `prewarm` builds too (most common first)
 LIKE_CACHE = 64  # text `like` results remembered per pattern (a byte per passage each)
 CHECK_EVERY = 256  # passages between two checks of the time limit, where evaluated one by one
 
@@ -149,7 +150,10 @@ class _Text:
                       for i, char in enumerate(text)), key=lambda c: self._count(c[1]))
         pos = self._positions(rarest[1]) - rarest[0]
         pos = pos[(pos >= 0) & (pos + piece.length <= len(self.codes))]
-        pos = pos[self._at(piece, pos)]
+        rest = _Piece(piece.length, tuple(  # the rarest character is where it was found
+            (offset + i, char) for offset, text in piece.literals for i, char in enumerate(text)
+            if offset + i != rarest[0]))
+        pos = pos[self._at(rest, pos)]
         row = np.searchsorted(self.starts, pos, side="right") - 1
         inside = pos + piece.length <= self.starts[row] + self.lens[row]
         return pos[inside], row[inside]
@@ -218,6 +222,28 @@ class _Text:
 _Column = _Const | _Ints | _Dict | _Bools | _Text
 
 
+def _shape(node: ast.AST) -> Any:
+    """What tells two filter nodes apart, as `ast.dump` would (a constant by type and value),
+    built for the node kinds a filter holds: 30 equal `like` clauses are told equal in a
+    fraction of ast.dump's 1.5 ms."""
+    if isinstance(node, ast.Constant):
+        return (type(node.value), repr(node.value))
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Call):
+        return ("call", _shape(node.func), *map(_shape, node.args))
+    if isinstance(node, ast.Compare):
+        return ("compare", _shape(node.left), *map(type, node.ops),
+                *map(_shape, node.comparators))
+    if isinstance(node, ast.BoolOp):
+        return (type(node.op), *map(_shape, node.values))
+    if isinstance(node, ast.UnaryOp):
+        return (type(node.op), _shape(node.operand))
+    if isinstance(node, ast.List | ast.Tuple):
+        return (type(node), *map(_shape, node.elts))
+    return ast.dump(node)
+
+
 def _key(value: Any) -> Any:
     """What tells two values apart for a dictionary column: type and value (True, 1 and 1.0
     stay apart), a page span by its pages, an unhashable value by identity."""
@@ -279,6 +305,13 @@ class Columns:
         deadline.check("while filtering")
         return self.ids[result.value & ~result.error]
 
+    def prewarm(self, keys: Sequence[str] = ()) -> None:
+        """Build every passage field's column and those of the first PREWARM_KEYS metadata
+        `keys` now (the service does at load), so that no filtered request pays for the build:
+        1.2 s at 101k passages, nearly all of it the text's character index."""
+        for name in (*FIELDS, *list(keys)[:PREWARM_KEYS]):
+            self.column(name)
+
     # ── columns ──
 
     def column(self, name: str) -> _Column:
@@ -325,7 +358,7 @@ class Columns:
             conjunction = isinstance(node.op, ast.And)
             # a repeated operand changes nothing (`a or b or a`: the second `a` is reached only
             # where the first was false without error): 30 equal clauses are evaluated once
-            operands = {ast.dump(v): v for v in node.values}  # in order of first appearance
+            operands = {_shape(v): v for v in node.values}  # in order of first appearance
             first, *rest = (self._condition(v) for v in operands.values())
             value, error = first.value.copy(), first.error.copy()
             erred = bool(error.any())

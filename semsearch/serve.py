@@ -47,7 +47,9 @@ evaluated there alone, then joins a batch with its ids cached. In a batch each r
 its own deadline, and a member whose filter's ids were evicted meanwhile is split out to run
 alone. Both queues are fair per client address (batching.FairQueue: a client with many
 requests waiting waits behind the others, and holds at most half a backlog). `/health` reports
-each pool's load and says "saturated" when ordinary searches queue.
+the load of both (`load`: `ordinary` and `expensive`, each its workers, busy and waiting) and
+says "saturated" when ordinary searches queue. The search page (web.py) posts to `/search`
+like any client, so it has no pool of its own.
 
 Damaged files: before each search the loaded generation's files are checked (`stat`, and a
 checksum when one changed: FaissStore.check_files); a mismatch is a 503 "index unusable" and a
@@ -339,6 +341,15 @@ class WorkerPool:
             self._cond.notify_all()
 
 
+def prewarm(index: Index) -> None:
+    """Build the store's filter columns (columns.py) at load, not on the first filtered
+    request: at 101k passages that request paid 1.2 s. A store without them (Milvus filters on
+    its own side) has nothing to build."""
+    build = getattr(index.store, "prewarm", None)
+    if build is not None:
+        build()
+
+
 class LiveIndex:
     """The index the service answers from, following the live generation of its directory."""
 
@@ -350,6 +361,7 @@ class LiveIndex:
         self._failed: tuple[Pointer, float] | None = None  # last pointer that failed to load
         self._lock = threading.Lock()
         self._background: threading.Thread | None = None
+        prewarm(index)
 
     def _identity(self, index: Index) -> Pointer:
         """(generation, manifest digest) of what `index` was loaded from, as CURRENT names it
@@ -415,6 +427,7 @@ class LiveIndex:
                     f"{self.path} was rebuilt with model {store.manifest.model.name}; restart "
                     "the service to load that model")
             fresh = Index(store, encoder=old._encoder, model=old._model)
+            prewarm(fresh)  # before it is served: its first filter finds its columns built
         except (SemsearchError, OSError) as exc:
             self.problem = str(exc)
             self._failed = (pointer, time.monotonic())
@@ -555,7 +568,6 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
 
     def public(exc: BaseException) -> str:
         return public_message(str(exc), roots)
-    pool = WorkerPool(workers)  # the search page's searches (web.py)
     costly = WorkerPool(EXPENSIVE_WORKERS, EXPENSIVE_BACKLOG)
     rate = FilterRate()  # unseen filters' cost, as measured here (cost.py)
 
@@ -610,14 +622,12 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         batcher.shutdown()
-        pool.shutdown()
         costly.shutdown()
 
     app = FastAPI(title="semsearch", version="1", docs_url="/docs" if docs else None,
                   redoc_url=None, default_response_class=SafeJSONResponse, lifespan=lifespan,
                   redirect_slashes=False)
     app.state.live = live
-    app.state.pool = pool
     app.state.costly = costly
     app.state.batcher = batcher
     harden(app, allowed_hosts)
@@ -670,8 +680,8 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
         for key in ("error", "model", "name"):  # a model or Milvus file given by its path
             if isinstance(body.get(key), str):
                 body[key] = public_message(body[key], roots)
-        load = {"ordinary": batcher.load(), "expensive": costly.load(), "page": pool.load()}
-        body["workers_busy"] = batcher.busy + pool.busy + costly.busy
+        load = {"ordinary": batcher.load(), "expensive": costly.load()}
+        body["workers_busy"] = batcher.busy + costly.busy
         body["load"] = load
         ordinary = load["ordinary"]
         body["saturated"] = ordinary["waiting"] > 0 and ordinary["busy"] >= ordinary["workers"]

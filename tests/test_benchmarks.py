@@ -372,6 +372,7 @@ def test_filters_smoke(tmp_path: Path) -> None:
     assert len(report["shapes"]) >= 10 and "CPUs" in report["machine"]
     for shape in report["shapes"]:
         assert positive(shape["old_ms"], shape["new_ms"], shape["search_ms"], shape["speedup"])
+        assert 0 <= shape["cpu_ms"] <= shape["cpu_p95_ms"] <= shape["cpu_max_ms"]
         assert 0 <= shape["kept_median"] <= report["passages"]
 
 
@@ -382,6 +383,15 @@ def test_abuse_scale_smoke(tmp_path: Path) -> None:
     assert report["alive_after"] and report["new_filter_attack"]["requests"] > 0
     assert len(report["together"]["rounds"]) == 2 and report["heavy_in_batch"]["ratio"] > 0
     assert report["loading"]["private copy, mapped"]["load_s"] >= 0
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_abuse_truncations_smoke(tmp_path: Path) -> None:
+    report = run_smoke("abuse.py", tmp_path, "--truncations")["truncations"]
+    assert report["mapped"] and report["alive_after"]  # the smoke's limit is lowered to 1 MiB
+    assert report["files"]["trials"] == 2 == report["files"]["passed"]
+    assert (tmp_path / "abuse.md").read_text(encoding="utf-8").count("## Truncating") == 1
 
 
 def test_runtimes_leave_out_only_the_absent_runtimes(monkeypatch: pytest.MonkeyPatch) -> None:

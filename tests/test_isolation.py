@@ -101,6 +101,62 @@ def test_the_first_health_after_a_rebuild_shows_the_new_generation(index_copy: P
             assert client.post("/search", json={"query": "抗疫"}).status_code == 200
 
 
+# --- columns built at load, not on the first filtered request ------------------------------
+
+def record_column_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every column a store builds from now on, by name."""
+    from semsearch.columns import Columns
+
+    built: list[str] = []
+    original = Columns._build
+
+    def recorded(self: Columns, name: str) -> Any:
+        built.append(name)
+        return original(self, name)
+
+    monkeypatch.setattr(Columns, "_build", recorded)
+    return built
+
+
+def test_a_fresh_service_builds_its_columns_at_load_not_on_the_first_filter(
+        index_copy: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: Path) -> None:
+    # before: the first filter after a load built the columns on its request's path (1.2 s at
+    # 101k passages), and again for the first filter after a new generation was loaded
+    from starlette.testclient import TestClient
+
+    import semsearch
+
+    from .conftest import SEEDS
+
+    app = make_app(index_copy)
+    built = record_column_builds(monkeypatch)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for where in ('source like "%.txt"', "paragraph > 1 and start >= 0",
+                      'text like "%抗疫%" or heading == "x"'):
+            response = client.post("/search", json={"query": "抗疫", "where": where})
+            assert response.status_code == 200 and response.json()["hits"], response.json()
+        assert built == [], f"built on the request path: {built}"
+        semsearch.build([SEEDS], model=str(tiny_model)).save(index_copy)  # a new generation
+        assert client.get("/health").json()["status"] == "ok"  # loads it (in the background)
+        loaded = list(built)
+        assert {"text", "source", "paragraph"} <= set(loaded)  # built at its load
+        response = client.post("/search", json={"query": "抗疫", "where": 'text like "%疫%"'})
+        assert response.status_code == 200 and response.json()["hits"]
+        assert built == loaded, f"built on the request path: {built[len(loaded):]}"
+
+
+def test_health_reports_the_load_of_the_two_pools_that_search(index_copy: Path) -> None:
+    # the page's pool of its own, idle since the page posts to /search, is gone from /health
+    from starlette.testclient import TestClient
+
+    with TestClient(make_app(index_copy), raise_server_exceptions=False) as client:
+        health = client.get("/health").json()
+    assert set(health["load"]) == {"ordinary", "expensive"}
+    for pool in health["load"].values():
+        assert set(pool) == {"workers", "busy", "waiting"} and pool["workers"] >= 1
+    assert health["workers_busy"] == 0 and health["saturated"] is False
+
+
 # --- cost from what a request will do -------------------------------------------------------
 
 HEAVY = {"query": ("志愿者在社区报告了疫情防控的工作进展 " * 60)[:990], "k": 100, "context": 5,

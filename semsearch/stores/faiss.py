@@ -30,7 +30,7 @@ import os
 import re
 import shutil
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -229,6 +229,16 @@ class FaissStore:
             if self._columns is None or self._columns[0] != key:
                 self._columns = (key, Columns.of(self.passages))
             return self._columns[1]
+
+    def prewarm(self) -> None:
+        """Build the filter columns now (the service does when it loads a generation), the
+        metadata keys most passages carry first: a filtered request never pays for them."""
+        from semsearch.filters import FIELDS
+
+        counts: Counter[str] = Counter()
+        for passage in self.passages.values():
+            counts.update(passage.metadata.keys())  # a mapping would add its values
+        self.columns().prewarm([k for k, _ in counts.most_common() if k not in FIELDS])
 
     def knows_filter(self, where: Filter) -> bool:
         """Whether the ids `where` keeps are cached (a search with it skips evaluating it):
