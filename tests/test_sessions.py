@@ -167,3 +167,79 @@ def test_info_says_which_path_indexes_here(tiny_model: Path, tmp_path: Path,
     result = CliRunner().invoke(app, ["info", "--index", str(DEFAULT_INDEX)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "indexing here" in result.output and "CPU s on the seeds" in result.output
+
+
+def test_a_calibration_whose_write_is_interrupted_leaves_the_old_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills up halfway through writing paths.json: the record measured before is
+    still there, whole, and no temporary file is left beside it."""
+    import errno
+    import io
+
+    first = calibrated(tmp_path, monkeypatch, {"bf16": 2.26, "int8": 2.36, "fp32": 4.71},
+                       {"int8": False})
+    before = (tmp_path / sessions.RECORD).read_text(encoding="utf-8")
+    real_open = io.open
+
+    class Full:
+        """A file on a full disk: half of what is written gets there, then ENOSPC."""
+
+        def __init__(self, handle: io.TextIOWrapper) -> None:
+            self.handle = handle
+
+        def write(self, text: str) -> int:
+            self.handle.write(text[:len(text) // 2])
+            self.handle.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.handle, name)
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+    def full_disk(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+        handle = real_open(file, mode, *args, **kwargs)  # type: ignore[call-overload]
+        written = "w" in mode and sessions.RECORD in Path(str(file)).name
+        return Full(handle) if written else handle
+
+    monkeypatch.setattr(io, "open", full_disk)
+    with pytest.raises(OSError):
+        calibrated(tmp_path, monkeypatch, {"bf16": 3.0, "int8": 2.0, "fp32": 4.0}, {})
+    monkeypatch.setattr(io, "open", real_open)
+    assert (tmp_path / sessions.RECORD).read_text(encoding="utf-8") == before
+    assert sessions.read_record(tmp_path) == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == [sessions.RECORD]
+
+
+def test_info_reads_the_record_once(tiny_model: Path, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`semsearch info` shows the chosen path and the seconds measured from one reading of
+    paths.json (two readings could straddle a new calibration and mix two records)."""
+    import shutil
+
+    from semsearch.models import provision, resolve
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    calibrate(model, ["夫妻党员抗疫", "semantic search"], ["夫妻"], [{0}])
+    monkeypatch.setattr(provision, "is_provisioned", lambda *a: True)
+    monkeypatch.setattr(resolve, "provisioned_dir", lambda: model)
+    reads = []
+    read_text = Path.read_text
+
+    def counted(self: Path, *args: object, **kwargs: object) -> str:
+        if self.name == sessions.RECORD:
+            reads.append(self)
+        return read_text(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    from semsearch.stores import DEFAULT_INDEX
+
+    result = CliRunner().invoke(app, ["info", "--index", str(DEFAULT_INDEX)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "CPU s on the seeds" in result.output
+    assert len(reads) == 1, reads
