@@ -118,6 +118,12 @@ BACKLOG = 64  # searches waiting for a worker beyond which new ones get 503 at o
 # 74 / 149 / 176 / 201 vs 69 / 120 / 161 / 181; at 32 clients every batch had all 32.
 # Results: benchmarks/results/service.md
 BATCH_RUNNERS = 1
+# Threads of the service's bf16 query body (OpenVINO; passages still use every core). Two split
+# each batch and wait for each other in sched_yield (a quarter of the server's samples under
+# py-spy at 8 clients). One thread, AMD EPYC 2 cores, seeds, hybrid, same run, CPU ms per
+# request of the server (2 threads → 1), a machine loaded by other jobs: 1 client 20.0 / 20.5 →
+# 18.1 / 15.9, 8 clients 16.2 / 12.8 → 12.4 / 11.0, 32 clients 11.5 / 12.2 → 10.4 / 10.8.
+QUERY_THREADS = 1
 BATCH_WINDOW = 0.002
 BATCH_MAX_WAIT = 0.008
 MAX_BATCH = 32
@@ -786,7 +792,7 @@ def run(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
     index.search("warm up", k=1)  # load the encoder and the lexical dictionary now, not later
     runner = getattr(index.encoder, "runner", None)
     if runner is not None:  # tokenise with `tokenizers` (Rust) from now on: loaded now, not then
-        runner.warm(MAX_BATCH)
+        runner.warm(MAX_BATCH, QUERY_THREADS)
     uvicorn.Server(uvicorn_config(app, host, port)).run()
 
 

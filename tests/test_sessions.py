@@ -17,6 +17,8 @@ from semsearch.models import sessions
 from semsearch.models.encoder import calibrate, indexing_backend, load_encoder, measured
 from semsearch.models.onnx import ONNX_DIR
 
+from .conftest import free_port
+
 AMD_EPYC = frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"})  # no amx_bf16
 
 
@@ -243,3 +245,26 @@ def test_info_reads_the_record_once(tiny_model: Path, tmp_path: Path,
     assert result.exit_code == 0, result.output
     assert "CPU s on the seeds" in result.output
     assert len(reads) == 1, reads
+
+
+def test_the_service_embeds_query_batches_on_one_thread(
+        tiny_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`semsearch serve` compiles its bf16 query body for one thread (serve.QUERY_THREADS): on
+    2 cores a batch split over two threads spent its wait in sched_yield, costing more CPU per
+    query than it saved in time, and took the core the event loop needed."""
+    pytest.importorskip("openvino")
+    import uvicorn
+
+    from semsearch import serve
+    from semsearch.index import Index
+
+    monkeypatch.delenv("SEMSEARCH_QUERY_PATH", raising=False)
+    monkeypatch.setattr(sessions, "cpu_flags", lambda: AMD_EPYC)
+    monkeypatch.setattr(sessions, "openvino_capabilities", lambda: ("BF16", "FP32"))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)
+    monkeypatch.setattr(serve, "MAX_BATCH", 2)  # fewer shapes to prepare
+    index = Index.open(tiny_index)
+    serve.run(index, port=free_port())
+    session = index.encoder.runner.query_session  # type: ignore[attr-defined]
+    assert session._compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    assert index.encoder.runner.threads != 1  # type: ignore[attr-defined]  # passages: all
