@@ -247,11 +247,13 @@ def test_info_reads_the_record_once(tiny_model: Path, tmp_path: Path,
     assert len(reads) == 1, reads
 
 
-def test_the_service_embeds_query_batches_on_one_thread(
-        tiny_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`semsearch serve` compiles its bf16 query body for one thread (serve.QUERY_THREADS): on
-    2 cores a batch split over two threads spent its wait in sched_yield, costing more CPU per
-    query than it saved in time, and took the core the event loop needed."""
+@pytest.mark.parametrize("streams", ["", "2"])
+def test_the_service_embeds_each_query_batch_on_one_thread(
+        tiny_index: Path, monkeypatch: pytest.MonkeyPatch, streams: str) -> None:
+    """`semsearch serve` compiles its bf16 query body with one thread per stream, and runs a
+    batch runner per stream (serve.query_streams: 1 unless SEMSEARCH_QUERY_STREAMS says): on 2
+    cores a batch split over two threads spent its wait in sched_yield, costing more CPU per
+    query than it saved in time."""
     pytest.importorskip("openvino")
     import uvicorn
 
@@ -259,12 +261,33 @@ def test_the_service_embeds_query_batches_on_one_thread(
     from semsearch.index import Index
 
     monkeypatch.delenv("SEMSEARCH_QUERY_PATH", raising=False)
+    monkeypatch.setenv(serve.QUERY_STREAMS_ENV, streams)
+    monkeypatch.setattr(serve.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(sessions, "cpu_flags", lambda: AMD_EPYC)
     monkeypatch.setattr(sessions, "openvino_capabilities", lambda: ("BF16", "FP32"))
     monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)
     monkeypatch.setattr(serve, "MAX_BATCH", 2)  # fewer shapes to prepare
+    apps = []
+    config = serve.uvicorn_config
+    monkeypatch.setattr(serve, "uvicorn_config", lambda app, *a, **k: apps.append(app)
+                        or config(app, *a, **k))
     index = Index.open(tiny_index)
     serve.run(index, port=free_port())
-    session = index.encoder.runner.query_session  # type: ignore[attr-defined]
-    assert session._compiled.get_property("INFERENCE_NUM_THREADS") == 1
-    assert index.encoder.runner.threads != 1  # type: ignore[attr-defined]  # passages: all
+    compiled = index.encoder.runner.query_session._compiled  # type: ignore[attr-defined]
+    expected = int(streams or 1)
+    assert compiled.get_property("NUM_STREAMS") == expected
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == expected  # one thread each
+    assert apps[0].state.batcher.workers == expected
+
+
+@pytest.mark.parametrize("value", ["0", "3", "two", "-1", "１"])
+def test_a_bad_query_streams_setting_is_one_clear_error(
+        monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    from semsearch import serve
+    from semsearch.errors import QueryError
+
+    monkeypatch.setenv(serve.QUERY_STREAMS_ENV, value)
+    monkeypatch.setattr(serve.os, "cpu_count", lambda: 2)
+    with pytest.raises(QueryError, match="SEMSEARCH_QUERY_STREAMS must be a whole number "
+                                         "from 1 to 2"):
+        serve.query_streams()

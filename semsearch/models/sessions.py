@@ -178,7 +178,7 @@ def query_path_unavailable(path: str) -> str | None:
 
 
 def query_session(fp32_body: Path, threads: int | None, *, dimension: int,
-                  max_batch: int) -> tuple[Any, str]:
+                  max_batch: int, streams: int = 1) -> tuple[Any, str]:
     """What embeds the service's queries, by SEMSEARCH_QUERY_PATH: (a session, its
     PATH_NAMES name), or (None, the fp32 name) when onnxruntime's fp32 body does. Where the
     chosen path cannot run here, the fp32 body does, with a log line saying why unless the
@@ -196,7 +196,8 @@ def query_session(fp32_body: Path, threads: int | None, *, dimension: int,
 
         try:
             session: Any = openvino.Bf16QuerySession(
-                fp32_body, threads, dimension=dimension, warm_rows=max_batch) \
+                fp32_body, threads, dimension=dimension, warm_rows=max_batch,
+                streams=streams) \
                 if path == "bf16" else openvino.QuerySession(fp32_body, threads)
         except Exception as exc:  # OpenVINO could not compile it: the fp32 path works
             reason = f"OpenVINO could not compile it ({type(exc).__name__}: {exc})"
