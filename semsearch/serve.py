@@ -127,8 +127,12 @@ BATCH_RUNNERS = 1  # at least; one per query stream (query_streams)
 # SEMSEARCH_QUERY_STREAMS=2 runs two batches at once (two batch runners, an OpenVINO stream of
 # one thread each), so that both cores can embed: on the loaded machine no better than one
 # (CPU ms per request at 1 / 8 / 32 clients 16.4 / 13.1 / 11.7 against 16.7 / 12.3 / 11.0,
-# requests/s 32 / 38 / 39 against 29 / 33 / 40, p99 at 32 clients 1.43 s against 1.23 s); on a
-# quiet machine it may be (benchmarks/service.py --baseline-env).
+# requests/s 32 / 38 / 39 against 29 / 33 / 40, p99 at 32 clients 1.43 s against 1.23 s; a
+# benchmarks/service.py run: 13.3 / 11.2 against 10.9 / 10.8 CPU ms at 8 / 32 clients). On a
+# quiet machine, where one thread leaves a core idle, it may be: `benchmarks/service.py
+# --baseline-env SEMSEARCH_QUERY_STREAMS=2`. benchmarks/service.py against the two-thread code
+# in one run (loaded machine): server CPU ms per request at 1 / 8 / 32 clients 16.7 / 10.3 /
+# 10.1 against 21.2 / 12.0 / 12.4, requests/s 46 / 89 / 86 against 51 / 94 / 82.
 QUERY_STREAMS_ENV = "SEMSEARCH_QUERY_STREAMS"
 BATCH_WINDOW = 0.002
 BATCH_MAX_WAIT = 0.008
