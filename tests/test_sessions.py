@@ -22,6 +22,14 @@ from .conftest import free_port
 AMD_EPYC = frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"})  # no amx_bf16
 
 
+@pytest.fixture(autouse=True)
+def simulated_cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests simulate their CPU (cpu_flags, openvino_capabilities): a
+    SEMSEARCH_CPU_FEATURES the whole suite runs under (e.g. `none`, the issue's fp32 check)
+    must not override it; the test of that variable sets it itself."""
+    monkeypatch.delenv(sessions.FEATURES_ENV, raising=False)
+
+
 def test_bf16_is_what_openvino_reports_not_an_amx_flag(monkeypatch: pytest.MonkeyPatch) -> None:
     """An AMD EPYC has AVX-512 BF16 and no AMX; OpenVINO reports BF16 there and runs it. The
     old check (`amx_bf16` in /proc/cpuinfo) switched bf16 off on it."""
