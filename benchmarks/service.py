@@ -1,12 +1,14 @@
 """Load test of `semsearch serve` on loopback: requests/s and latency at 1, 8, 32 and 64 clients,
 this code against a baseline checkout in the same run.
 
-    python3 benchmarks/service.py [--baseline DIR] [--index NAME=DIR ...] [--clients 1 8 32 64]
+    python3 benchmarks/service.py [--baseline DIR] [--baseline-env NAME=VALUE ...]
+                                  [--index NAME=DIR ...] [--clients 1 8 32 64]
                                   [--requests 1200] [--seconds 20] [--smoke] [--out DIR]
 
 For each index (default: the seeds index) it starts two services on 127.0.0.1 — this code, and
 with `--baseline` the code of another checkout (e.g. main's: `git worktree add --detach DIR
-main`), by PYTHONPATH — and sends, from N client threads, the 68 labelled queries round-robin
+main`), by PYTHONPATH, or this code with `--baseline-env` settings (e.g.
+SEMSEARCH_QUERY_STREAMS=2) — and sends, from N client threads, the 68 labelled queries round-robin
 in two workloads: `hybrid` (the default mode, k=5: the figure the README quotes) and `mix`
 (dense, BM25 and hybrid, some with a filter or k=10). Baseline and this code alternate at each
 client count, so both see the same machine. Each run is bounded by a request count and a time
@@ -14,7 +16,11 @@ limit, after WARMUP_PER_CLIENT requests per client at that count (connections op
 settled): with 400 requests and no such warm-up a run at 32 clients lasted ~3 s, a dozen
 batches, and its p99 was the start's fourth-slowest request. The client is cheap: one
 keep-alive `http.client` connection per thread, bodies encoded beforehand; it shares the
-machine's CPUs with the server, as the report says.
+machine's CPUs with the server, as the report says. Each run also records the CPU ms per
+request of the server process (all its threads, from /proc) and of this client process, and
+the table gives requests/s as a multiple of 1 client's (the issue's "8 clients ≥ 2.5× 1
+client") next to the CPU: on a machine shared with other jobs, CPU per request moves far less
+than requests/s.
 
 Also measured in-process: query encoding of a 10-character query as the service does it (the
 warm `tokenizers` path) and as a cold CLI does it (the unigram tables), p50 of 200.
@@ -48,17 +54,19 @@ MIX = [("hybrid", None, 5), ("dense", None, 5), ("bm25", None, 5),
 
 
 def start_server(index: Path, *extra: str, code: Path = REPO,
-                 launcher: list[str] | None = None) -> tuple[subprocess.Popen[str], str]:
+                 launcher: list[str] | None = None, env: dict[str, str] | None = None,
+                 ) -> tuple[subprocess.Popen[str], str]:
     """`semsearch serve` of the code in `code` on a free loopback port (extra CLI options
-    appended), once /health answers; its URL. SystemExit if it dies or does not come up.
-    `launcher`: the command that runs the CLI (default `python -m semsearch.cli`)."""
+    appended, `env` added to its environment), once /health answers; its URL. SystemExit if
+    it dies or does not come up. `launcher`: the command that runs the CLI (default
+    `python -m semsearch.cli`)."""
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         port = sock.getsockname()[1]
     command = [*(launcher or [sys.executable, "-m", "semsearch.cli"]), "serve", "--index",
                str(index.resolve()), "--host", HOST, "--port", str(port), *extra]
     process = subprocess.Popen(command, cwd=code, text=True, env={
-        **os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(code)})
+        **os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(code), **(env or {})})
     for _ in range(600):
         if process.poll() is not None:
             raise SystemExit(f"the service ({code}) exited with status {process.returncode}")
@@ -98,10 +106,18 @@ def bodies(queries: list[str], workload: str) -> list[bytes]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load(port: int, payloads: list[bytes], clients: int, requests: int,
-         seconds: float) -> dict[str, Any]:
+         seconds: float, pid: int | None = None) -> dict[str, Any]:
     """`clients` threads share `requests` requests (each thread one keep-alive connection);
-    stop early after `seconds`."""
+    stop early after `seconds`. With the server's `pid`, also the CPU ms per request of the
+    server and of this client process: on a machine shared with other jobs they move far less
+    than requests/s."""
     latencies: list[float] = []
     errors = 0
     counter = iter(range(requests))
@@ -135,19 +151,26 @@ def load(port: int, payloads: list[bytes], clients: int, requests: int,
         connection.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
+    server_cpu = cpu_seconds(pid) if pid is not None else 0.0
+    client_cpu = time.process_time()
     start = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - start
+    client_cpu = time.process_time() - client_cpu
     ordered = sorted(latencies)
     if not ordered:
         raise SystemExit(f"no request completed at {clients} clients")
-    return {"clients": clients, "requests": len(latencies), "errors": errors,
-            "seconds": round(wall, 3), "requests_per_s": round(len(latencies) / wall, 1),
-            "p50_ms": round(1000 * statistics.median(ordered), 1),
-            "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1)}
+    run = {"clients": clients, "requests": len(latencies), "errors": errors,
+           "seconds": round(wall, 3), "requests_per_s": round(len(latencies) / wall, 1),
+           "p50_ms": round(1000 * statistics.median(ordered), 1),
+           "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1)}
+    if pid is not None:
+        run["server_cpu_ms"] = round(1000 * (cpu_seconds(pid) - server_cpu) / len(latencies), 2)
+        run["client_cpu_ms"] = round(1000 * client_cpu / len(latencies), 2)
+    return run
 
 
 def query_encoding(repeats: int = 200) -> dict[str, Any]:
@@ -211,10 +234,11 @@ def cpu() -> str:
         cpu_name,
         query_path_unavailable,
     )
+    from semsearch.serve import query_streams
 
     flags = " ".join(f for f in KEY_FLAGS if f in cpu_flags())
     path = "bf16" if bf16_capable() and query_path_unavailable("bf16") is None else "fp32"
-    return f"{cpu_name()}: {flags}; queries in {path}"
+    return f"{cpu_name()}: {flags}; queries in {path}, {query_streams()} stream(s) of 1 thread"
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -225,22 +249,32 @@ def markdown(report: dict[str, Any]) -> str:
              f"Query encoding of a {len(enc['query'])}-character query ({enc['tokens']} tokens), "
              f"p50: {enc['warm_tokenizer_p50_ms']} ms warm (the service: `tokenizers`), "
              f"{enc['cold_tokenizer_p50_ms']} ms with the cold-start unigram tokenizer.", ""]
+    if report.get("baseline"):
+        settings = " ".join(f"{k}={v}" for k, v in report.get("baseline_env", {}).items())
+        lines += [f"Baseline: {report['baseline']}" + (f" with {settings}" if settings else "")
+                  + ".", ""]
     for name, index in report["by_index"].items():
         for workload, runs in index["workloads"].items():
             lines += [f"**{name}** ({index['passages']:,} passages), {workload} "
                       f"({report['workloads'][workload]}):", "",
                       "| clients | version | requests | errors | requests/s | p50 ms | p99 ms "
-                      "| × baseline |", "|---|---|---|---|---|---|---|---|"]
+                      "| × baseline | × 1 client | server CPU ms/request | client CPU ms/request |",
+                      "|---|---|---|---|---|---|---|---|---|---|---|"]
             base = {r["clients"]: r for r in runs.get("baseline", [])}
             for version in ("baseline", "batched"):
+                alone = {r["clients"]: r for r in runs.get(version, [])}.get(1, {})
                 for run in runs.get(version, []):
-                    ratio = ""
+                    ratio = scaling = ""
                     before = base.get(run["clients"], {}).get("requests_per_s")
                     if version == "batched" and before:
                         ratio = f"{run['requests_per_s'] / before:.2f}"
+                    if alone.get("requests_per_s"):
+                        scaling = f"{run['requests_per_s'] / alone['requests_per_s']:.2f}"
                     lines.append(f"| {run['clients']} | {version} | {run['requests']} | "
                                  f"{run['errors']} | {run['requests_per_s']:.1f} | "
-                                 f"{run['p50_ms']:.1f} | {run['p99_ms']:.1f} | {ratio} |")
+                                 f"{run['p50_ms']:.1f} | {run['p99_ms']:.1f} | {ratio} | "
+                                 f"{scaling} | {run.get('server_cpu_ms', '')} | "
+                                 f"{run.get('client_cpu_ms', '')} |")
             lines.append("")
     return "\n".join(lines)
 
@@ -257,6 +291,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 64])
     parser.add_argument("--baseline", type=Path, help="a checkout whose service to compare "
                         "against (e.g. main's, in a second worktree)")
+    parser.add_argument("--baseline-env", nargs="+", default=[], metavar="NAME=VALUE",
+                        help="environment of the baseline's service (its code: --baseline, "
+                        "else this checkout), e.g. SEMSEARCH_QUERY_STREAMS=2")
     parser.add_argument("--index", nargs="+", default=[], metavar="NAME=DIR",
                         help="indexes to serve (default: seeds=the seeds index)")
     parser.add_argument("--workloads", nargs="+", default=["hybrid", "mix"],
@@ -269,7 +306,7 @@ def main() -> None:
     warmup = 40
     if args.smoke:
         args.requests, args.seconds, args.clients, warmup = 20, 10, [1, 4], 4
-        args.baseline, args.workloads = None, ["hybrid"]
+        args.baseline, args.baseline_env, args.workloads = None, [], ["hybrid"]
     from outputs import output_dir  # benchmarks/outputs.py, beside this script
 
     args.out = output_dir(args.out, args.smoke, "service")
@@ -280,8 +317,9 @@ def main() -> None:
     encoding = query_encoding(20 if args.smoke else 200)
     print(f"query encoding: {encoding}", flush=True)
     queries = [q.query for q in load_qrels(DEFAULT_QRELS)]
-    versions = {"batched": REPO} | ({"baseline": args.baseline.resolve()}
-                                    if args.baseline else {})
+    baseline_env = dict(item.split("=", 1) for item in args.baseline_env)
+    baseline = args.baseline.resolve() if args.baseline else REPO if baseline_env else None
+    versions = {"batched": REPO} | ({"baseline": baseline} if baseline else {})
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "cpu": cpu(),
         "client": "client threads in one process on the same machine, one keep-alive "
@@ -290,10 +328,12 @@ def main() -> None:
         "workloads": {"hybrid": "hybrid, k=5, 68 labelled queries round-robin",
                       "mix": "dense/bm25/hybrid round-robin, 2 in 6 with a filter "
                              "(paragraph > 2, paragraph < 5), 1 in 6 with k=10"},
-        "baseline": str(args.baseline) if args.baseline else None,
+        "baseline": str(baseline) if baseline else None, "baseline_env": baseline_env,
+        "service_env": {k: v for k, v in os.environ.items() if k.startswith("SEMSEARCH_")},
         "query_encoding": encoding, "by_index": {}}
     for name, directory in indexes.items():
-        servers = {v: _port(start_server(Path(directory), code=code))
+        servers = {v: _port(start_server(Path(directory), code=code,
+                                         env=baseline_env if v == "baseline" else None))
                    for v, code in versions.items()}
         try:
             passages = json.loads(_get(servers["batched"][1], "/health"))["passages"]
@@ -305,10 +345,10 @@ def main() -> None:
                     load(port, payloads, 4, warmup, 20)  # warm up
                 for clients in args.clients:
                     count = args.requests if args.smoke else max(args.requests, 10 * clients)
-                    for version, (_, port) in servers.items():
+                    for version, (process, port) in servers.items():
                         # the clients' connections and first requests, then the measured run
                         load(port, payloads, clients, WARMUP_PER_CLIENT * clients, args.seconds)
-                        run = load(port, payloads, clients, count, args.seconds)
+                        run = load(port, payloads, clients, count, args.seconds, process.pid)
                         runs[version].append(run)
                         print(f"{name} {workload} {version}: {run}", flush=True)
                 entry["workloads"][workload] = runs

@@ -1,5 +1,6 @@
-"""Write a directory so that readers, and a crash, see either none of it or all of it: build it
-under a hidden temporary name beside its final place, fsync it, then rename it into place."""
+"""Write a directory (or one file) so that readers, and a crash, see either none of it or all of
+it: build it under a hidden temporary name beside its final place, fsync it, then rename it into
+place."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_directory", "fsync_path", "fsync_tree"]
+__all__ = ["atomic_directory", "atomic_write_text", "fsync_path", "fsync_tree"]
 
 
 def fsync_path(path: Path) -> None:
@@ -105,3 +106,21 @@ def atomic_directory(final: Path, *, replace: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def atomic_write_text(final: Path, text: str) -> None:
+    """Replace the file `final` by `text` (UTF-8) atomically: written and fsynced as a hidden
+    sibling, then renamed over it, so an interrupted write (a full disk, a crash) leaves the old
+    file whole and no temporary behind."""
+    final = Path(final)
+    tmp = _sibling(final, "tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_path(final.parent)

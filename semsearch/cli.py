@@ -445,14 +445,13 @@ def info(index_at: IndexOpt = None, collection: CollectionOpt = None,
 
 def _indexing_here() -> str:
     """What `index` would embed passages with on this CPU, and why (models/sessions.py)."""
-    from semsearch.models.encoder import indexing_choice, measured
+    from semsearch.models.encoder import indexing_choice
     from semsearch.models.provision import is_provisioned
     from semsearch.models.resolve import provisioned_dir
 
     if not is_provisioned():
         return "the default model is not provisioned (semsearch provision)"
-    backend, why = indexing_choice(provisioned_dir())
-    record = measured(provisioned_dir())
+    backend, why, record = indexing_choice(provisioned_dir())
     seconds = "" if record is None else "; CPU s on the seeds: " + ", ".join(
         f"{path} {m['cpu_seconds']:.1f}" for path, m in record["measured"].items())
     return f"{backend}: {why}{seconds}"

@@ -119,7 +119,23 @@ BACKLOG = 64  # searches waiting for a worker beyond which new ones get 503 at o
 # (5 ms: no better), against no wait in the same runs, requests/s at 1 / 8 / 32 / 64 clients:
 # 74 / 149 / 176 / 201 vs 69 / 120 / 161 / 181; at 32 clients every batch had all 32.
 # Results: benchmarks/results/service.md
-BATCH_RUNNERS = 1
+BATCH_RUNNERS = 1  # at least; one per query stream (query_streams)
+# The service's bf16 query body (OpenVINO) runs each batch on one thread (passages still use
+# every core). Two threads split each small batch and waited for each other in sched_yield (a
+# quarter of py-spy's samples of the server at 8 clients). AMD EPYC, 2 cores, seeds, hybrid,
+# same runs, server CPU ms per request, 2 threads → 1 (a machine loaded by other jobs, so
+# requests/s mean little): 1 client 20.0 / 20.5 → 18.1 / 15.9, 8 clients 16.2 / 12.8 / 15.5 →
+# 12.4 / 11.0 / 11.9, 32 clients 11.5 / 12.2 / 14.0 → 10.4 / 10.8 / 10.9.
+# SEMSEARCH_QUERY_STREAMS=2 runs two batches at once (two batch runners, an OpenVINO stream of
+# one thread each), so that both cores can embed: on the loaded machine no better than one
+# (CPU ms per request at 1 / 8 / 32 clients 16.4 / 13.1 / 11.7 against 16.7 / 12.3 / 11.0,
+# requests/s 32 / 38 / 39 against 29 / 33 / 40, p99 at 32 clients 1.43 s against 1.23 s; a
+# benchmarks/service.py run: 13.3 / 11.2 against 10.9 / 10.8 CPU ms at 8 / 32 clients). On a
+# quiet machine, where one thread leaves a core idle, it may be: `benchmarks/service.py
+# --baseline-env SEMSEARCH_QUERY_STREAMS=2`. benchmarks/service.py against the two-thread code
+# in one run (loaded machine): server CPU ms per request at 1 / 8 / 32 clients 16.7 / 10.3 /
+# 10.1 against 21.2 / 12.0 / 12.4, requests/s 46 / 89 / 86 against 51 / 94 / 82.
+QUERY_STREAMS_ENV = "SEMSEARCH_QUERY_STREAMS"
 BATCH_WINDOW = 0.002
 BATCH_MAX_WAIT = 0.008
 MAX_BATCH = 32
@@ -614,7 +630,7 @@ def create_app(index: Index, path: str | os.PathLike[str] | None = None, *,
         return answers
 
     batcher: Batcher[tuple[SearchRequest, float]] = Batcher(
-        answer_batch, runners=min(workers, BATCH_RUNNERS),
+        answer_batch, runners=min(workers, max(BATCH_RUNNERS, query_streams())),
         window=BATCH_WINDOW, max_wait=BATCH_MAX_WAIT, max_batch=MAX_BATCH, backlog=BACKLOG,
         busy=Busy)
 
@@ -763,6 +779,17 @@ async def bounded(future: Future[Any], timeout: float, limit: float | None = Non
                             "abandoned; simplify the query or its filter") from None
 
 
+def query_streams() -> int:
+    """How many query batches run at once, one thread each (SEMSEARCH_QUERY_STREAMS, default 1:
+    see BATCH_RUNNERS); QueryError for a value that is not 1 to this machine's CPU count."""
+    value = os.environ.get(QUERY_STREAMS_ENV, "").strip() or "1"
+    most = os.cpu_count() or 1
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= most):
+        raise QueryError(f"{QUERY_STREAMS_ENV} must be a whole number from 1 to {most} (this "
+                         f"machine's CPUs), got {value!r}")
+    return int(value)
+
+
 def check_address(host: str, port: int) -> None:
     """Refuse an address the service cannot listen on, as a QueryError (one red line)."""
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
@@ -790,13 +817,14 @@ def run(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
     import uvicorn
 
     check_address(host, port)
+    streams = query_streams()
     sys.setswitchinterval(SWITCH_INTERVAL)
     hosts = allowed_hosts or guard.default_hosts(host)
     app = create_app(index, path, timeout=timeout, allowed_hosts=hosts, docs=docs)
     index.search("warm up", k=1)  # load the encoder and the lexical dictionary now, not later
     runner = getattr(index.encoder, "runner", None)
     if runner is not None:  # tokenise with `tokenizers` (Rust) from now on: loaded now, not then
-        runner.warm(MAX_BATCH)
+        runner.warm(MAX_BATCH, threads=streams, streams=streams)  # a thread each
     uvicorn.Server(uvicorn_config(app, host, port)).run()
 
 

@@ -230,6 +230,8 @@ def test_service_smoke(tmp_path: Path, real_model: Path) -> None:
         assert run["errors"] == 0 and 0 < run["requests"] <= 20
         assert positive(run["seconds"], run["requests_per_s"], run["p50_ms"], run["p99_ms"])
         assert run["p99_ms"] >= run["p50_ms"]
+        assert positive(run["server_cpu_ms"], run["client_cpu_ms"])  # CPU per request
+    assert "stream(s) of 1 thread" in report["cpu"]
     assert (tmp_path / "service.png").is_file()
 
 

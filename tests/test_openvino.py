@@ -131,6 +131,29 @@ def test_a_query_gets_the_same_vector_alone_and_in_any_batch(
                                   alone[::-1])
 
 
+def test_two_streams_run_two_batches_at_once_with_the_vectors_of_one(
+        tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's bf16 body in two streams (one thread each, serve.QUERY_STREAMS): two
+    batch runners embed at the same time, each on its own infer request, and every query
+    still gets the vector it gets alone on a one-stream body."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    query_path(monkeypatch, "bf16")
+    one = load_encoder(str(tiny_model), "onnx")
+    one.runner.warm(4)  # type: ignore[attr-defined]
+    two = load_encoder(str(tiny_model), "onnx")
+    two.runner.warm(4, threads=2, streams=2)  # type: ignore[attr-defined]
+    compiled = two.runner.query_session._compiled  # type: ignore[attr-defined]
+    assert compiled.get_property("NUM_STREAMS") == 2
+    alone = np.vstack([one.encode_queries([q]) for q in QUERIES])
+    batches = [QUERIES[:3], QUERIES[3:]] * 8
+    with ThreadPoolExecutor(2) as pool:
+        found = list(pool.map(two.encode_queries, batches))
+    for batch, vectors in zip(batches, found, strict=True):
+        start = QUERIES.index(batch[0])
+        np.testing.assert_array_equal(vectors, alone[start:start + len(batch)])
+
+
 @pytest.mark.parametrize("setting", ["fp32", "auto-without-bf16"])
 def test_warm_keeps_fp32_when_asked_or_where_auto_has_no_bf16(
         tiny_model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,

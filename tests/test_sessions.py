@@ -17,7 +17,17 @@ from semsearch.models import sessions
 from semsearch.models.encoder import calibrate, indexing_backend, load_encoder, measured
 from semsearch.models.onnx import ONNX_DIR
 
+from .conftest import free_port
+
 AMD_EPYC = frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"})  # no amx_bf16
+
+
+@pytest.fixture(autouse=True)
+def simulated_cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests simulate their CPU (cpu_flags, openvino_capabilities): a
+    SEMSEARCH_CPU_FEATURES the whole suite runs under (e.g. `none`, the issue's fp32 check)
+    must not override it; the test of that variable sets it itself."""
+    monkeypatch.delenv(sessions.FEATURES_ENV, raising=False)
 
 
 def test_bf16_is_what_openvino_reports_not_an_amx_flag(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,3 +177,125 @@ def test_info_says_which_path_indexes_here(tiny_model: Path, tmp_path: Path,
     result = CliRunner().invoke(app, ["info", "--index", str(DEFAULT_INDEX)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "indexing here" in result.output and "CPU s on the seeds" in result.output
+
+
+def test_a_calibration_whose_write_is_interrupted_leaves_the_old_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills up halfway through writing paths.json: the record measured before is
+    still there, whole, and no temporary file is left beside it."""
+    import errno
+    import io
+
+    first = calibrated(tmp_path, monkeypatch, {"bf16": 2.26, "int8": 2.36, "fp32": 4.71},
+                       {"int8": False})
+    before = (tmp_path / sessions.RECORD).read_text(encoding="utf-8")
+    real_open = io.open
+
+    class Full:
+        """A file on a full disk: half of what is written gets there, then ENOSPC."""
+
+        def __init__(self, handle: io.TextIOWrapper) -> None:
+            self.handle = handle
+
+        def write(self, text: str) -> int:
+            self.handle.write(text[:len(text) // 2])
+            self.handle.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.handle, name)
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+    def full_disk(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+        handle = real_open(file, mode, *args, **kwargs)  # type: ignore[call-overload]
+        written = "w" in mode and sessions.RECORD in Path(str(file)).name
+        return Full(handle) if written else handle
+
+    monkeypatch.setattr(io, "open", full_disk)
+    with pytest.raises(OSError):
+        calibrated(tmp_path, monkeypatch, {"bf16": 3.0, "int8": 2.0, "fp32": 4.0}, {})
+    monkeypatch.setattr(io, "open", real_open)
+    assert (tmp_path / sessions.RECORD).read_text(encoding="utf-8") == before
+    assert sessions.read_record(tmp_path) == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == [sessions.RECORD]
+
+
+def test_info_reads_the_record_once(tiny_model: Path, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`semsearch info` shows the chosen path and the seconds measured from one reading of
+    paths.json (two readings could straddle a new calibration and mix two records)."""
+    import shutil
+
+    from semsearch.models import provision, resolve
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    calibrate(model, ["夫妻党员抗疫", "semantic search"], ["夫妻"], [{0}])
+    monkeypatch.setattr(provision, "is_provisioned", lambda *a: True)
+    monkeypatch.setattr(resolve, "provisioned_dir", lambda: model)
+    reads = []
+    read_text = Path.read_text
+
+    def counted(self: Path, *args: object, **kwargs: object) -> str:
+        if self.name == sessions.RECORD:
+            reads.append(self)
+        return read_text(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    from semsearch.stores import DEFAULT_INDEX
+
+    result = CliRunner().invoke(app, ["info", "--index", str(DEFAULT_INDEX)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "CPU s on the seeds" in result.output
+    assert len(reads) == 1, reads
+
+
+@pytest.mark.parametrize("streams", ["", "2"])
+def test_the_service_embeds_each_query_batch_on_one_thread(
+        tiny_index: Path, monkeypatch: pytest.MonkeyPatch, streams: str) -> None:
+    """`semsearch serve` compiles its bf16 query body with one thread per stream, and runs a
+    batch runner per stream (serve.query_streams: 1 unless SEMSEARCH_QUERY_STREAMS says): on 2
+    cores a batch split over two threads spent its wait in sched_yield, costing more CPU per
+    query than it saved in time."""
+    pytest.importorskip("openvino")
+    import uvicorn
+
+    from semsearch import serve
+    from semsearch.index import Index
+
+    monkeypatch.delenv("SEMSEARCH_QUERY_PATH", raising=False)
+    monkeypatch.setenv(serve.QUERY_STREAMS_ENV, streams)
+    monkeypatch.setattr(serve.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(sessions, "cpu_flags", lambda: AMD_EPYC)
+    monkeypatch.setattr(sessions, "openvino_capabilities", lambda: ("BF16", "FP32"))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)
+    monkeypatch.setattr(serve, "MAX_BATCH", 2)  # fewer shapes to prepare
+    apps = []
+    config = serve.uvicorn_config
+    monkeypatch.setattr(serve, "uvicorn_config", lambda app, *a, **k: apps.append(app)
+                        or config(app, *a, **k))
+    index = Index.open(tiny_index)
+    serve.run(index, port=free_port())
+    compiled = index.encoder.runner.query_session._compiled  # type: ignore[attr-defined]
+    expected = int(streams or 1)
+    assert compiled.get_property("NUM_STREAMS") == expected
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == expected  # one thread each
+    assert apps[0].state.batcher.workers == expected
+
+
+@pytest.mark.parametrize("value", ["0", "3", "two", "-1", "１"])
+def test_a_bad_query_streams_setting_is_one_clear_error(
+        monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    from semsearch import serve
+    from semsearch.errors import QueryError
+
+    monkeypatch.setenv(serve.QUERY_STREAMS_ENV, value)
+    monkeypatch.setattr(serve.os, "cpu_count", lambda: 2)
+    with pytest.raises(QueryError, match="SEMSEARCH_QUERY_STREAMS must be a whole number "
+                                         "from 1 to 2"):
+        serve.query_streams()

@@ -221,14 +221,15 @@ def indexing_backend(model_dir: Path) -> Backend:
     return indexing_choice(model_dir)[0]
 
 
-def indexing_choice(model_dir: Path) -> tuple[Backend, str]:
-    """`indexing_backend` and why it is the one (for `semsearch info`)."""
+def indexing_choice(model_dir: Path) -> tuple[Backend, str, dict[str, Any] | None]:
+    """`indexing_backend`, why it is the one, and what `calibrate` recorded on this CPU (None:
+    not measured), all from one reading of the record (for `semsearch info`)."""
     from semsearch.models import onnx, sessions
 
-    path, why = sessions.indexing_path(model_dir / onnx.ONNX_DIR,
-                                       onnx.has_checked_int8(model_dir))
+    record = sessions.read_record(model_dir / onnx.ONNX_DIR)
+    path, why = sessions.choose(record, onnx.has_checked_int8(model_dir))
     backend: Backend = sessions.BACKENDS[path]  # type: ignore[assignment]
-    return backend, why
+    return backend, why, record
 
 
 def measured(model_dir: Path) -> dict[str, Any] | None:

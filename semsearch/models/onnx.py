@@ -102,7 +102,7 @@ class OnnxRunner:
             self._tokenizer = tokenizer
         return self._tokenizer
 
-    def warm(self, max_batch: int = 32) -> str:
+    def warm(self, max_batch: int = 32, threads: int | None = None, streams: int = 1) -> str:
         """Prepare for answering many queries (the service), not one (a CLI run: these loads
         cost it more than they save), in batches of at most `max_batch`; returns what now
         embeds queries (a sessions.PATH_NAMES value, or "the loaded body" when the runner was
@@ -110,14 +110,15 @@ class OnnxRunner:
 
         Tokenise with `tokenizers` from now on (a 10-character query: ~7 ms in the unigram
         Viterbi, well under 1 ms in Rust), and embed queries by the path SEMSEARCH_QUERY_PATH
-        chooses (sessions.query_session)."""
+        chooses (sessions.query_session), on `threads` threads in all (default: the runner's),
+        split into `streams` that each run a batch at the same time (the bf16 path)."""
         _ = self.tokenizer
         self.fast = True
         if self.query_session is not None or self.fp32_body is None:
             return "the loaded body"
-        session, name = sessions.query_session(self.fp32_body, self.threads,
+        session, name = sessions.query_session(self.fp32_body, threads or self.threads,
                                                dimension=self.table.shape[1],
-                                               max_batch=max_batch)
+                                               max_batch=max_batch, streams=streams)
         self.query_session = session
         return name
 

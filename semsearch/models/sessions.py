@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from semsearch.atomic import atomic_write_text
 from semsearch.errors import ModelError
 
 PATHS = ("bf16", "int8", "fp32")  # the indexing paths, most faithful first among equals
@@ -177,7 +178,7 @@ def query_path_unavailable(path: str) -> str | None:
 
 
 def query_session(fp32_body: Path, threads: int | None, *, dimension: int,
-                  max_batch: int) -> tuple[Any, str]:
+                  max_batch: int, streams: int = 1) -> tuple[Any, str]:
     """What embeds the service's queries, by SEMSEARCH_QUERY_PATH: (a session, its
     PATH_NAMES name), or (None, the fp32 name) when onnxruntime's fp32 body does. Where the
     chosen path cannot run here, the fp32 body does, with a log line saying why unless the
@@ -195,7 +196,8 @@ def query_session(fp32_body: Path, threads: int | None, *, dimension: int,
 
         try:
             session: Any = openvino.Bf16QuerySession(
-                fp32_body, threads, dimension=dimension, warm_rows=max_batch) \
+                fp32_body, threads, dimension=dimension, warm_rows=max_batch,
+                streams=streams) \
                 if path == "bf16" else openvino.QuerySession(fp32_body, threads)
         except Exception as exc:  # OpenVINO could not compile it: the fp32 path works
             reason = f"OpenVINO could not compile it ({type(exc).__name__}: {exc})"
@@ -230,11 +232,16 @@ def read_record(folder: Path) -> dict[str, Any] | None:
 
 def indexing_path(folder: Path, int8_checked: bool) -> tuple[str, str]:
     """The path that embeds passages here with `--encoder auto` for the export in `folder`,
-    and why: the recorded choice for this CPU when it can still run; unmeasured, the checked
-    int8 body where the CPU has int8 dot products, else fp32 (bf16 only where measured: its
-    speed differs most from CPU to CPU)."""
+    and why (see `choose`)."""
+    return choose(read_record(folder), int8_checked)
+
+
+def choose(record: dict[str, Any] | None, int8_checked: bool) -> tuple[str, str]:
+    """The indexing path given this CPU's `record` (read_record), and why: the recorded
+    choice when it can still run; unmeasured, the checked int8 body where the CPU has int8
+    dot products, else fp32 (bf16 only where measured: its speed differs most from CPU to
+    CPU)."""
     can = runnable(int8_checked)
-    record = read_record(folder)
     if record is not None and record["chosen"] in can:
         return record["chosen"], f"measured fastest within fp32's quality on {cpu_name()}"
     return ("int8" if "int8" in can else "fp32",
@@ -286,7 +293,7 @@ def calibrate(folder: Path, int8_checked: bool, passages: Sequence[str], queries
     except (OSError, ValueError):
         records = {}
     records[cpu_key()] = record
-    target.write_text(json.dumps(records, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write_text(target, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
     return record
 
 
