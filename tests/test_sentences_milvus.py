@@ -60,7 +60,14 @@ def test_milvus_holds_sentence_vectors_and_answers_like_faiss(built: tuple[Path,
     assert isinstance(store, milvus.MilvusStore)
     assert _sentence_rows(store) == sorted(
         tuple(r) for r in on_faiss.store.sentences.rows.tolist())  # type: ignore[attr-defined]
+    assert len(store.sentences) == len(on_faiss.store.sentences)  # type: ignore[arg-type]
     _same_top5(on_faiss, on_milvus, "dense")
+    from typer.testing import CliRunner
+
+    from semsearch.cli import app
+
+    result = CliRunner().invoke(app, ["info", "--index", uri])
+    assert result.exit_code == 0 and "sentence vectors" in result.stdout, result.output
     hits = on_milvus.search("夫妻党员抗疫", k=5, mode="dense",
                             where=f'source == "{SOURCE}"')
     assert hits and all(h.source == SOURCE for h in hits)

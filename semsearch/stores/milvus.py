@@ -261,7 +261,10 @@ class MilvusStore:
 
     def _load(self) -> None:
         """Load the collection into memory for search (a no-op when it already is)."""
-        for name in (self.collection, *([self.sentences.collection] if self.sentences else [])):
+        names = [self.collection]
+        if self.sentences is not None:
+            names.append(self.sentences.collection)
+        for name in names:
             self._load_one(name)
 
     def _load_one(self, name: str) -> None:
@@ -522,6 +525,12 @@ class MilvusSentences:
     def __init__(self, store: MilvusStore, collection: str) -> None:
         self.store = store
         self.collection = collection
+
+    def __len__(self) -> int:
+        """Sentence vectors held (committed, not being removed): `semsearch info` shows it."""
+        rows = self.store._call("count", lambda: self.store.client.query(
+            self.collection, filter=self._guard(), output_fields=["count(*)"]))
+        return int(rows[0]["count(*)"])
 
     def _guard(self) -> str:
         parts = [f"passage_id < {self.store.manifest.next_id}"]
