@@ -252,11 +252,14 @@ def encoders_to_compare(model_dir: Path) -> tuple[dict[str, Callable[[list[str]]
 # --- end to end ------------------------------------------------------------------------------
 
 
+GRANULARITY = "passage"  # --granularity of every `semsearch index` this run starts
+
+
 def run_index(corpus: Path, out: Path, kill_at_chunks: int | None = None) -> dict[str, Any]:
     """`semsearch index` in a fresh process; peak RSS sampled and from the kernel; with
     `kill_at_chunks`, SIGKILL once that many checkpoint chunks are on disk."""
     command = [sys.executable, "-m", "semsearch.cli", "index", str(corpus), "--out", str(out),
-               "--text-field", "text", "--id-field", "id"]
+               "--text-field", "text", "--id-field", "id", "--granularity", GRANULARITY]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
@@ -417,7 +420,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="tiny run: checks the script")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--granularity", choices=("passage", "sentence"), default="passage",
+                        help="what `semsearch index` builds (sentence: issue 35's sentence "
+                             "vectors too)")
     args = parser.parse_args()
+    global GRANULARITY
+    GRANULARITY = args.granularity
     if args.smoke:
         args.passages, args.sample, args.rounds, args.sentences = 300, 8, 1, []
     elif not args.sentences:
@@ -483,6 +491,7 @@ def main() -> None:
         times = latency(work / "whole", queries)
     results = {"machine": machine(),
                "date": time.strftime("%Y-%m-%d %H:%M"), "smoke": args.smoke, "corpus": made,
+               "granularity": args.granularity,
                "peak": peak, "throughput": {"passages": len(sample), "tokens": sum(lengths),
                                             "rounds": args.rounds, "encoders": table},
                "index": index, "resume": resume, "queries": len(queries), "latency": times}

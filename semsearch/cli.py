@@ -225,7 +225,7 @@ def index(
     granularity: Annotated[
         GranularityChoice | None, typer.Option(
             "--granularity", help="passage: one vector per passage; sentence: each passage's "
-            "sentences embedded too, a passage scored with its best sentence (FAISS only).")
+            "sentences embedded too, a passage scored with its best sentence.")
     ] = None,
 ) -> None:
     """Build an index from text, Markdown, HTML, PDF, DOCX and record (.jsonl, .csv, .json)

@@ -511,15 +511,11 @@ def _two_steps(progress: BuildProgress, passages: int, paragraphs: int,
 
 def _check_granularity(granularity: str | None, location: Location | None) -> str:
     """The granularity to build with (default DEFAULT_GRANULARITY); UsageError for an unknown
-    one, or sentence vectors in Milvus (not stored there yet)."""
+    one."""
     chosen = granularity or DEFAULT_GRANULARITY
     if chosen not in GRANULARITIES:
         raise UsageError(f"unknown granularity {granularity!r}; choose one of "
                          f"{', '.join(GRANULARITIES)}")
-    if chosen == SENTENCE and location is not None and stores.is_milvus(location):
-        if granularity is None:  # the default: Milvus keeps passage vectors
-            return PASSAGE
-        raise UsageError(stores.SENTENCES_ON_MILVUS)
     return chosen
 
 

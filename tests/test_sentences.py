@@ -176,11 +176,9 @@ def test_the_shipped_seeds_index_opens_as_passage_index_unchanged() -> None:
     assert {f: f.read_bytes() for f in SHIPPED.rglob("*") if f.is_file()} == files
 
 
-def test_unknown_granularity_and_milvus_sentences_are_refused(tmp_path: Path) -> None:
+def test_an_unknown_granularity_is_refused() -> None:
     with pytest.raises(UsageError, match="granularity"):
         Index.build([SEEDS], granularity="word")
-    with pytest.raises(UsageError, match="FAISS"):
-        Index.build([SEEDS], location=str(tmp_path / "x.db"), granularity="sentence")
 
 
 def test_migrate_refuses_sentence_vectors(sentence_index: Path, tmp_path: Path) -> None:

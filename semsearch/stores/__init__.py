@@ -126,24 +126,18 @@ def create(passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
            sentences: tuple[np.ndarray, np.ndarray] | None = None) -> Store:
     """A new store over `passages` and their `vectors`: in memory for a FAISS index (written
     by `save`), or written straight into a Milvus collection (replacing it) for a URI.
-    `sentences`: granularity "sentence" (FAISS only so far; see stores/sentences.py)."""
+    `sentences`: granularity "sentence" (see stores/sentences.py; in Milvus, a second
+    collection: stores/milvus.py)."""
     if location is not None and is_milvus(location):
         from semsearch.stores import milvus
 
-        if sentences is not None:
-            raise UsageError(SENTENCES_ON_MILVUS)
-
         return milvus.create(passages, vectors, model, sources, str(location), collection,
-                             encoder=encoder,
-                             index_type=index_type, progress=progress)
+                             encoder=encoder, index_type=index_type, progress=progress,
+                             sentences=sentences)
     from semsearch.stores.faiss import FaissStore
 
     return FaissStore.create(passages, vectors, model, sources, encoder, index_type, progress,
                              sentences=sentences)
-
-
-SENTENCES_ON_MILVUS = ("sentence vectors (--granularity sentence) are stored in FAISS indexes "
-                       "only for now; build the Milvus index with --granularity passage")
 
 
 def migrate(source: Store, target: Location | None, *, collection: str | None = None,

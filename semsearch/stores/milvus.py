@@ -9,6 +9,12 @@ A collection holds one row per passage: `id` (the stable passage id, primary key
 tokenizer into the `sparse` field by a BM25 function). The manifest (model, sources, counts) is
 a JSON collection property, `semsearch.manifest`: it is the commit record.
 
+An index of granularity "sentence" (stores/sentences.py) also has a second collection,
+`<collection>__sentences`: one row per sentence vector, `id` (auto), `passage_id`, `start`,
+`end` (offsets into the passage's text), `source` and `vector` (the float16-rounded values
+FAISS keeps, as FLOAT_VECTOR, exact FLAT index: the same scores as a FAISS index). Its rows
+follow the passages' commit rules (`passage_id < next_id`, removed sources hidden then deleted).
+
 Milvus has no transactions, so writes follow the manifest: an `add` inserts rows with ids at or
 above the manifest's `next_id` and only then commits the new manifest; searches keep
 `id < next_id`, so a crashed add is never half-visible, and the next write deletes its rows.
@@ -50,6 +56,8 @@ from semsearch.stores.base import (
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
     METRIC,
+    SENTENCE,
+    BestSentence,
     Manifest,
     ProgressFn,
     Store,
@@ -76,6 +84,7 @@ MAX_VARCHAR = 65_535  # bytes
 LEXICAL = (f"Milvus BM25 (k1={BM25_K1}, b={BM25_B}) over jieba search-mode words, "
            "OpenCC t2s, NFKC, lowercase, numbers' values")
 PASSAGE_FIELDS = ["id", "text", "source", "paragraph", "start", "end", "heading", "metadata"]
+SENTENCES = "__sentences"  # suffix of the collection of sentence vectors
 # Milvus index type and build parameters for each of base.INDEX_TYPES (same choices as FAISS)
 INDEX_TYPES = {"flat": "FLAT", "hnsw": "HNSW", "sq8": "IVF_SQ8", "ivf-pq": "IVF_PQ"}
 _PUNCTUATION = set("，。！？、；：“”‘’（）《》【】…—·,.!?;:\"'()[]{}<>-_/\\|@#$%^&*+=~`")
@@ -174,6 +183,19 @@ def _schema(dimension: int) -> Any:
     return schema
 
 
+def _sentence_schema(dimension: int) -> Any:
+    from pymilvus import DataType, MilvusClient
+
+    schema = MilvusClient.create_schema(auto_id=True, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("passage_id", DataType.INT64)
+    schema.add_field("start", DataType.INT64)
+    schema.add_field("end", DataType.INT64)
+    schema.add_field("source", DataType.VARCHAR, max_length=MAX_VARCHAR)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+    return schema
+
+
 def _row(pid: int, passage: Passage, vector: np.ndarray) -> dict[str, Any]:
     lexical = analysed_text(passage.lexical_text)
     for name, value in (("text", passage.text), ("source", passage.source),
@@ -207,6 +229,8 @@ class MilvusStore:
         self.manifest = manifest
         self.removing = list(removing)
         self._committed = manifest
+        self.sentences = (MilvusSentences(self, collection + SENTENCES)
+                          if manifest.granularity == SENTENCE else None)
 
     # ── opening ──────────────────────────────────────────────────────────
 
@@ -237,9 +261,16 @@ class MilvusStore:
 
     def _load(self) -> None:
         """Load the collection into memory for search (a no-op when it already is)."""
-        state = self._call("load", lambda: self.client.get_load_state(self.collection))
+        names = [self.collection]
+        if self.sentences is not None:
+            names.append(self.sentences.collection)
+        for name in names:
+            self._load_one(name)
+
+    def _load_one(self, name: str) -> None:
+        state = self._call("load", lambda: self.client.get_load_state(name))
         if "NotLoad" in str(state.get("state")):
-            self._call("load", lambda: self.client.load_collection(self.collection))
+            self._call("load", lambda: self.client.load_collection(name))
 
     def close(self) -> None:
         """Close the connection (a Milvus Lite file stays open for this process's other clients
@@ -303,6 +334,27 @@ class MilvusStore:
             self.collection, data=data, anns_field="vector", limit=k, filter=self._guard(where),
             search_params=params, output_fields=["id"]))
         return _arrays(result, k, lexical=False)
+
+    def sentence_search(self, vectors: np.ndarray, dense: tuple[np.ndarray, np.ndarray],
+                        depth: int, where: Filter | None = None,
+                        ) -> tuple[tuple[np.ndarray, np.ndarray], list[dict[int, BestSentence]]]:
+        """As FaissStore.sentence_search: `dense` rescored with each passage's best sentence
+        (stores/sentences.py), the sentences searched in the second collection."""
+        from semsearch.stores import sentences
+
+        if self.sentences is None:
+            return dense, [{} for _ in range(len(vectors))]
+
+        def keep(ids: np.ndarray) -> np.ndarray:
+            if where is None:
+                return ids
+            expr = f"id in {ids.tolist()} and {self._guard(where)}"
+            rows = self._call("filter", lambda: self.client.query(
+                self.collection, filter=expr, output_fields=["id"]))
+            allowed = {int(r["id"]) for r in rows}
+            return np.array([i for i in ids.tolist() if i in allowed], dtype=np.int64)
+
+        return sentences.mix(self.sentences, vectors, dense, depth, self.vectors, keep)
 
     def query_words(self, query: str) -> list[str]:
         """The query's words as jieba segments them (Milvus's analyser is jieba too)."""
@@ -372,12 +424,22 @@ class MilvusStore:
     # ── writing ──────────────────────────────────────────────────────────
 
     def add(self, passages: Sequence[Passage], vectors: np.ndarray, sources: dict[str, str],
-            progress: ProgressFn | None = None) -> None:
-        """Insert passages under new ids, then commit the manifest that makes them visible."""
+            progress: ProgressFn | None = None,
+            sentences: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Insert passages under new ids (and with `sentences`, their sentence rows: position
+        of the passage, start, end; and vectors), then commit the manifest that makes them
+        visible."""
+        if (sentences is not None) != (self.sentences is not None) and len(passages):
+            raise IndexWriteError("this index has sentence vectors: passages added to it need "
+                                  "theirs" if self.sentences is not None else
+                                  "this index holds passage vectors only; sentence vectors can "
+                                  "be added only to an index built with --granularity sentence")
         self._recover()
         start = self.manifest.next_id
         _insert(self.client, self.collection, range(start, start + len(passages)), passages,
                 vectors, progress)
+        if sentences is not None and self.sentences is not None:
+            self.sentences.insert(start, passages, *sentences)
         failpoint("milvus-before-commit")
         self._commit(replace(self.manifest, next_id=start + len(passages),
                              passage_count=self.manifest.passage_count + len(passages),
@@ -403,6 +465,9 @@ class MilvusStore:
             return
         expr = f"source in {_quote(self.removing)}"
         self._call("delete", lambda: self.client.delete(self.collection, filter=expr))
+        if self.sentences is not None:
+            self._call("delete", lambda: self.client.delete(self.sentences.collection,  # type: ignore[union-attr]
+                                                            filter=expr))
         failpoint("milvus-after-delete")
         self._call("flush", lambda: self.client.flush(self.collection))
         self._call("commit", lambda: self.client.drop_collection_properties(
@@ -423,12 +488,19 @@ class MilvusStore:
         expr = f"id >= {self.manifest.next_id}"
         if self.count(expr, raw=True):
             self._call("delete", lambda: self.client.delete(self.collection, filter=expr))
+        if self.sentences is not None:
+            stray = f"passage_id >= {self.manifest.next_id}"
+            self._call("delete", lambda: self.client.delete(
+                self.sentences.collection, filter=stray))  # type: ignore[union-attr]
 
     def _commit(self, manifest: Manifest, extra: dict[str, str] | None = None) -> None:
         manifest = replace(manifest, generation=manifest.generation + 1,
                            corpus_fingerprint=corpus_fingerprint(manifest.sources),
                            created_at=datetime.now(UTC).isoformat(timespec="seconds"))
         self._call("flush", lambda: self.client.flush(self.collection))
+        if self.sentences is not None:
+            self._call("flush", lambda: self.client.flush(
+                self.sentences.collection))  # type: ignore[union-attr]
         properties = {MANIFEST_KEY: _manifest_json(manifest), **(extra or {})}
         self._call("commit", lambda: self.client.alter_collection_properties(
             self.collection, properties=properties))
@@ -444,6 +516,95 @@ class MilvusStore:
             self._commit(self.manifest)
         self._call("flush", lambda: self.client.flush(self.collection))
         return self.uri
+
+
+class MilvusSentences:
+    """The sentence vectors of a MilvusStore, in their own collection (see the module doc):
+    what stores/sentences.mix needs of them."""
+
+    def __init__(self, store: MilvusStore, collection: str) -> None:
+        self.store = store
+        self.collection = collection
+
+    def __len__(self) -> int:
+        """Sentence vectors held (committed, not being removed): `semsearch info` shows it."""
+        rows = self.store._call("count", lambda: self.store.client.query(
+            self.collection, filter=self._guard(), output_fields=["count(*)"]))
+        return int(rows[0]["count(*)"])
+
+    def _guard(self) -> str:
+        parts = [f"passage_id < {self.store.manifest.next_id}"]
+        if self.store.removing:
+            parts.append(f"source not in {_quote(self.store.removing)}")
+        return " and ".join(parts)
+
+    def top_passages(self, queries: np.ndarray) -> np.ndarray:
+        """The passage id of each query's top SENTENCE_DEPTH sentences (-1: none)."""
+        from semsearch.stores.sentences import SENTENCE_DEPTH
+
+        data = np.asarray(queries, dtype=np.float32).tolist()
+        result = self.store._call("search sentences", lambda: self.store.client.search(
+            self.collection, data=data, anns_field="vector", limit=SENTENCE_DEPTH,
+            filter=self._guard(), search_params={"metric_type": "IP"},
+            output_fields=["passage_id"]))
+        out = np.full((len(queries), SENTENCE_DEPTH), -1, dtype=np.int64)
+        for row, hits in enumerate(result):
+            for col, hit in enumerate(list(hits)[:SENTENCE_DEPTH]):
+                out[row, col] = int(hit["entity"]["passage_id"])
+        return out
+
+    def best(self, query: np.ndarray, pids: np.ndarray) -> dict[int, BestSentence]:
+        """The best sentence of each of `pids` that has sentence vectors."""
+        from semsearch.stores.sentences import best_of
+
+        if not len(pids):
+            return {}
+        expr = f"passage_id in {pids.tolist()} and {self._guard()}"
+        rows = self.store._call("get sentences", lambda: self.store.client.query(
+            self.collection, filter=expr,
+            output_fields=["passage_id", "start", "end", "vector"]))
+        if not rows:
+            return {}
+        rows = sorted(rows, key=lambda r: (int(r["passage_id"]), int(r["start"])))
+        spans = np.array([(r["passage_id"], r["start"], r["end"]) for r in rows],
+                         dtype=np.int64)
+        vectors = np.array([r["vector"] for r in rows], dtype=np.float32)
+        return best_of(pids, spans, vectors @ np.asarray(query, dtype=np.float32))
+
+    def insert(self, first: int, passages: Sequence[Passage], rows: np.ndarray,
+               vectors: np.ndarray, batch_size: int = BATCH) -> None:
+        """Insert sentence rows whose first column is a position in `passages`, the passages
+        given ids from `first` on; vectors rounded to float16 as FAISS keeps them."""
+        from pymilvus.exceptions import MilvusException
+
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+        rounded = np.asarray(vectors, dtype=np.float16).astype(np.float32)
+        for begin in range(0, len(rows), batch_size):
+            data = [{"passage_id": first + int(n), "start": int(a), "end": int(b),
+                     "source": passages[int(n)].source, "vector": rounded[i].tolist()}
+                    for i, (n, a, b) in enumerate(rows[begin:begin + batch_size].tolist(),
+                                                  begin)]
+            try:
+                self.store.client.insert(self.collection, data)
+            except MilvusException as exc:
+                raise IndexWriteError(f"Milvus refused an insert into {self.collection!r}: "
+                                      f"{getattr(exc, 'message', exc)}{disk_full(exc)}; the "
+                                      "index is unchanged (uncommitted rows are cleaned up by "
+                                      "the next write)") from exc
+
+
+def _create_sentences(client: Any, target: str, collection: str, dimension: int) -> None:
+    """A new (empty, loaded) collection of sentence vectors, replacing any of that name."""
+    if client.has_collection(collection):
+        client.drop_collection(collection)
+    params = client.prepare_index_params()
+    params.add_index("vector", index_type="FLAT", metric_type="IP")
+    try:
+        client.create_collection(collection, schema=_sentence_schema(dimension),
+                                 index_params=params, consistency_level="Strong")
+    except Exception as exc:  # pymilvus raises MilvusException; Lite may raise others
+        raise IndexWriteError(f"cannot create collection {collection!r} at {target}: "
+                              f"{getattr(exc, 'message', exc)}{disk_full(exc)}") from exc
 
 
 def _keys(manifest: Manifest, passages: Sequence[Passage]) -> list[str] | None:
@@ -635,10 +796,13 @@ def _same_index(a: Manifest, b: Manifest) -> bool:
 def create(passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
            sources: dict[str, str], uri: str | os.PathLike[str] | None = None,
            collection: str | None = None, *, encoder: str = "",
-           index_type: str = "auto", progress: ProgressFn | None = None) -> MilvusStore:
+           index_type: str = "auto", progress: ProgressFn | None = None,
+           sentences: tuple[np.ndarray, np.ndarray] | None = None) -> MilvusStore:
     """A new index in `collection` from passages and their vectors, replacing what was there:
     rows are inserted into a collection under a temporary name, which is renamed into place
-    once complete, so a crash leaves the old one."""
+    once complete, so a crash leaves the old one. `sentences` (rows: position of the passage,
+    start, end; and vectors): granularity "sentence", in `<collection>__sentences` (filled
+    under a temporary name too, put in place just before the passages)."""
     if vectors.shape != (len(passages), model.dimension):
         raise ValueError(f"vectors {vectors.shape} do not match "
                          f"{len(passages)} passages × {model.dimension}")
@@ -654,11 +818,21 @@ def create(passages: Sequence[Passage], vectors: np.ndarray, model: ModelInfo,
         corpus_fingerprint=corpus_fingerprint(sources),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"), lexical=LEXICAL,
         encoder=encoder, next_id=len(passages), sources=dict(sources),
-        keys=sorted({key for passage in passages for key in passage.metadata}))
+        keys=sorted({key for passage in passages for key in passage.metadata}),
+        granularity=SENTENCE if sentences is not None else "passage")
+    if sentences is not None:
+        _create_sentences(client, target, temporary + SENTENCES, model.dimension)
     store = _new_collection(client, target, temporary, manifest, "create")
     _insert(client, temporary, range(len(passages)), passages, vectors, progress)
+    if sentences is not None:
+        MilvusSentences(store, temporary + SENTENCES).insert(0, passages, *sentences)
+        client.flush(temporary + SENTENCES)
     _finish(store, len(passages))
     try:
+        if client.has_collection(collection + SENTENCES):
+            client.drop_collection(collection + SENTENCES)
+        if sentences is not None:
+            client.rename_collection(temporary + SENTENCES, collection + SENTENCES)
         if client.has_collection(collection):
             client.drop_collection(collection)
         client.rename_collection(temporary, collection)

@@ -31,13 +31,16 @@ that is not in the source, so only offsets into its own text always hold). In me
 float32 in an exact IndexFlatIP, rounded to float16 when added, so an index built in memory
 answers as the same index saved and opened: searching the fp16 index itself took 44 ms a query
 on the seeds on this busy 2-core machine (OpenMP threads waking), the flat one 0.24 ms.
+In Milvus the same rows and fp16-rounded vectors live in a second collection (stores/milvus.py,
+`MilvusSentences`), scored by the same `mix`: FAISS and Milvus Lite return the same top-5, scores
+and best sentences for the 68 seeds queries (tests/test_sentences_milvus.py, real model).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -149,39 +152,73 @@ class SentenceVectors:
             offset += end - begin
         return found
 
+    def top_passages(self, queries: np.ndarray) -> np.ndarray:
+        """The passage id of each query's top SENTENCE_DEPTH sentences (-1: none)."""
+        if not len(self.rows):
+            return np.full((len(queries), 0), -1, dtype=np.int64)
+        _, top_rows = self.index.search(queries, min(SENTENCE_DEPTH, len(self.rows)))
+        return np.where(top_rows >= 0, self.rows[np.maximum(top_rows, 0), 0], -1)
+
+    def best(self, query: np.ndarray, pids: np.ndarray) -> dict[int, BestSentence]:
+        return self._best(query, pids)
+
     def mix(self, queries: np.ndarray, dense: tuple[np.ndarray, np.ndarray], depth: int,
             passage_vectors: Any, allowed: Any = None, weight: float | None = None,
             ) -> tuple[tuple[np.ndarray, np.ndarray], list[dict[int, BestSentence]]]:
-        """The dense ranking of each query with passage scores mixed with their best
-        sentence's, over the union of the passage ranking `dense` (scores, ids) and the
-        passages of the top SENTENCE_DEPTH sentences (kept if `allowed(ids)` says so);
-        `passage_vectors(ids)` gives stored passage vectors. Also each ranked passage's best
-        sentence (passages of one sentence: none, the caller uses the passage itself)."""
-        w = SENTENCE_MIX if weight is None else weight
-        q = np.ascontiguousarray(queries, dtype=np.float32)
-        top_ids: np.ndarray = np.full((len(q), 0), -1, dtype=np.int64)
-        if len(self.rows):
-            _, top_rows = self.index.search(q, min(SENTENCE_DEPTH, len(self.rows)))
-            top_ids = np.where(top_rows >= 0, self.rows[np.maximum(top_rows, 0), 0], -1)
-        out_scores = np.zeros((len(q), depth), dtype=np.float32)
-        out_ids = np.full((len(q), depth), -1, dtype=np.int64)
-        best: list[dict[int, BestSentence]] = []
-        for row in range(len(q)):
-            known = {int(i): float(s) for s, i in zip(dense[0][row], dense[1][row],
-                                                      strict=True) if i >= 0}
-            extra = [int(i) for i in dict.fromkeys(top_ids[row].tolist())
-                     if i >= 0 and int(i) not in known]
-            if extra and allowed is not None:
-                extra = [int(i) for i in allowed(np.array(extra, dtype=np.int64))]
-            if extra:
-                vectors = passage_vectors(np.array(extra, dtype=np.int64))
-                known.update(zip(extra, (vectors @ q[row]).tolist(), strict=True))
-            found = self._best(q[row], np.fromiter(known, dtype=np.int64, count=len(known)))
-            scored = [(w * own + (1 - w) * found[pid].score if pid in found else own, pid)
-                      for pid, own in known.items()]
-            scored.sort(key=lambda item: (-item[0], item[1]))
-            scored = scored[:depth]
-            out_scores[row, :len(scored)] = [s for s, _ in scored]
-            out_ids[row, :len(scored)] = [i for _, i in scored]
-            best.append({pid: found[pid] for _, pid in scored if pid in found})
-        return (out_scores, out_ids), best
+        """See the module function `mix`."""
+        return mix(self, queries, dense, depth, passage_vectors, allowed, weight)
+
+
+class Sentences(Protocol):
+    """Where sentence vectors are searched: in memory (SentenceVectors, the FAISS store) or a
+    Milvus collection (stores/milvus.py)."""
+
+    def top_passages(self, queries: np.ndarray) -> np.ndarray: ...
+
+    def best(self, query: np.ndarray, pids: np.ndarray) -> dict[int, BestSentence]: ...
+
+
+def best_of(pids: np.ndarray, rows: np.ndarray, cosines: np.ndarray) -> dict[int, BestSentence]:
+    """Each passage's best sentence, from sentence `rows` (passage id, start, end; grouped by
+    passage, in text order) and their `cosines`; the first of equal ones."""
+    found: dict[int, BestSentence] = {}
+    wanted = set(pids.tolist())
+    for (pid, start, stop), cosine in zip(rows.tolist(), cosines.tolist(), strict=True):
+        if pid in wanted and (pid not in found or cosine > found[pid].score):
+            found[pid] = BestSentence(start, stop, float(cosine))
+    return found
+
+
+def mix(sentences: Sentences, queries: np.ndarray, dense: tuple[np.ndarray, np.ndarray],
+        depth: int, passage_vectors: Any, allowed: Any = None, weight: float | None = None,
+        ) -> tuple[tuple[np.ndarray, np.ndarray], list[dict[int, BestSentence]]]:
+    """The dense ranking of each query with passage scores mixed with their best
+    sentence's, over the union of the passage ranking `dense` (scores, ids) and the
+    passages of the top SENTENCE_DEPTH sentences (kept if `allowed(ids)` says so);
+    `passage_vectors(ids)` gives stored passage vectors. Also each ranked passage's best
+    sentence (passages of one sentence: none, the caller uses the passage itself)."""
+    w = SENTENCE_MIX if weight is None else weight
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    top_ids = sentences.top_passages(q)
+    out_scores = np.zeros((len(q), depth), dtype=np.float32)
+    out_ids = np.full((len(q), depth), -1, dtype=np.int64)
+    best: list[dict[int, BestSentence]] = []
+    for row in range(len(q)):
+        known = {int(i): float(s) for s, i in zip(dense[0][row], dense[1][row],
+                                                  strict=True) if i >= 0}
+        extra = [int(i) for i in dict.fromkeys(top_ids[row].tolist())
+                 if i >= 0 and int(i) not in known]
+        if extra and allowed is not None:
+            extra = [int(i) for i in allowed(np.array(extra, dtype=np.int64))]
+        if extra:
+            vectors = passage_vectors(np.array(extra, dtype=np.int64))
+            known.update(zip(extra, (vectors @ q[row]).tolist(), strict=True))
+        found = sentences.best(q[row], np.fromiter(known, dtype=np.int64, count=len(known)))
+        scored = [(w * own + (1 - w) * found[pid].score if pid in found else own, pid)
+                  for pid, own in known.items()]
+        scored.sort(key=lambda item: (-item[0], item[1]))
+        scored = scored[:depth]
+        out_scores[row, :len(scored)] = [s for s, _ in scored]
+        out_ids[row, :len(scored)] = [i for _, i in scored]
+        best.append({pid: found[pid] for _, pid in scored if pid in found})
+    return (out_scores, out_ids), best
