@@ -111,9 +111,15 @@ def layout(paras: list[str], columns: int, rows: int = 40) -> list[list[tuple[fl
     return pages
 
 
-def text_layer_pdf(pages: list[list[tuple[float, float, str]]]) -> bytes:
-    """A PDF printing each (x, y, text) in an Identity-H font with a ToUnicode map."""
-    chars = sorted({ch for page in pages for _, _, text in page for ch in text})
+Placed = tuple[float, float, str] | tuple[float, float, str, float]
+
+
+def text_layer_pdf(pages: list[list[Placed]]) -> bytes:
+    """A PDF printing each (x, y, text) in an Identity-H font with a ToUnicode map, at 11 pt;
+    a line given a size (x, y, text, size) is printed as an OCR engine writes the text layer
+    over a scan: each character at its own position 11 pt apart, in a font of that size
+    squeezed to the width (OCR sizes each line to its box, so sizes differ line to line)."""
+    chars = sorted({ch for page in pages for line in page for ch in line[2]})
     cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CIDSystemInfo "
             "<< /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def /CMapName /UCS def "
             "/CMapType 2 def 1 begincodespacerange <0000> <FFFF> endcodespacerange "
@@ -130,9 +136,7 @@ def text_layer_pdf(pages: list[list[tuple[float, float, str]]]) -> bytes:
                + " ".join(f"{ord(c)} [500]" for c in chars if _advance(c) < 1) + "] >>",
                f"<< /Length {len(cmap.encode())} >>\nstream\n{cmap}\nendstream"]
     for i, page in enumerate(pages):
-        stream = "".join(f"BT /F1 11 Tf 1 0 0 1 {x} {y} Tm <"
-                         + "".join(f"{ord(c):04X}" for c in text) + "> Tj ET\n"
-                         for x, y, text in page)
+        stream = "".join(_show(*line) for line in page)
         objects.append("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources "
                        f"<< /Font << /F1 3 0 R >> >> /Contents {7 + 2 * i} 0 R >>")
         objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}endstream")
@@ -146,6 +150,16 @@ def text_layer_pdf(pages: list[list[tuple[float, float, str]]]) -> bytes:
     out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
             .encode())
     return out
+
+
+def _show(x: float, y: float, text: str, size: float | None = None) -> str:
+    """The content-stream operators printing one line (see `text_layer_pdf`)."""
+    if size is None:
+        return f"BT /F1 11 Tf 1 0 0 1 {x} {y} Tm <" + "".join(
+            f"{ord(c):04X}" for c in text) + "> Tj ET\n"
+    return (f"BT /F1 {size} Tf {100 * 11 / size:.2f} Tz " + "".join(
+        f"1 0 0 1 {x + 11 * i} {y} Tm <{ord(c):04X}> Tj " for i, c in enumerate(text))
+        + "ET\n")
 
 
 _NS = ('xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '

@@ -4,8 +4,10 @@ files, HTML code blocks and summaries, lines of symbols, PDF lines joined into p
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -291,7 +293,7 @@ def test_a_heading_path_splits_back_into_its_headings() -> None:
     assert heading_path("") == [] and heading_path("甲 / 乙") == ["甲", "乙"]  # older indexes
 
 
-def _cjk_pdf(pages: list[list[tuple[float, float, str]]]) -> bytes:
+def _cjk_pdf(pages: list[list[Any]]) -> bytes:
     """A PDF whose pages print (x, y, text) lines in an Identity-H font with a ToUnicode map
     (what text layers of Chinese PDFs are): the documents benchmark's writer
     (benchmarks/office.py), so the tests read what the benchmark measures."""
@@ -360,6 +362,36 @@ def test_pdf_lines_are_joined_into_paragraphs_cut_at_sentence_ends(tmp_path: Pat
     for line, page in where.items():
         holder = next(p for p in passages if line in p.text)
         assert holder.metadata["page_start"] <= page <= holder.metadata["page_end"], line
+
+
+def test_an_ocr_text_layer_whose_lines_differ_in_size_joins_its_paragraphs(
+        tmp_path: Path) -> None:
+    """An OCR'd scan (a public auditor's letter, pdfplumber's tests/pdfs/pr-136-example.pdf)
+    sizes each line's text to its box, 13.7 to 19.1 pt within one paragraph: every size change
+    ended a paragraph, so 5 of 48 boundaries fell inside a word (`已明显出现无｜法按期偿还`).
+    A size change that is the page's usual line-to-line noise does not start a paragraph."""
+    pages, where = _report_pages()
+    sizes = itertools.cycle([11.0, 13.5, 12.0, 15.0, 12.5, 14.0, 11.5])
+    ocr = [[(x, y, text, next(sizes)) for x, y, text in page] for page in pages]
+    (tmp_path / "scan.pdf").write_bytes(_cjk_pdf(ocr))
+    document = scan([tmp_path]).documents[0]
+    assert document.text.split("\n\n") == _REPORT
+    passages = prepare([document]).passages
+    for line, page in where.items():
+        holder = next(p for p in passages if line in p.text)
+        assert holder.metadata["page_start"] <= page <= holder.metadata["page_end"], line
+
+
+def test_a_heading_in_a_larger_font_is_still_its_own_paragraph(tmp_path: Path) -> None:
+    """Where the body's lines share one size (a born-digital PDF), a line in a larger font
+    directly above a paragraph, at the body's spacing, is still a paragraph of its own."""
+    body = [(72, 744 - 16 * i, text) for i, text in enumerate(
+        ["报告期内公司营业收入同比减少百分之十二，部分客户",
+         "已明显出现无法按期偿还银行贷款的情况，公司已按", "照会计准则计提了相应的坏账准备。"])]
+    heading = [(72.0, 760.0, "第一节重要提示和释义说明内容", 14.0)]
+    (tmp_path / "heading.pdf").write_bytes(_cjk_pdf([heading + body]))
+    text = scan([tmp_path]).documents[0].text
+    assert text.split("\n\n")[0] == "第一节重要提示和释义说明内容"
 
 
 def test_pdf_latin_lines_join_with_a_space_and_a_hanging_indent_starts_a_paragraph(
