@@ -394,6 +394,31 @@ def test_a_heading_in_a_larger_font_is_still_its_own_paragraph(tmp_path: Path) -
     assert text.split("\n\n")[0] == "第一节重要提示和释义说明内容"
 
 
+# A heading set in as far as a paragraph's first line, then a paragraph (first-line indent)
+_HEADED = ["（二）就反担保抵押资产价值和抵押登记效力的核实程序",
+           "我们检查了菲达环保公司提供的涉及反担保事项的所有文件，包括反担保协议，反担保抵押资产评估"
+           "报告、权属证明和抵押权登记证明等。"]
+
+
+def _headed_page(heading: str) -> list[tuple[float, float, str]]:
+    body = _HEADED[1]
+    rows = [(94.0, heading), (94.0, body[:18])]
+    rows += [(72.0, body[n:n + 20]) for n in range(18, len(body), 20)]
+    return [(x, 760.0 - 16 * i, text) for i, (x, text) in enumerate(rows)]
+
+
+@pytest.mark.parametrize("heading", [_HEADED[0][:8], _HEADED[0][:15]])
+def test_a_heading_set_in_like_a_first_line_stays_apart_and_its_paragraph_whole(
+        tmp_path: Path, heading: str) -> None:
+    """In pdfplumber's OCR'd pr-136-example.pdf a heading set in as far as the first line of the
+    paragraph under it: the line after that first line, back at the column's edge, was taken
+    for the start of a hanging indent (`会计师事务｜所有限公司`), and a heading too long to
+    look short was run into the paragraph. A line well short of its column followed by an
+    indented line ends a paragraph; a hanging indent needs the lines after it set in."""
+    (tmp_path / "headed.pdf").write_bytes(_cjk_pdf([_headed_page(heading)]))
+    assert scan([tmp_path]).documents[0].text.split("\n\n") == [heading, _HEADED[1]]
+
+
 def test_pdf_latin_lines_join_with_a_space_and_a_hanging_indent_starts_a_paragraph(
         tmp_path: Path) -> None:
     from semsearch.clean import is_word

@@ -124,7 +124,8 @@ def page_lines(page: Any) -> list[Line]:
 
 
 # A paragraph ends where the next line sits clearly lower than the line spacing, starts
-# indented from its column's left edge, or where a line stops well short of its column.
+# indented from its column's left edge, or where a line stops well short of its column (and
+# ends a sentence, fills little of it, or the next line is indented).
 GAP = 1.5  # × the page's usual line spacing
 INDENT = 0.8  # × the font size
 SHORT = 2.5  # × the font size left empty at the end of a line
@@ -175,7 +176,8 @@ def _breaks(lines: list[Line]) -> list[str]:
               or abs(a.size - b.size) > max(0.15 * em, 3 * noise)
               or (a_right - a.right > SHORT * em
                   and (a.text.rstrip()[-1:] in _ENDS
-                       or a.right - (a.x or 0.0) < 0.6 * (a_right - a_left)))):
+                       or a.right - (a.x or 0.0) < 0.6 * (a_right - a_left)
+                       or (b.x or 0.0) - columns.get(i, (b.x or 0.0, 0.0))[0] > INDENT * em))):
             joins.append("\n\n")
         else:
             joins.append("")
@@ -197,7 +199,8 @@ def _starts(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
              em: float) -> bool:
     """Whether line `i` starts a paragraph by its indent, within its column: set in from the
     lines around it (a first-line indent), or set out from a run of lines set in (a hanging
-    indent, where the lines after a paragraph's first are the ones set in)."""
+    indent, where the lines after a paragraph's first are the ones set in: so the line after
+    it is set in too, else it is the second line of a paragraph under an indented heading)."""
 
     def inset(j: int) -> float | None:
         if 0 <= j < len(lines) and lines[j].x is not None and j in columns:
@@ -212,7 +215,8 @@ def _starts(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
         if after is not None:
             return here - after > step
         return earlier is None or abs(earlier - here) > step
-    return before - here > step and earlier is not None and abs(earlier - before) <= step
+    return (before - here > step and earlier is not None and abs(earlier - before) <= step
+            and (after is None or after - here > step))
 
 
 _ENDS = frozenset("。！？!?；;….”’」』）)】》\"'")
