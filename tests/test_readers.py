@@ -419,6 +419,22 @@ def test_a_heading_set_in_like_a_first_line_stays_apart_and_its_paragraph_whole(
     assert scan([tmp_path]).documents[0].text.split("\n\n") == [heading, _HEADED[1]]
 
 
+def test_a_two_line_paragraph_after_an_indented_quote_is_not_a_hanging_indent(
+        tmp_path: Path) -> None:
+    """In texproposal.pdf (Debian texlive-lang-chinese) a two-line paragraph whose first line is
+    indented about as far as the quote above it was cut after that first line (`51 名希｜望使用
+    Word 排版`): the quote and the first line looked like the set-in run of a hanging indent.
+    That run must be lines of one paragraph; here the quote ended where the paragraph began."""
+    quote = "这个建议官方做不是太靠谱，一般学校都是版面的爱好者自己做的。"
+    first = "在参与投票的二百四十六名学子中，有一百六十二名希望使用排版，五十一名希望使用。"
+    second = "笔者另外节录了一些有思想性的观点，以飨读者，供学校参考。"
+    two = [(100.0, 760.0, quote[:18]), (100.0, 744.0, quote[18:]),
+           (94.0, 716.0, first[:18]), (72.0, 700.0, first[18:]),
+           (94.0, 684.0, second[:18]), (72.0, 668.0, second[18:])]
+    (tmp_path / "quote.pdf").write_bytes(_cjk_pdf([two]))
+    assert scan([tmp_path]).documents[0].text.split("\n\n") == [quote, first, second]
+
+
 def test_pdf_latin_lines_join_with_a_space_and_a_hanging_indent_starts_a_paragraph(
         tmp_path: Path) -> None:
     from semsearch.clean import is_word

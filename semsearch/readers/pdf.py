@@ -172,7 +172,8 @@ def _breaks(lines: list[Line]) -> list[str]:
         a_left, a_right = columns.get(i - 1, (a.x or 0.0, a.right))
         if abs(dy) < 0.3 * em:
             joins.append("\n")
-        elif ((pitch is not None and dy > GAP * pitch) or _starts(lines, columns, i, em)
+        elif ((pitch is not None and dy > GAP * pitch)
+              or _starts(lines, columns, i, em, joins[-1] == "")
               or abs(a.size - b.size) > max(0.15 * em, 3 * noise)
               or (a_right - a.right > SHORT * em
                   and (a.text.rstrip()[-1:] in _ENDS
@@ -196,11 +197,12 @@ def _size_noise(lines: list[Line]) -> float:
 
 
 def _starts(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
-             em: float) -> bool:
+            em: float, joined: bool = True) -> bool:
     """Whether line `i` starts a paragraph by its indent, within its column: set in from the
     lines around it (a first-line indent), or set out from a run of lines set in (a hanging
     indent, where the lines after a paragraph's first are the ones set in: so the line after
-    it is set in too, else it is the second line of a paragraph under an indented heading)."""
+    it is set in too, else it is the second line of a paragraph under an indented heading, and
+    the run set in is lines of one paragraph, `joined`: the line before continues its own)."""
 
     def inset(j: int) -> float | None:
         if 0 <= j < len(lines) and lines[j].x is not None and j in columns:
@@ -215,8 +217,8 @@ def _starts(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
         if after is not None:
             return here - after > step
         return earlier is None or abs(earlier - here) > step
-    return (before - here > step and earlier is not None and abs(earlier - before) <= step
-            and (after is None or after - here > step))
+    return (joined and before - here > step and earlier is not None
+            and abs(earlier - before) <= step and (after is None or after - here > step))
 
 
 _ENDS = frozenset("。！？!?；;….”’」』）)】》\"'")
