@@ -6,6 +6,10 @@ with known paragraphs, and the Word and HTML files whose text was lost.
   (`soffice --headless --convert-to pdf`, Noto CJK fonts) when it is installed, else as PDF text
   layers written here (an Identity-H font with a ToUnicode map, lines placed as a layout
   engine places them);
+- `public_pdfs`: public PDFs whose text layer is mostly Chinese, listed with their sources,
+  sha256 and licenses in data/documents/public-chinese-pdfs.json (an OCR'd scan, reports,
+  manuals; and forms, an exam, a specimen, which are short by nature), not shipped:
+  `python benchmarks/office.py collect DIR` fetches them into DIR;
 - `cases`: a Word file whose only text is in a text box (DrawingML, with its VML fallback), one
   with a horizontally merged table python-docx refuses, a Strict Open XML one, a page whose
   code block has `<br>` line breaks and a saved Baike-style page whose lead is beside the
@@ -14,14 +18,69 @@ with known paragraphs, and the Word and HTML files whose text was lost.
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import io
 import json
 import shutil
 import subprocess
+import sys
+import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 DATA = Path(__file__).resolve().parent / "data"
+PUBLIC = DATA / "documents" / "public-chinese-pdfs.json"
+
+
+def public_pdfs(folder: Path) -> dict[Path, dict[str, Any]]:
+    """The listed public Chinese PDFs found in `folder` (by name, their sha256 checked) → their
+    manifest entries; SystemExit naming the missing ones and how to get them."""
+    found: dict[Path, dict[str, Any]] = {}
+    missing = []
+    for entry in json.loads(PUBLIC.read_text(encoding="utf-8"))["files"]:
+        path = folder / entry["file"]
+        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]:
+            found[path] = entry
+        else:
+            missing.append(entry["file"])
+    if missing:
+        raise SystemExit(f"missing or changed in {folder}: {', '.join(missing)} (run: python "
+                         f"benchmarks/office.py collect {folder})")
+    return found
+
+
+def collect(folder: Path, mirrors: Path | None = None) -> None:
+    """Fetch the listed public PDFs into `folder`: GitHub files by `git show commit:path` from a
+    bare mirror (`mirrors`/owner+name/repo) or a blobless clone, Debian files by `apt-get
+    download` and `dpkg -x`; each checked against its sha256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        for entry in json.loads(PUBLIC.read_text(encoding="utf-8"))["files"]:
+            target = folder / entry["file"]
+            kind, name = entry["source"].split(":", 1)
+            if kind == "github":
+                git = (mirrors / name.replace("/", "+") / "repo") if mirrors else None
+                if git is None or not git.is_dir():
+                    git = Path(work) / name.replace("/", "+")
+                    if not git.is_dir():
+                        subprocess.run(["git", "clone", "--bare", "--filter=blob:none",
+                                        f"https://github.com/{name}", str(git)], check=True)
+                data = subprocess.run(["git", "--git-dir", str(git), "show",
+                                       f"{entry['commit']}:{entry['path']}"], check=True,
+                                      capture_output=True).stdout
+            else:
+                package = Path(work) / name.replace("=", "_")
+                if not package.is_dir():
+                    subprocess.run(["apt-get", "download", name], cwd=work, check=True)
+                    deb = next(Path(work).glob(name.split("=")[0] + "_*.deb"))
+                    subprocess.run(["dpkg", "-x", str(deb), str(package)], check=True)
+                data = (package / entry["path"]).read_bytes()
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                raise SystemExit(f"{entry['file']}: sha256 differs from the manifest's")
+            target.write_bytes(data)
+            print(f"{target} ({entry['source']})")
 
 
 def paragraphs(documents: int, per_document: int = 6) -> list[list[str]]:
@@ -250,3 +309,18 @@ def cases(out: Path) -> dict[Path, list[str]]:
 {paras}</div></div><div class="footer">©2024 Baidu</div></body></html>""", encoding="utf-8")
     made[out / "baike.html"] = [_LEAD]
     return made
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="fetch the public Chinese PDFs the documents "
+                                     "benchmark measures (--public)")
+    parser.add_argument("command", choices=["collect"])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--mirrors", type=Path, help="bare git mirrors as owner+name/repo")
+    args = parser.parse_args(argv)
+    collect(args.folder, args.mirrors)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
