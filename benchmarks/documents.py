@@ -136,7 +136,9 @@ def kept_share(library: str, embedded: str) -> tuple[int, int, list[str]]:
 
 def pages_right(pages: list[str], passages: list[Passage]) -> tuple[int, int]:
     """Lines (of 8+ characters) printed on one page only: how many sit in a passage that spans
-    that page, of how many were found in a passage at all."""
+    that page, of how many were found in a passage at all. A line cut between two passages
+    (a long table row at the token budget) sits in both: in 3 rows of a public quarterly report
+    (pdfplumber's issue-67-example.pdf) only another page had the same figures whole."""
     keys = [[squeeze(line) for line in page.splitlines() if len(squeeze(line)) >= 8]
             for page in pages]
     where: dict[str, set[int]] = {}
@@ -150,6 +152,9 @@ def pages_right(pages: list[str], passages: list[Passage]) -> tuple[int, int]:
             continue
         (page,) = numbers
         holders = [meta for text, meta in texts if key in text]
+        holders += [meta for (a, first), (b, second) in itertools.pairwise(texts)
+                    if key not in a and key not in b and key in a[-len(key):] + b[:len(key)]
+                    for meta in (first, second)]
         if not holders:
             continue
         total += 1
