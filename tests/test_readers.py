@@ -435,6 +435,21 @@ def test_a_two_line_paragraph_after_an_indented_quote_is_not_a_hanging_indent(
     assert scan([tmp_path]).documents[0].text.split("\n\n") == [quote, first, second]
 
 
+def test_a_numbered_item_whose_second_line_is_set_in_under_its_text_stays_whole(
+        tmp_path: Path) -> None:
+    """ctex-faq.pdf (Debian texlive-lang-chinese) sets a numbered item's next line in under its
+    text, past the number: that line was taken for a new paragraph's indented first line
+    (`而且直接使｜用 TrueType 字库`). A line set in under a full line that starts with an item
+    number or bullet continues the item."""
+    items = ["2. 使用转换工具生成文件和前者类似，可以直接使用两种字库或者矢量字库。",
+             "3. 使用新的工具生成文件可以直接使用两种字库，而且生成的文件能拷贝。"]
+    lines = []
+    for n, item in enumerate(items):
+        lines += [(72.0, 760.0 - 32 * n, item[:21]), (94.0, 744.0 - 32 * n, item[21:])]
+    (tmp_path / "items.pdf").write_bytes(_cjk_pdf([lines]))
+    assert scan([tmp_path]).documents[0].text.split("\n\n") == items
+
+
 def test_pdf_latin_lines_join_with_a_space_and_a_hanging_indent_starts_a_paragraph(
         tmp_path: Path) -> None:
     from semsearch.clean import is_word

@@ -199,10 +199,12 @@ def _size_noise(lines: list[Line]) -> float:
 def _starts(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
             em: float, joined: bool = True) -> bool:
     """Whether line `i` starts a paragraph by its indent, within its column: set in from the
-    lines around it (a first-line indent), or set out from a run of lines set in (a hanging
-    indent, where the lines after a paragraph's first are the ones set in: so the line after
-    it is set in too, else it is the second line of a paragraph under an indented heading, and
-    the run set in is lines of one paragraph, `joined`: the line before continues its own)."""
+    lines around it (a first-line indent, unless the line before is a numbered or bulleted
+    item, whose next lines may be set in under its text), or set out from a run of lines set
+    in (a hanging indent, where the lines after a paragraph's first are the ones set in: so
+    the line after it is set in too, else it is the second line of a paragraph under an
+    indented heading, and the run set in is lines of one paragraph, `joined`: the line before
+    continues its own)."""
 
     def inset(j: int) -> float | None:
         if 0 <= j < len(lines) and lines[j].x is not None and j in columns:
@@ -214,6 +216,8 @@ def _starts(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
         return False
     step = INDENT * em
     if here - before > step:  # set in: a first line unless the lines go on set in
+        if _ITEM.match(lines[i - 1].text):
+            return False  # set in under a numbered or bulleted item's text: it goes on
         if after is not None:
             return here - after > step
         return earlier is None or abs(earlier - here) > step
@@ -221,6 +225,9 @@ def _starts(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
             and abs(earlier - before) <= step and (after is None or after - here > step))
 
 
+# an item's number or bullet: "1.", "2)", "(3)", "一、", "（四）", "a.", "•"
+_ITEM = re.compile(r"\s*(?:[(（]?(?:\d{1,3}|[一二三四五六七八九十]{1,3}|[A-Za-z])[.．)）、]"
+                   r"|[(（](?:\d{1,3}|[一二三四五六七八九十]{1,3})[)）]|[•●○■□▪◦◆◇►▶])")
 _ENDS = frozenset("。！？!?；;….”’」』）)】》\"'")
 _HYPHEN_TAIL = re.compile(r"([^\W\d_]{2,})-$")
 _HEAD_WORD = re.compile(r"^([^\W\d_]+)")
