@@ -18,8 +18,10 @@ files of the format libraries and measures, per file:
 And on the documents of a Chinese office (issue 37, made by office.py so their text is known):
 - Chinese PDFs with known paragraphs (one and two columns): Chinese passages' mean length and
   how many are under 40 characters, how many boundaries between two Chinese passages of one
-  document fall inside a word (jieba's cut of the characters around it), lines on the right
-  page, and the known paragraphs read as one paragraph of the document's text;
+  document fall inside a word (jieba's cut of the characters around it; and of those, how
+  many between two Han characters: jieba also counts a run of Latin letters and digits as
+  one word, as in a heading number run into the next line, `9.1.8 2011｜Mac OS X`), lines on
+  the right page, and the known paragraphs read as one paragraph of the document's text;
 - the Word and HTML cases: of the strings each file must yield, how many are in a passage;
 - with `--public DIR`, the same figures (but paragraphs read whole, unknown there) on public
   PDFs whose text layer is mostly Chinese (office.public_pdfs: an OCR'd scan, reports and
@@ -295,6 +297,8 @@ def measure_chinese(path: Path, paragraphs: list[str]) -> dict[str, Any]:
             "under_40": sum(1 for p in chinese if len(p.text) < 40),
             "boundaries": len(pairs),
             "inside_word": sum(1 for a, b in pairs if inside_word(a.text, b.text)),
+            "inside_word_han": sum(1 for a, b in pairs if inside_word(a.text, b.text)
+                                   and _han(squeeze(a.text)[-1:]) and _han(squeeze(b.text)[:1])),
             "pages_right": right, "page_lines": lines, "paragraphs": len(paragraphs),
             "paragraphs_whole": sum(1 for p in paragraphs if squeeze(p) in found)}
 
@@ -354,8 +358,8 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _chinese_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     totals = {key: sum(r[key] for r in rows) for key in (
-        "passages", "chars", "under_40", "boundaries", "inside_word", "pages_right",
-        "page_lines", "paragraphs", "paragraphs_whole")}
+        "passages", "chars", "under_40", "boundaries", "inside_word", "inside_word_han",
+        "pages_right", "page_lines", "paragraphs", "paragraphs_whole")}
     totals.update(files=len(rows), mean_chars=round(totals["chars"] / max(1, totals["passages"]),
                                                     1),
                   inside_share=round(totals["inside_word"] / max(1, totals["boundaries"]), 4))
@@ -392,13 +396,15 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", "Public PDFs with a mostly Chinese text layer (issue 37; sources and "
                   "licenses in data/documents/public-chinese-pdfs.json):", "",
                   "| file | kind | pages | passages | mean characters | under 40 "
-                  "| boundaries inside a word | lines on the right page |",
+                  "| boundaries inside a word (between two Han characters) "
+                  "| lines on the right page |",
                   "|---|---|---|---|---|---|---|---|"]
         for row in public:
             mean = round(row["chars"] / max(1, row["passages"]), 1)
             lines.append(f"| {row['file']} | {row['kind']} | {row['pages']} | "
                          f"{row['passages']} | {mean} | {row['under_40']} | "
-                         f"{row['inside_word']}/{row['boundaries']} | {row['pages_right']}/"
+                         f"{row['inside_word']}/{row['boundaries']} "
+                         f"({row['inside_word_han']}) | {row['pages_right']}/"
                          f"{row['page_lines']} |")
         for key, label in (("pdf-zh-public-prose", "**prose documents**"),
                            ("pdf-zh-public", "**all**")):
@@ -406,7 +412,8 @@ def markdown(report: dict[str, Any]) -> str:
             if t:
                 lines.append(f"| {label} | | | {t['passages']} | {t['mean_chars']} | "
                              f"{t['under_40']} | {t['inside_word']}/{t['boundaries']} "
-                             f"({100 * t['inside_share']:.1f}%) | {t['pages_right']}/"
+                             f"({t['inside_word_han']}; {100 * t['inside_share']:.1f}%) | "
+                             f"{t['pages_right']}/"
                              f"{t['page_lines']} |")
     cases = [row for row in report["files"] if row["format"] == "case"]
     if cases:
