@@ -486,3 +486,24 @@ def test_the_progress_counts_sentences_as_their_own_step(tiny_model: Path) -> No
     assert [s[0].split()[1] for s in steps] == ["passages", "whole", "sentences"]
     assert steps[0][1:] == [len(prepared.passages)] * 2
     assert steps[2][1] == steps[2][2] == len(found[0])
+
+
+def test_a_two_line_item_of_a_description_list_stays_whole(tmp_path: Path) -> None:
+    """texlive-zh-cn.pdf (Debian texlive-lang-chinese) sets a description list's item as a
+    hanging indent: the label at the column's edge, the item's next lines set in. An item of
+    two lines was cut after its first, full line, mid-sentence (`就是你首先该找的｜地方`): a
+    line set in with the line after it back at the edge looked like a one-line paragraph's
+    first-line indent. A line set in under a full line that ends no sentence, with a
+    paragraph gap after it, continues that line."""
+    items = ["起步如果你刚刚接触这个系统，这个网页提供了这个系统的简短介绍和入门的链接。",
+             "目录如果你在寻找某个特定的宏包字体程序等等，目录就是你首先该找的地方。",
+             "网上资源这个页面上有许多和这个系统方方面面相关的书籍手册和文章。"]
+    lines, y = [], 760.0
+    for item in items:
+        lines.append((72.0, y, item[:20]))
+        for n in range(20, len(item), 18):
+            y -= 16
+            lines.append((94.0, y, item[n:n + 18]))
+        y -= 28  # a paragraph gap between items
+    (tmp_path / "list.pdf").write_bytes(_cjk_pdf([lines]))
+    assert scan([tmp_path]).documents[0].text.split("\n\n") == items

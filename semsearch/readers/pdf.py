@@ -173,7 +173,8 @@ def _breaks(lines: list[Line]) -> list[str]:
         if abs(dy) < 0.3 * em:
             joins.append("\n")
         elif ((pitch is not None and dy > GAP * pitch)
-              or _starts(lines, columns, i, em, joins[-1] == "")
+              or (_starts(lines, columns, i, em, joins[-1] == "")
+                  and not _item_goes_on(lines, columns, i, em, pitch))
               or abs(a.size - b.size) > max(0.15 * em, 3 * noise)
               or (a_right - a.right > SHORT * em
                   and (a.text.rstrip()[-1:] in _ENDS
@@ -183,6 +184,26 @@ def _breaks(lines: list[Line]) -> list[str]:
         else:
             joins.append("")
     return joins
+
+
+def _item_goes_on(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
+                  em: float, pitch: float | None) -> bool:
+    """Whether line `i`, set in under a full line that ends no sentence and followed by a
+    paragraph gap (or nothing), is the last line of a two-line hanging indent (a description
+    list's item: texlive-zh-cn.pdf's `就是你首先该找的｜地方`) rather than a one-line
+    paragraph's indented first line: a paragraph rarely ends mid-sentence at the column's
+    edge. Only for body text (a column 15 characters wide or more, the full line at its edge,
+    one font size), not the labels of a diagram (GeoBase_NHNC1_Data_Model_UML_EN.pdf)."""
+    a, b = lines[i - 1], lines[i]
+    if a.x is None or b.x is None or pitch is None or i - 1 not in columns:
+        return False
+    left, right = columns[i - 1]
+    body = right - left >= 15 * em and a.x - left < 0.5 * em and abs(a.size - b.size) < 0.15 * em
+    full = right - a.right <= SHORT * em and a.text.rstrip()[-1:] not in _ENDS
+    c = lines[i + 1] if i + 1 < len(lines) else None
+    gap_after = (c is None or not c.text.strip() or c.y is None or b.y is None
+                 or b.y - c.y > GAP * pitch)
+    return body and full and b.x - a.x > INDENT * em and gap_after
 
 
 def _size_noise(lines: list[Line]) -> float:
