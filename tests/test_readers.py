@@ -507,3 +507,20 @@ def test_a_two_line_item_of_a_description_list_stays_whole(tmp_path: Path) -> No
         y -= 28  # a paragraph gap between items
     (tmp_path / "list.pdf").write_bytes(_cjk_pdf([lines]))
     assert scan([tmp_path]).documents[0].text.split("\n\n") == items
+
+
+def test_a_bibliography_entry_set_in_under_its_number_stays_whole(tmp_path: Path) -> None:
+    """texproposal.pdf (Debian texlive-lang-chinese) sets a reference's next lines in under its
+    text, past `[8]`; its first line, ending short of lines full of Latin letters (whose ends
+    are estimated), looked well short of the column with an indented line after it: the entry
+    was cut mid-title (`哈佛大学｜官网`). A line that starts with an item number or bullet and
+    fills most of its column goes on into a line set in under it."""
+    body = "哈佛大学物理学院哈佛大学毕业论文写作指南电子文献哈佛大学官网本科生教务主任办公室发布。"
+    entries = [f"[{n}] {body[:17]}{body[17:37]}{body[37:]}" for n in (7, 8)]
+    lines = []
+    for n, entry in enumerate(entries):
+        top = 760.0 - 56 * n
+        lines += [(72.0, top, entry[:21]), (94.0, top - 16, entry[21:41]),
+                  (94.0, top - 32, entry[41:])]
+    (tmp_path / "refs.pdf").write_bytes(_cjk_pdf([lines]))
+    assert scan([tmp_path]).documents[0].text.split("\n\n") == entries

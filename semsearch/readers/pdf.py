@@ -125,7 +125,8 @@ def page_lines(page: Any) -> list[Line]:
 
 # A paragraph ends where the next line sits clearly lower than the line spacing, starts
 # indented from its column's left edge, or where a line stops well short of its column (and
-# ends a sentence, fills little of it, or the next line is indented).
+# ends a sentence, fills little of it, or the next line is indented, not under the text of a
+# numbered item: `[8] 哈佛大学…` set in under `哈`).
 GAP = 1.5  # × the page's usual line spacing
 INDENT = 0.8  # × the font size
 SHORT = 2.5  # × the font size left empty at the end of a line
@@ -170,6 +171,9 @@ def _breaks(lines: list[Line]) -> list[str]:
         em = max(a.size, b.size, 1.0)
         dy = a.y - b.y
         a_left, a_right = columns.get(i - 1, (a.x or 0.0, a.right))
+        indented = (b.x or 0.0) - columns.get(i, (b.x or 0.0, 0.0))[0] > INDENT * em
+        # set in under the text of a numbered item (`[8] 哈佛大学…`), not under its number
+        under_item = bool(_ITEM.match(a.text)) and (b.x or 0.0) - (a.x or 0.0) > INDENT * em
         if abs(dy) < 0.3 * em:
             joins.append("\n")
         elif ((pitch is not None and dy > GAP * pitch)
@@ -179,7 +183,7 @@ def _breaks(lines: list[Line]) -> list[str]:
               or (a_right - a.right > SHORT * em
                   and (a.text.rstrip()[-1:] in _ENDS
                        or a.right - (a.x or 0.0) < 0.6 * (a_right - a_left)
-                       or (b.x or 0.0) - columns.get(i, (b.x or 0.0, 0.0))[0] > INDENT * em))):
+                       or (indented and not under_item)))):
             joins.append("\n\n")
         else:
             joins.append("")
@@ -246,9 +250,9 @@ def _starts(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
             and abs(earlier - before) <= step and (after is None or after - here > step))
 
 
-# an item's number or bullet: "1.", "2)", "(3)", "一、", "（四）", "a.", "•"
+# an item's number or bullet: "1.", "2)", "(3)", "一、", "（四）", "a.", "[5]" (a reference), "•"
 _ITEM = re.compile(r"\s*(?:[(（]?(?:\d{1,3}|[一二三四五六七八九十]{1,3}|[A-Za-z])[.．)）、]"
-                   r"|[(（](?:\d{1,3}|[一二三四五六七八九十]{1,3})[)）]|[•●○■□▪◦◆◇►▶])")
+                   r"|[(（](?:\d{1,3}|[一二三四五六七八九十]{1,3})[)）]|\[\d{1,3}\]|[•●○■□▪◦◆◇►▶])")
 _ENDS = frozenset("。！？!?；;….”’」』）)】》\"'")
 _HYPHEN_TAIL = re.compile(r"([^\W\d_]{2,})-$")
 _HEAD_WORD = re.compile(r"^([^\W\d_]+)")
