@@ -173,7 +173,7 @@ def _breaks(lines: list[Line]) -> list[str]:
         a_left, a_right = columns.get(i - 1, (a.x or 0.0, a.right))
         indented = (b.x or 0.0) - columns.get(i, (b.x or 0.0, 0.0))[0] > INDENT * em
         # set in under the text of a numbered item (`[8] 哈佛大学…`), not under its number
-        under_item = bool(_ITEM.match(a.text)) and (b.x or 0.0) - (a.x or 0.0) > INDENT * em
+        under_item = bool(ITEM.match(a.text)) and (b.x or 0.0) - (a.x or 0.0) > INDENT * em
         if abs(dy) < 0.3 * em:
             joins.append("\n")
         elif ((pitch is not None and dy > GAP * pitch)
@@ -241,7 +241,7 @@ def _starts(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
         return False
     step = INDENT * em
     if here - before > step:  # set in: a first line unless the lines go on set in
-        if _ITEM.match(lines[i - 1].text):
+        if ITEM.match(lines[i - 1].text):
             return False  # set in under a numbered or bulleted item's text: it goes on
         if after is not None:
             return here - after > step
@@ -251,7 +251,7 @@ def _starts(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
 
 
 # an item's number or bullet: "1.", "2)", "(3)", "一、", "（四）", "a.", "[5]" (a reference), "•"
-_ITEM = re.compile(r"\s*(?:[(（]?(?:\d{1,3}|[一二三四五六七八九十]{1,3}|[A-Za-z])[.．)）、]"
+ITEM = re.compile(r"\s*(?:[(（]?(?:\d{1,3}|[一二三四五六七八九十]{1,3}|[A-Za-z])[.．)）、]"
                    r"|[(（](?:\d{1,3}|[一二三四五六七八九十]{1,3})[)）]|\[\d{1,3}\]|[•●○■□▪◦◆◇►▶])")
 _ENDS = frozenset("。！？!?；;….”’」』）)】》\"'")
 _HYPHEN_TAIL = re.compile(r"([^\W\d_]{2,})-$")
