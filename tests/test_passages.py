@@ -108,3 +108,12 @@ def test_consecutive_list_items_of_a_pdf_page_are_packed_into_one_passage() -> N
     assert [(p.metadata["page_start"], p.metadata["page_end"]) for p in passages] == [
         (1, 1), (1, 1), (1, 1), (2, 2)]
     assert len(document_passages(_doc(text))) == 7  # a text file's items stay apart
+
+
+def test_numbered_sections_of_a_pdf_page_are_not_packed_as_list_items() -> None:
+    """`1.2 版本演进` starts a section (PDF headings run into their paragraph), not a list item:
+    passages starting with a section number stay apart."""
+    sections = [f"1.{n} {item[3:]}" for n, item in enumerate(_ITEMS[:3], start=1)]
+    text = "\n\n".join(sections)
+    pdf = Document(source="a.pdf", text=text, encoding="pdf", sha256="x", format="pdf")
+    assert [p.text for p in document_passages(pdf)] == sections
