@@ -18,9 +18,14 @@ files of the format libraries and measures, per file:
 And on the documents of a Chinese office (issue 37, made by office.py so their text is known):
 - Chinese PDFs with known paragraphs (one and two columns): Chinese passages' mean length and
   how many are under 40 characters, how many boundaries between two Chinese passages of one
-  document fall inside a word (jieba's cut of the characters around it), lines on the right
-  page, and the known paragraphs read as one paragraph of the document's text;
-- the Word and HTML cases: of the strings each file must yield, how many are in a passage.
+  document fall inside a word (jieba's cut of the characters around it; and of those, how
+  many between two Han characters: jieba also counts a run of Latin letters and digits as
+  one word, as in a heading number run into the next line, `9.1.8 2011｜Mac OS X`), lines on
+  the right page, and the known paragraphs read as one paragraph of the document's text;
+- the Word and HTML cases: of the strings each file must yield, how many are in a passage;
+- with `--public DIR`, the same figures (but paragraphs read whole, unknown there) on public
+  PDFs whose text layer is mostly Chinese (office.public_pdfs: an OCR'd scan, reports and
+  manuals, and documents made of short items), in total and for the prose ones.
 
 Full run on checkouts: `--pypdf DIR --python-docx DIR --trafilatura DIR` (the repositories
 py-pdf/pypdf, python-openxml/python-docx, adbar/trafilatura), with `--chinese` for six Chinese
@@ -133,7 +138,9 @@ def kept_share(library: str, embedded: str) -> tuple[int, int, list[str]]:
 
 def pages_right(pages: list[str], passages: list[Passage]) -> tuple[int, int]:
     """Lines (of 8+ characters) printed on one page only: how many sit in a passage that spans
-    that page, of how many were found in a passage at all."""
+    that page, of how many were found in a passage at all. A line cut between two passages
+    (a long table row at the token budget) sits in both: in 3 rows of a public quarterly report
+    (pdfplumber's issue-67-example.pdf) only another page had the same figures whole."""
     keys = [[squeeze(line) for line in page.splitlines() if len(squeeze(line)) >= 8]
             for page in pages]
     where: dict[str, set[int]] = {}
@@ -147,6 +154,9 @@ def pages_right(pages: list[str], passages: list[Passage]) -> tuple[int, int]:
             continue
         (page,) = numbers
         holders = [meta for text, meta in texts if key in text]
+        holders += [meta for (a, first), (b, second) in itertools.pairwise(texts)
+                    if key not in a and key not in b and key in a[-len(key):] + b[:len(key)]
+                    for meta in (first, second)]
         if not holders:
             continue
         total += 1
@@ -287,6 +297,8 @@ def measure_chinese(path: Path, paragraphs: list[str]) -> dict[str, Any]:
             "under_40": sum(1 for p in chinese if len(p.text) < 40),
             "boundaries": len(pairs),
             "inside_word": sum(1 for a, b in pairs if inside_word(a.text, b.text)),
+            "inside_word_han": sum(1 for a, b in pairs if inside_word(a.text, b.text)
+                                   and _han(squeeze(a.text)[-1:]) and _han(squeeze(b.text)[:1])),
             "pages_right": right, "page_lines": lines, "paragraphs": len(paragraphs),
             "paragraphs_whole": sum(1 for p in paragraphs if squeeze(p) in found)}
 
@@ -330,20 +342,28 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             out[kind]["snippets"] = sum(r.get("snippets", 0) for r in ok)
             out[kind]["snippets_found"] = sum(r.get("snippets_found", 0) for r in ok)
             out[kind]["snippets_library"] = sum(r.get("snippets_library", 0) for r in ok)
-    chinese = [r for r in rows if r["format"] == "pdf-zh"]
-    if chinese:
-        count = sum(r["passages"] for r in chinese)
-        out["pdf-zh"] = {key: sum(r[key] for r in chinese) for key in (
-            "passages", "chars", "under_40", "boundaries", "inside_word", "pages_right",
-            "page_lines", "paragraphs", "paragraphs_whole")}
-        out["pdf-zh"].update(files=len(chinese), mean_chars=round(
-            out["pdf-zh"]["chars"] / max(1, count), 1))
+    for name, chinese in (("pdf-zh", [r for r in rows if r["format"] == "pdf-zh"]),
+                          ("pdf-zh-public", [r for r in rows if r["format"] == "pdf-zh-public"]),
+                          ("pdf-zh-public-prose", [r for r in rows if r["format"]
+                                                   == "pdf-zh-public" and r["kind"] == "prose"])):
+        if chinese:
+            out[name] = _chinese_totals(chinese)
     cases = [r for r in rows if r["format"] == "case"]
     if cases:
         out["cases"] = {"files": len(cases), "refused": sum(1 for r in cases if "error" in r),
                         "wanted": sum(r["wanted"] for r in cases),
                         "found": sum(r["found"] for r in cases)}
     return out
+
+
+def _chinese_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    totals = {key: sum(r[key] for r in rows) for key in (
+        "passages", "chars", "under_40", "boundaries", "inside_word", "inside_word_han",
+        "pages_right", "page_lines", "paragraphs", "paragraphs_whole")}
+    totals.update(files=len(rows), mean_chars=round(totals["chars"] / max(1, totals["passages"]),
+                                                    1),
+                  inside_share=round(totals["inside_word"] / max(1, totals["boundaries"]), 4))
+    return totals
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -371,6 +391,30 @@ def markdown(report: dict[str, Any]) -> str:
                   f"| {zh['files']} | {zh['passages']} | {zh['mean_chars']} | {zh['under_40']} "
                   f"| {zh['inside_word']}/{zh['boundaries']} | {zh['pages_right']}/"
                   f"{zh['page_lines']} | {zh['paragraphs_whole']}/{zh['paragraphs']} |"]
+    public = [row for row in report["files"] if row["format"] == "pdf-zh-public"]
+    if public:
+        lines += ["", "Public PDFs with a mostly Chinese text layer (issue 37; sources and "
+                  "licenses in data/documents/public-chinese-pdfs.json):", "",
+                  "| file | kind | pages | passages | mean characters | under 40 "
+                  "| boundaries inside a word (between two Han characters) "
+                  "| lines on the right page |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for row in public:
+            mean = round(row["chars"] / max(1, row["passages"]), 1)
+            lines.append(f"| {row['file']} | {row['kind']} | {row['pages']} | "
+                         f"{row['passages']} | {mean} | {row['under_40']} | "
+                         f"{row['inside_word']}/{row['boundaries']} "
+                         f"({row['inside_word_han']}) | {row['pages_right']}/"
+                         f"{row['page_lines']} |")
+        for key, label in (("pdf-zh-public-prose", "**prose documents**"),
+                           ("pdf-zh-public", "**all**")):
+            t = report["summary"].get(key)
+            if t:
+                lines.append(f"| {label} | | | {t['passages']} | {t['mean_chars']} | "
+                             f"{t['under_40']} | {t['inside_word']}/{t['boundaries']} "
+                             f"({t['inside_word_han']}; {100 * t['inside_share']:.1f}%) | "
+                             f"{t['pages_right']}/"
+                             f"{t['page_lines']} |")
     cases = [row for row in report["files"] if row["format"] == "case"]
     if cases:
         lines += ["", "Word and HTML cases (issue 37): strings each must yield, found in a "
@@ -397,11 +441,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trafilatura", type=Path, help="a checkout of adbar/trafilatura")
     parser.add_argument("--chinese", action="store_true",
                         help="six Chinese PDFs (LibreOffice when installed)")
+    parser.add_argument("--public", type=Path, metavar="DIR",
+                        help="the public Chinese PDFs, fetched into DIR by office.py collect")
     args = parser.parse_args(argv)
     if not args.smoke and not (args.pypdf or args.python_docx or args.trafilatura
-                               or args.chinese):
+                               or args.chinese or args.public):
         parser.error("give --smoke or at least one of --pypdf, --python-docx, --trafilatura, "
-                     "--chinese")
+                     "--chinese, --public")
     snippets: dict[str, list[str]] = dict(SMOKE_SNIPPETS) if args.smoke else {}
     if args.trafilatura and not args.smoke:
         snippets = expected_snippets(args.trafilatura / "tests" / "realworld_tests.py")
@@ -412,6 +458,12 @@ def main(argv: list[str] | None = None) -> int:
         made = office.chinese_pdfs(out / "chinese-pdfs", 2 if args.smoke else 6,
                                    office=not args.smoke)
         rows += [measure_chinese(path, paras) for path, paras in made.items()]
+    if args.public:
+        for path, entry in office.public_pdfs(args.public).items():
+            row = measure_chinese(path, [])
+            row.update(format="pdf-zh-public", kind=entry["kind"], source=entry["source"],
+                       pages=len(library_pdf(path)))
+            rows.append(row)
     rows += [measure_case(path, wanted) for path, wanted in office.cases(out / "cases").items()]
     report = {"smoke": args.smoke, "summary": summary(rows), "files": rows}
     (out / "documents.json").write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n",

@@ -6,6 +6,10 @@ with known paragraphs, and the Word and HTML files whose text was lost.
   (`soffice --headless --convert-to pdf`, Noto CJK fonts) when it is installed, else as PDF text
   layers written here (an Identity-H font with a ToUnicode map, lines placed as a layout
   engine places them);
+- `public_pdfs`: public PDFs whose text layer is mostly Chinese, listed with their sources,
+  sha256 and licenses in data/documents/public-chinese-pdfs.json (an OCR'd scan, reports,
+  manuals; and forms, an exam, a specimen, which are short by nature), not shipped:
+  `python benchmarks/office.py collect DIR` fetches them into DIR;
 - `cases`: a Word file whose only text is in a text box (DrawingML, with its VML fallback), one
   with a horizontally merged table python-docx refuses, a Strict Open XML one, a page whose
   code block has `<br>` line breaks and a saved Baike-style page whose lead is beside the
@@ -14,14 +18,69 @@ with known paragraphs, and the Word and HTML files whose text was lost.
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import io
 import json
 import shutil
 import subprocess
+import sys
+import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 DATA = Path(__file__).resolve().parent / "data"
+PUBLIC = DATA / "documents" / "public-chinese-pdfs.json"
+
+
+def public_pdfs(folder: Path) -> dict[Path, dict[str, Any]]:
+    """The listed public Chinese PDFs found in `folder` (by name, their sha256 checked) → their
+    manifest entries; SystemExit naming the missing ones and how to get them."""
+    found: dict[Path, dict[str, Any]] = {}
+    missing = []
+    for entry in json.loads(PUBLIC.read_text(encoding="utf-8"))["files"]:
+        path = folder / entry["file"]
+        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]:
+            found[path] = entry
+        else:
+            missing.append(entry["file"])
+    if missing:
+        raise SystemExit(f"missing or changed in {folder}: {', '.join(missing)} (run: python "
+                         f"benchmarks/office.py collect {folder})")
+    return found
+
+
+def collect(folder: Path, mirrors: Path | None = None) -> None:
+    """Fetch the listed public PDFs into `folder`: GitHub files by `git show commit:path` from a
+    bare mirror (`mirrors`/owner+name/repo) or a blobless clone, Debian files by `apt-get
+    download` and `dpkg -x`; each checked against its sha256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        for entry in json.loads(PUBLIC.read_text(encoding="utf-8"))["files"]:
+            target = folder / entry["file"]
+            kind, name = entry["source"].split(":", 1)
+            if kind == "github":
+                git = (mirrors / name.replace("/", "+") / "repo") if mirrors else None
+                if git is None or not git.is_dir():
+                    git = Path(work) / name.replace("/", "+")
+                    if not git.is_dir():
+                        subprocess.run(["git", "clone", "--bare", "--filter=blob:none",
+                                        f"https://github.com/{name}", str(git)], check=True)
+                data = subprocess.run(["git", "--git-dir", str(git), "show",
+                                       f"{entry['commit']}:{entry['path']}"], check=True,
+                                      capture_output=True).stdout
+            else:
+                package = Path(work) / name.replace("=", "_")
+                if not package.is_dir():
+                    subprocess.run(["apt-get", "download", name], cwd=work, check=True)
+                    deb = next(Path(work).glob(name.split("=")[0] + "_*.deb"))
+                    subprocess.run(["dpkg", "-x", str(deb), str(package)], check=True)
+                data = (package / entry["path"]).read_bytes()
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                raise SystemExit(f"{entry['file']}: sha256 differs from the manifest's")
+            target.write_bytes(data)
+            print(f"{target} ({entry['source']})")
 
 
 def paragraphs(documents: int, per_document: int = 6) -> list[list[str]]:
@@ -111,9 +170,15 @@ def layout(paras: list[str], columns: int, rows: int = 40) -> list[list[tuple[fl
     return pages
 
 
-def text_layer_pdf(pages: list[list[tuple[float, float, str]]]) -> bytes:
-    """A PDF printing each (x, y, text) in an Identity-H font with a ToUnicode map."""
-    chars = sorted({ch for page in pages for _, _, text in page for ch in text})
+Placed = tuple[float, float, str] | tuple[float, float, str, float]
+
+
+def text_layer_pdf(pages: list[list[Placed]]) -> bytes:
+    """A PDF printing each (x, y, text) in an Identity-H font with a ToUnicode map, at 11 pt;
+    a line given a size (x, y, text, size) is printed as an OCR engine writes the text layer
+    over a scan: each character at its own position 11 pt apart, in a font of that size
+    squeezed to the width (OCR sizes each line to its box, so sizes differ line to line)."""
+    chars = sorted({ch for page in pages for line in page for ch in line[2]})
     cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CIDSystemInfo "
             "<< /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def /CMapName /UCS def "
             "/CMapType 2 def 1 begincodespacerange <0000> <FFFF> endcodespacerange "
@@ -130,9 +195,7 @@ def text_layer_pdf(pages: list[list[tuple[float, float, str]]]) -> bytes:
                + " ".join(f"{ord(c)} [500]" for c in chars if _advance(c) < 1) + "] >>",
                f"<< /Length {len(cmap.encode())} >>\nstream\n{cmap}\nendstream"]
     for i, page in enumerate(pages):
-        stream = "".join(f"BT /F1 11 Tf 1 0 0 1 {x} {y} Tm <"
-                         + "".join(f"{ord(c):04X}" for c in text) + "> Tj ET\n"
-                         for x, y, text in page)
+        stream = "".join(_show(*line) for line in page)
         objects.append("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources "
                        f"<< /Font << /F1 3 0 R >> >> /Contents {7 + 2 * i} 0 R >>")
         objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}endstream")
@@ -146,6 +209,16 @@ def text_layer_pdf(pages: list[list[tuple[float, float, str]]]) -> bytes:
     out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
             .encode())
     return out
+
+
+def _show(x: float, y: float, text: str, size: float | None = None) -> str:
+    """The content-stream operators printing one line (see `text_layer_pdf`)."""
+    if size is None:
+        return f"BT /F1 11 Tf 1 0 0 1 {x} {y} Tm <" + "".join(
+            f"{ord(c):04X}" for c in text) + "> Tj ET\n"
+    return (f"BT /F1 {size} Tf {100 * 11 / size:.2f} Tz " + "".join(
+        f"1 0 0 1 {x + 11 * i} {y} Tm <{ord(c):04X}> Tj " for i, c in enumerate(text))
+        + "ET\n")
 
 
 _NS = ('xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
@@ -236,3 +309,18 @@ def cases(out: Path) -> dict[Path, list[str]]:
 {paras}</div></div><div class="footer">©2024 Baidu</div></body></html>""", encoding="utf-8")
     made[out / "baike.html"] = [_LEAD]
     return made
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="fetch the public Chinese PDFs the documents "
+                                     "benchmark measures (--public)")
+    parser.add_argument("command", choices=["collect"])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--mirrors", type=Path, help="bare git mirrors as owner+name/repo")
+    args = parser.parse_args(argv)
+    collect(args.folder, args.mirrors)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -109,6 +109,36 @@ def test_ann_reads_the_seed_vectors_through_the_api() -> None:
 # --- each script in --smoke mode --------------------------------------------------------------
 
 
+def test_documents_counts_a_line_cut_between_two_passages_on_its_page() -> None:
+    """A table row cut between two passages of its page is on its page (issue-67-example.pdf's
+    3 'wrong pages' were such rows, the same figures whole in a passage of another page)."""
+    from semsearch.passages import Passage
+
+    documents = load_script("documents.py")
+    row = "其他应收款 18,267,606.14 3,123,072.43"
+    pages = [f"上期收回大额{row} 484.92%", f"资产负债表\n{row}\n合计"]
+    passages = [Passage(f"上期收回大额{row} 484.92%", "r.pdf", 1, 0, 1,
+                        metadata={"page_start": 1, "page_end": 1}),
+                Passage(f"资产负债表{row[:16]}", "r.pdf", 2, 1, 2,
+                        metadata={"page_start": 2, "page_end": 2}),
+                Passage(f"{row[16:]}合计", "r.pdf", 3, 2, 3,
+                        metadata={"page_start": 2, "page_end": 2})]
+    assert documents.pages_right(pages, passages) == (2, 2)
+
+
+def test_public_chinese_pdfs_are_listed_with_source_license_and_checksum(
+        tmp_path: Path) -> None:
+    office = load_script("office.py")
+    entries = json.loads(office.PUBLIC.read_text(encoding="utf-8"))["files"]
+    assert len(entries) >= 5 and {e["kind"] for e in entries} == {"prose", "items"}
+    for entry in entries:
+        assert entry["license"] and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]), entry
+        assert entry["source"].split(":")[0] in ("github", "debian"), entry
+        assert entry["source"].startswith("debian:") or len(entry["commit"]) == 40, entry
+    with pytest.raises(SystemExit, match=r"office\.py collect"):
+        office.public_pdfs(tmp_path)
+
+
 @pytest.mark.benchmark
 def test_ann_smoke(tmp_path: Path) -> None:
     report = run_smoke("ann.py", tmp_path)

@@ -4,8 +4,10 @@ files, HTML code blocks and summaries, lines of symbols, PDF lines joined into p
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -291,7 +293,7 @@ def test_a_heading_path_splits_back_into_its_headings() -> None:
     assert heading_path("") == [] and heading_path("甲 / 乙") == ["甲", "乙"]  # older indexes
 
 
-def _cjk_pdf(pages: list[list[tuple[float, float, str]]]) -> bytes:
+def _cjk_pdf(pages: list[list[Any]]) -> bytes:
     """A PDF whose pages print (x, y, text) lines in an Identity-H font with a ToUnicode map
     (what text layers of Chinese PDFs are): the documents benchmark's writer
     (benchmarks/office.py), so the tests read what the benchmark measures."""
@@ -362,6 +364,92 @@ def test_pdf_lines_are_joined_into_paragraphs_cut_at_sentence_ends(tmp_path: Pat
         assert holder.metadata["page_start"] <= page <= holder.metadata["page_end"], line
 
 
+def test_an_ocr_text_layer_whose_lines_differ_in_size_joins_its_paragraphs(
+        tmp_path: Path) -> None:
+    """An OCR'd scan (a public auditor's letter, pdfplumber's tests/pdfs/pr-136-example.pdf)
+    sizes each line's text to its box, 13.7 to 19.1 pt within one paragraph: every size change
+    ended a paragraph, so 5 of 48 boundaries fell inside a word (`已明显出现无｜法按期偿还`).
+    A size change that is the page's usual line-to-line noise does not start a paragraph."""
+    pages, where = _report_pages()
+    sizes = itertools.cycle([11.0, 13.5, 12.0, 15.0, 12.5, 14.0, 11.5])
+    ocr = [[(x, y, text, next(sizes)) for x, y, text in page] for page in pages]
+    (tmp_path / "scan.pdf").write_bytes(_cjk_pdf(ocr))
+    document = scan([tmp_path]).documents[0]
+    assert document.text.split("\n\n") == _REPORT
+    passages = prepare([document]).passages
+    for line, page in where.items():
+        holder = next(p for p in passages if line in p.text)
+        assert holder.metadata["page_start"] <= page <= holder.metadata["page_end"], line
+
+
+def test_a_heading_in_a_larger_font_is_still_its_own_paragraph(tmp_path: Path) -> None:
+    """Where the body's lines share one size (a born-digital PDF), a line in a larger font
+    directly above a paragraph, at the body's spacing, is still a paragraph of its own."""
+    body = [(72, 744 - 16 * i, text) for i, text in enumerate(
+        ["报告期内公司营业收入同比减少百分之十二，部分客户",
+         "已明显出现无法按期偿还银行贷款的情况，公司已按", "照会计准则计提了相应的坏账准备。"])]
+    heading = [(72.0, 760.0, "第一节重要提示和释义说明内容", 14.0)]
+    (tmp_path / "heading.pdf").write_bytes(_cjk_pdf([heading + body]))
+    text = scan([tmp_path]).documents[0].text
+    assert text.split("\n\n")[0] == "第一节重要提示和释义说明内容"
+
+
+# A heading set in as far as a paragraph's first line, then a paragraph (first-line indent)
+_HEADED = ["（二）就反担保抵押资产价值和抵押登记效力的核实程序",
+           "我们检查了菲达环保公司提供的涉及反担保事项的所有文件，包括反担保协议，反担保抵押资产评估"
+           "报告、权属证明和抵押权登记证明等。"]
+
+
+def _headed_page(heading: str) -> list[tuple[float, float, str]]:
+    body = _HEADED[1]
+    rows = [(94.0, heading), (94.0, body[:18])]
+    rows += [(72.0, body[n:n + 20]) for n in range(18, len(body), 20)]
+    return [(x, 760.0 - 16 * i, text) for i, (x, text) in enumerate(rows)]
+
+
+@pytest.mark.parametrize("heading", [_HEADED[0][:8], _HEADED[0][:15]])
+def test_a_heading_set_in_like_a_first_line_stays_apart_and_its_paragraph_whole(
+        tmp_path: Path, heading: str) -> None:
+    """In pdfplumber's OCR'd pr-136-example.pdf a heading set in as far as the first line of the
+    paragraph under it: the line after that first line, back at the column's edge, was taken
+    for the start of a hanging indent (`会计师事务｜所有限公司`), and a heading too long to
+    look short was run into the paragraph. A line well short of its column followed by an
+    indented line ends a paragraph; a hanging indent needs the lines after it set in."""
+    (tmp_path / "headed.pdf").write_bytes(_cjk_pdf([_headed_page(heading)]))
+    assert scan([tmp_path]).documents[0].text.split("\n\n") == [heading, _HEADED[1]]
+
+
+def test_a_two_line_paragraph_after_an_indented_quote_is_not_a_hanging_indent(
+        tmp_path: Path) -> None:
+    """In texproposal.pdf (Debian texlive-lang-chinese) a two-line paragraph whose first line is
+    indented about as far as the quote above it was cut after that first line (`51 名希｜望使用
+    Word 排版`): the quote and the first line looked like the set-in run of a hanging indent.
+    That run must be lines of one paragraph; here the quote ended where the paragraph began."""
+    quote = "这个建议官方做不是太靠谱，一般学校都是版面的爱好者自己做的。"
+    first = "在参与投票的二百四十六名学子中，有一百六十二名希望使用排版，五十一名希望使用。"
+    second = "笔者另外节录了一些有思想性的观点，以飨读者，供学校参考。"
+    two = [(100.0, 760.0, quote[:18]), (100.0, 744.0, quote[18:]),
+           (94.0, 716.0, first[:18]), (72.0, 700.0, first[18:]),
+           (94.0, 684.0, second[:18]), (72.0, 668.0, second[18:])]
+    (tmp_path / "quote.pdf").write_bytes(_cjk_pdf([two]))
+    assert scan([tmp_path]).documents[0].text.split("\n\n") == [quote, first, second]
+
+
+def test_a_numbered_item_whose_second_line_is_set_in_under_its_text_stays_whole(
+        tmp_path: Path) -> None:
+    """ctex-faq.pdf (Debian texlive-lang-chinese) sets a numbered item's next line in under its
+    text, past the number: that line was taken for a new paragraph's indented first line
+    (`而且直接使｜用 TrueType 字库`). A line set in under a full line that starts with an item
+    number or bullet continues the item."""
+    items = ["2. 使用转换工具生成文件和前者类似，可以直接使用两种字库或者矢量字库。",
+             "3. 使用新的工具生成文件可以直接使用两种字库，而且生成的文件能拷贝。"]
+    lines = []
+    for n, item in enumerate(items):
+        lines += [(72.0, 760.0 - 32 * n, item[:21]), (94.0, 744.0 - 32 * n, item[21:])]
+    (tmp_path / "items.pdf").write_bytes(_cjk_pdf([lines]))
+    assert scan([tmp_path]).documents[0].text.split("\n\n") == items
+
+
 def test_pdf_latin_lines_join_with_a_space_and_a_hanging_indent_starts_a_paragraph(
         tmp_path: Path) -> None:
     from semsearch.clean import is_word
@@ -398,3 +486,41 @@ def test_the_progress_counts_sentences_as_their_own_step(tiny_model: Path) -> No
     assert [s[0].split()[1] for s in steps] == ["passages", "whole", "sentences"]
     assert steps[0][1:] == [len(prepared.passages)] * 2
     assert steps[2][1] == steps[2][2] == len(found[0])
+
+
+def test_a_two_line_item_of_a_description_list_stays_whole(tmp_path: Path) -> None:
+    """texlive-zh-cn.pdf (Debian texlive-lang-chinese) sets a description list's item as a
+    hanging indent: the label at the column's edge, the item's next lines set in. An item of
+    two lines was cut after its first, full line, mid-sentence (`就是你首先该找的｜地方`): a
+    line set in with the line after it back at the edge looked like a one-line paragraph's
+    first-line indent. A line set in under a full line that ends no sentence, with a
+    paragraph gap after it, continues that line."""
+    items = ["起步如果你刚刚接触这个系统，这个网页提供了这个系统的简短介绍和入门的链接。",
+             "目录如果你在寻找某个特定的宏包字体程序等等，目录就是你首先该找的地方。",
+             "网上资源这个页面上有许多和这个系统方方面面相关的书籍手册和文章。"]
+    lines, y = [], 760.0
+    for item in items:
+        lines.append((72.0, y, item[:20]))
+        for n in range(20, len(item), 18):
+            y -= 16
+            lines.append((94.0, y, item[n:n + 18]))
+        y -= 28  # a paragraph gap between items
+    (tmp_path / "list.pdf").write_bytes(_cjk_pdf([lines]))
+    assert scan([tmp_path]).documents[0].text.split("\n\n") == items
+
+
+def test_a_bibliography_entry_set_in_under_its_number_stays_whole(tmp_path: Path) -> None:
+    """texproposal.pdf (Debian texlive-lang-chinese) sets a reference's next lines in under its
+    text, past `[8]`; its first line, ending short of lines full of Latin letters (whose ends
+    are estimated), looked well short of the column with an indented line after it: the entry
+    was cut mid-title (`哈佛大学｜官网`). A line that starts with an item number or bullet and
+    fills most of its column goes on into a line set in under it."""
+    body = "哈佛大学物理学院哈佛大学毕业论文写作指南电子文献哈佛大学官网本科生教务主任办公室发布。"
+    entries = [f"[{n}] {body[:17]}{body[17:37]}{body[37:]}" for n in (7, 8)]
+    lines = []
+    for n, entry in enumerate(entries):
+        top = 760.0 - 56 * n
+        lines += [(72.0, top, entry[:21]), (94.0, top - 16, entry[21:41]),
+                  (94.0, top - 32, entry[41:])]
+    (tmp_path / "refs.pdf").write_bytes(_cjk_pdf([lines]))
+    assert scan([tmp_path]).documents[0].text.split("\n\n") == entries

@@ -124,7 +124,9 @@ def page_lines(page: Any) -> list[Line]:
 
 
 # A paragraph ends where the next line sits clearly lower than the line spacing, starts
-# indented from its column's left edge, or where a line stops well short of its column.
+# indented from its column's left edge, or where a line stops well short of its column (and
+# ends a sentence, fills little of it, or the next line is indented, not under the text of a
+# numbered item: `[8] 哈佛大学…` set in under `哈`).
 GAP = 1.5  # × the page's usual line spacing
 INDENT = 0.8  # × the font size
 SHORT = 2.5  # × the font size left empty at the end of a line
@@ -159,6 +161,7 @@ def _breaks(lines: list[Line]) -> list[str]:
     steps = [a.y - b.y for a, b in itertools.pairwise(lines)
              if a.y is not None and b.y is not None and 0 < a.y - b.y < 3 * max(a.size, 1.0)]
     pitch = statistics.median(steps) if steps else None
+    noise = _size_noise(lines)
     joins = [""]
     for i in range(1, len(lines)):
         a, b = lines[i - 1], lines[i]
@@ -168,24 +171,65 @@ def _breaks(lines: list[Line]) -> list[str]:
         em = max(a.size, b.size, 1.0)
         dy = a.y - b.y
         a_left, a_right = columns.get(i - 1, (a.x or 0.0, a.right))
+        indented = (b.x or 0.0) - columns.get(i, (b.x or 0.0, 0.0))[0] > INDENT * em
+        # set in under the text of a numbered item (`[8] 哈佛大学…`), not under its number
+        under_item = bool(ITEM.match(a.text)) and (b.x or 0.0) - (a.x or 0.0) > INDENT * em
         if abs(dy) < 0.3 * em:
             joins.append("\n")
-        elif ((pitch is not None and dy > GAP * pitch) or _starts(lines, columns, i, em)
-              or abs(a.size - b.size) > 0.15 * em
+        elif ((pitch is not None and dy > GAP * pitch)
+              or (_starts(lines, columns, i, em, joins[-1] == "")
+                  and not _item_goes_on(lines, columns, i, em, pitch))
+              or abs(a.size - b.size) > max(0.15 * em, 3 * noise)
               or (a_right - a.right > SHORT * em
                   and (a.text.rstrip()[-1:] in _ENDS
-                       or a.right - (a.x or 0.0) < 0.6 * (a_right - a_left)))):
+                       or a.right - (a.x or 0.0) < 0.6 * (a_right - a_left)
+                       or (indented and not under_item)))):
             joins.append("\n\n")
         else:
             joins.append("")
     return joins
 
 
+def _item_goes_on(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
+                  em: float, pitch: float | None) -> bool:
+    """Whether line `i`, set in under a full line that ends no sentence and followed by a
+    paragraph gap (or nothing), is the last line of a two-line hanging indent (a description
+    list's item: texlive-zh-cn.pdf's `就是你首先该找的｜地方`) rather than a one-line
+    paragraph's indented first line: a paragraph rarely ends mid-sentence at the column's
+    edge. Only for body text (a column 15 characters wide or more, the full line at its edge,
+    one font size), not the labels of a diagram (GeoBase_NHNC1_Data_Model_UML_EN.pdf)."""
+    a, b = lines[i - 1], lines[i]
+    if a.x is None or b.x is None or pitch is None or i - 1 not in columns:
+        return False
+    left, right = columns[i - 1]
+    body = right - left >= 15 * em and a.x - left < 0.5 * em and abs(a.size - b.size) < 0.15 * em
+    full = right - a.right <= SHORT * em and a.text.rstrip()[-1:] not in _ENDS
+    c = lines[i + 1] if i + 1 < len(lines) else None
+    gap_after = (c is None or not c.text.strip() or c.y is None or b.y is None
+                 or b.y - c.y > GAP * pitch)
+    return body and full and b.x - a.x > INDENT * em and gap_after
+
+
+def _size_noise(lines: list[Line]) -> float:
+    """The usual change of font size from one line to the next on a page: 0 where its body
+    lines share a size (typeset), about 3 pt in an OCR'd scan, whose engine sizes each line's
+    text to its box (13.7 to 19.1 pt within one paragraph of pdfplumber's pr-136-example.pdf),
+    so that only a change well beyond it marks a heading."""
+    changes = [abs(a.size - b.size) for a, b in itertools.pairwise(lines)
+               if a.y is not None and b.y is not None and a.text.strip() and b.text.strip()
+               and 0 < a.y - b.y < 3 * max(a.size, 1.0)]
+    return statistics.median(changes) if changes else 0.0
+
+
 def _starts(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
-             em: float) -> bool:
+            em: float, joined: bool = True) -> bool:
     """Whether line `i` starts a paragraph by its indent, within its column: set in from the
-    lines around it (a first-line indent), or set out from a run of lines set in (a hanging
-    indent, where the lines after a paragraph's first are the ones set in)."""
+    lines around it (a first-line indent, unless the line before is a numbered or bulleted
+    item, whose next lines may be set in under its text), or set out from a run of lines set
+    in (a hanging indent, where the lines after a paragraph's first are the ones set in: so
+    the line after it is set in too, else it is the second line of a paragraph under an
+    indented heading, and the run set in is lines of one paragraph, `joined`: the line before
+    continues its own)."""
 
     def inset(j: int) -> float | None:
         if 0 <= j < len(lines) and lines[j].x is not None and j in columns:
@@ -197,12 +241,18 @@ def _starts(lines: list[Line], columns: dict[int, tuple[float, float]], i: int,
         return False
     step = INDENT * em
     if here - before > step:  # set in: a first line unless the lines go on set in
+        if ITEM.match(lines[i - 1].text):
+            return False  # set in under a numbered or bulleted item's text: it goes on
         if after is not None:
             return here - after > step
         return earlier is None or abs(earlier - here) > step
-    return before - here > step and earlier is not None and abs(earlier - before) <= step
+    return (joined and before - here > step and earlier is not None
+            and abs(earlier - before) <= step and (after is None or after - here > step))
 
 
+# an item's number or bullet: "1.", "2)", "(3)", "一、", "（四）", "a.", "[5]" (a reference), "•"
+ITEM = re.compile(r"\s*(?:[(（]?(?:\d{1,3}|[一二三四五六七八九十]{1,3}|[A-Za-z])[.．)）、]"
+                   r"|[(（](?:\d{1,3}|[一二三四五六七八九十]{1,3})[)）]|\[\d{1,3}\]|[•●○■□▪◦◆◇►▶])")
 _ENDS = frozenset("。！？!?；;….”’」』）)】》\"'")
 _HYPHEN_TAIL = re.compile(r"([^\W\d_]{2,})-$")
 _HEAD_WORD = re.compile(r"^([^\W\d_]+)")
