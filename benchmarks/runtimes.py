@@ -13,7 +13,9 @@ body differs:
 
 - `sentence-transformers`: `SentenceTransformer.encode` (torch fp32, batch 32): the baseline.
 - `onnxruntime fp32`: the provisioned fp32 body (the quality reference).
-- `onnxruntime int8 (default)`: what `semsearch index` encodes with now (the checked int8 body).
+- `semsearch index (default)`: what `semsearch index` encodes with on this CPU — the path
+  provisioning measured fastest within fp32's quality (models/sessions.py); its profile row is
+  the checked int8 body's (`onnxruntime int8 body`).
 - `openvino fp32` / `openvino bf16`: the fp32 ONNX body compiled by OpenVINO's CPU plugin with
   inference precision f32 / bf16 (bf16 runs where OpenVINO reports it: AMX or AVX512_BF16).
 - `openvino int8`: NNCF post-training quantisation of that body (model type transformer: int8
@@ -80,7 +82,8 @@ CHUNK = 128
 PROFILE_PASSAGES = 64
 CALIBRATION = 128  # seeds passages NNCF calibrates the int8 activations on
 BASELINE, REFERENCE, DEFAULT = ("sentence-transformers", "onnxruntime fp32",
-                                "onnxruntime int8 (default)")
+                                "semsearch index (default)")
+INT8_BODY = "onnxruntime int8 body"  # the checked int8 body, profiled beside fp32
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,8 @@ class Runtime:
 RUNTIMES = (
     Runtime(BASELINE, None, "torch fp32, batch 32 (baseline)", quality=False),
     Runtime(REFERENCE, None, "provisioned fp32 body (quality reference)"),
-    Runtime(DEFAULT, None, "checked int8 body: what `semsearch index` uses now"),
+    Runtime(DEFAULT, None, "what `semsearch index` encodes with on this CPU (the path "
+                           "provisioning measured: models/sessions.py)"),
     Runtime("openvino fp32", "openvino", "OpenVINO CPU plugin, f32", quality=False),
     Runtime("openvino bf16", "openvino", "OpenVINO CPU plugin, bf16 (AMX or AVX512_BF16)"),
     Runtime("openvino int8", "nncf", "NNCF PTQ: int8 MatMuls incl. attention, SmoothQuant"),
@@ -404,7 +408,7 @@ def profiles(chosen: Sequence[Runtime], model_dir: Path, work: Path, passages: l
     work_batches = [[ids[i] for i in rows]
                     for rows in make_batches([len(x) for x in ids], 32, 2048)]
     out = {REFERENCE: profile_onnxruntime(model_dir, BODY, work_batches, base, work),
-           DEFAULT: profile_onnxruntime(model_dir, BODY_INT8, work_batches, base, work)}
+           INT8_BODY: profile_onnxruntime(model_dir, BODY_INT8, work_batches, base, work)}
     names = {r.name for r in chosen}
     if any(n.startswith("openvino") for n in names):
         import openvino as ov
