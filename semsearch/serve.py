@@ -120,21 +120,13 @@ BACKLOG = 64  # searches waiting for a worker beyond which new ones get 503 at o
 # 74 / 149 / 176 / 201 vs 69 / 120 / 161 / 181; at 32 clients every batch had all 32.
 # Results: benchmarks/results/service.md
 BATCH_RUNNERS = 1  # at least; one per query stream (query_streams)
-# The service's bf16 query body (OpenVINO) runs each batch on one thread (passages still use
-# every core). Two threads split each small batch and waited for each other in sched_yield (a
-# quarter of py-spy's samples of the server at 8 clients). AMD EPYC, 2 cores, seeds, hybrid,
-# same runs, server CPU ms per request, 2 threads → 1 (a machine loaded by other jobs, so
-# requests/s mean little): 1 client 20.0 / 20.5 → 18.1 / 15.9, 8 clients 16.2 / 12.8 / 15.5 →
-# 12.4 / 11.0 / 11.9, 32 clients 11.5 / 12.2 / 14.0 → 10.4 / 10.8 / 10.9.
-# SEMSEARCH_QUERY_STREAMS=2 runs two batches at once (two batch runners, an OpenVINO stream of
-# one thread each), so that both cores can embed: on the loaded machine no better than one
-# (CPU ms per request at 1 / 8 / 32 clients 16.4 / 13.1 / 11.7 against 16.7 / 12.3 / 11.0,
-# requests/s 32 / 38 / 39 against 29 / 33 / 40, p99 at 32 clients 1.43 s against 1.23 s; a
-# benchmarks/service.py run: 13.3 / 11.2 against 10.9 / 10.8 CPU ms at 8 / 32 clients). On a
-# quiet machine, where one thread leaves a core idle, it may be: `benchmarks/service.py
-# --baseline-env SEMSEARCH_QUERY_STREAMS=2`. benchmarks/service.py against the two-thread code
-# in one run (loaded machine): server CPU ms per request at 1 / 8 / 32 clients 16.7 / 10.3 /
-# 10.1 against 21.2 / 12.0 / 12.4, requests/s 46 / 89 / 86 against 51 / 94 / 82.
+# One query stream by default, on every core: each batch split over the two threads. Measured
+# on a quiet AMD EPYC (2 cores, bf16 queries), seeds, hybrid, benchmarks/service.py in one run
+# (2026-12-07), requests/s at 1 / 8 / 32 clients: two threads, one stream 73.8 / 137.9 / 135.9
+# (p99 at 32: 360 ms); one thread, one stream 53.7 / 86.9 / 92.5 — it cost 11 instead of 13 ms
+# of CPU per request (two threads wait for each other in sched_yield) but left a core idle;
+# SEMSEARCH_QUERY_STREAMS=2 (two batches at once, one thread each) 56.2 / 96.4 / 160.0 (p99 at
+# 32: 410 ms): better only when 32 clients keep both streams full, so it is an option.
 QUERY_STREAMS_ENV = "SEMSEARCH_QUERY_STREAMS"
 BATCH_WINDOW = 0.002
 BATCH_MAX_WAIT = 0.008
@@ -780,8 +772,9 @@ async def bounded(future: Future[Any], timeout: float, limit: float | None = Non
 
 
 def query_streams() -> int:
-    """How many query batches run at once, one thread each (SEMSEARCH_QUERY_STREAMS, default 1:
-    see BATCH_RUNNERS); QueryError for a value that is not 1 to this machine's CPU count."""
+    """How many query batches run at once (SEMSEARCH_QUERY_STREAMS, default 1, on every core;
+    more: one thread each, see BATCH_RUNNERS); QueryError for a value that is not 1 to this
+    machine's CPU count."""
     value = os.environ.get(QUERY_STREAMS_ENV, "").strip() or "1"
     most = os.cpu_count() or 1
     if not (value.isascii() and value.isdigit() and 1 <= int(value) <= most):
@@ -824,7 +817,8 @@ def run(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
     index.search("warm up", k=1)  # load the encoder and the lexical dictionary now, not later
     runner = getattr(index.encoder, "runner", None)
     if runner is not None:  # tokenise with `tokenizers` (Rust) from now on: loaded now, not then
-        runner.warm(MAX_BATCH, threads=streams, streams=streams)  # a thread each
+        # one stream: every core on each batch; more: a thread each (see the measurements above)
+        runner.warm(MAX_BATCH, threads=streams if streams > 1 else None, streams=streams)
     uvicorn.Server(uvicorn_config(app, host, port)).run()
 
 
