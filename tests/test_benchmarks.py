@@ -489,7 +489,7 @@ def test_runtimes_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         assert positive(row["tokens_per_s"], row["gflops"], row["pct_of_gemm_peak"]), name
         assert report["min_cosine_sample"][name] > 0.98, name
     assert report["min_cosine_sample"][script.REFERENCE] > 0.99999
-    assert positive(*report["profile"][script.DEFAULT].values())
+    assert positive(*report["profile"][script.INT8_BODY].values())
     assert report["peak"]["gemm_fp32_gflops"] > 0
 
 
