@@ -46,7 +46,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -59,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from service import start_server  # benchmarks/service.py, beside this script
+from service import start_server, stop  # benchmarks/service.py, beside this script
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -353,17 +352,6 @@ def mapped_copy(index: Path) -> dict[str, Any]:
     return out
 
 
-def stop(process: subprocess.Popen[Any]) -> None:
-    """SIGTERM the service if it still runs, and kill it if it has not stopped in 30 s."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def client(url: str, address: str) -> httpx.Client:
     """An HTTP client whose connections come from loopback `address` (127.0.0.x): the service
     keys fair admission by client address."""
@@ -497,7 +485,7 @@ def scale(seconds: float, rounds: int, passages: int = SCALE_PASSAGES) -> dict[s
             report["new_filter_attack"] = new_filter_attack(url, seconds)
             report["alive_after"] = process.poll() is None
         finally:
-            stop(process)
+            stop(process, grace=30)
         return report
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -593,7 +581,7 @@ def truncations(passages: int, trials: int, mmap_above: int | None) -> dict[str,
                 thread.stop.set()
             for thread in load:
                 thread.join(40)
-            stop(process)
+            stop(process, grace=30)
         report["load_statuses"] = dict(statuses)
         return report
     finally:
@@ -697,7 +685,7 @@ def main() -> None:
         report["alive_after"] = process.poll() is None
         report["exit_status"] = process.returncode
     finally:
-        stop(process)
+        stop(process, grace=30)
         shutil.rmtree(work, ignore_errors=True)
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -30,7 +28,7 @@ from typing import Any
 import httpx
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from service import start_server  # benchmarks/service.py, beside this script
+from service import start_server, stop  # benchmarks/service.py, beside this script
 
 from semsearch.stores import DEFAULT_INDEX
 
@@ -209,12 +207,7 @@ def main() -> None:
         health.join(10)
         alive = process.poll() is None
         start = time.perf_counter()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, grace=30)
         stop_seconds = time.perf_counter() - start
 
     report = {

@@ -82,10 +82,12 @@ def start_server(index: Path, *extra: str, code: Path = REPO,
     raise SystemExit("the service did not start")
 
 
-def stop(process: subprocess.Popen[str]) -> None:
+def stop(process: subprocess.Popen[Any], grace: float = 10) -> None:
+    """SIGTERM the service (nothing if it has exited), and kill it if it has not stopped within
+    `grace` seconds."""
     process.terminate()
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
