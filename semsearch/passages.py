@@ -141,30 +141,40 @@ def _paragraph_passages(paragraph: Paragraph, source: str, metadata: dict[str, A
                       paragraph.locate(e2), paragraph.heading, metadata)
 
 
-def merge_fragments(passages: Sequence[Passage], count: TokenCounter = estimate_tokens,
-                    max_tokens: int = MAX_TOKENS, min_chars: int = MIN_CHARS) -> list[Passage]:
-    """Merge passages shorter than `min_chars` into a neighbour of the same section, when the
-    result stays within the budget: a line of dialogue means little alone."""
+def _join_neighbours(passages: Sequence[Passage], joinable: Callable[[Passage, Passage], bool],
+                     fits: Callable[[Passage, str], bool]) -> list[Passage]:
+    """Each passage joined onto the one before it (a line apart) when both are of one source,
+    section and metadata, `joinable(before, passage)` says so and `fits(before, joined text)`."""
     merged: list[Passage] = []
     for passage in passages:
         if merged:
             last = merged[-1]
-            short = len(last.text) < min_chars or len(passage.text) < min_chars
-            if (short and last.heading == passage.heading and last.source == passage.source
-                    and last.metadata == passage.metadata):
+            if (last.heading == passage.heading and last.source == passage.source
+                    and last.metadata == passage.metadata and joinable(last, passage)):
                 text = f"{last.text}\n{passage.text}"
-                if count(text) <= max_tokens:
+                if fits(last, text):
                     merged[-1] = replace(last, text=text, end=passage.end)
                     continue
         merged.append(passage)
     return merged
 
 
+def merge_fragments(passages: Sequence[Passage], count: TokenCounter = estimate_tokens,
+                    max_tokens: int = MAX_TOKENS, min_chars: int = MIN_CHARS) -> list[Passage]:
+    """Merge passages shorter than `min_chars` into a neighbour of the same section, when the
+    result stays within the budget: a line of dialogue means little alone."""
+    return _join_neighbours(
+        passages, lambda a, b: len(a.text) < min_chars or len(b.text) < min_chars,
+        lambda last, text: count(text) <= max_tokens)
+
+
 _SECTION_NUMBER = re.compile(r"\s*\d{1,3}[.．]\d")  # "1.2 版本演进": a heading, not an item
 
 
-def _item(text: str, item: re.Pattern[str]) -> bool:
-    return bool(item.match(text)) and not _SECTION_NUMBER.match(text)
+def _item(text: str) -> bool:
+    from semsearch.readers.pdf import ITEM
+
+    return bool(ITEM.match(text)) and not _SECTION_NUMBER.match(text)
 
 
 def pack_items(passages: Sequence[Passage], count: TokenCounter = estimate_tokens,
@@ -175,23 +185,15 @@ def pack_items(passages: Sequence[Passage], count: TokenCounter = estimate_token
     splits up to a chunk size: an item alone embeds little, and 58 of the 199 Chinese passages
     under 60 characters of the 7 public prose PDFs of benchmarks/documents.py were single
     items. For PDFs (passages carrying their pages), where a list's items are paragraphs."""
-    from semsearch.readers.pdf import ITEM
+    def joinable(last: Passage, passage: Passage) -> bool:
+        one_page = last.metadata.get("page_start") == last.metadata.get("page_end")
+        return one_page and _item(last.text) and _item(passage.text)
 
-    packed: list[Passage] = []
-    for passage in passages:
-        if packed:
-            last = packed[-1]
-            one_page = last.metadata.get("page_start") == last.metadata.get("page_end")
-            if (one_page and last.metadata == passage.metadata and last.source == passage.source
-                    and last.heading == passage.heading and _item(last.text, ITEM)
-                    and _item(passage.text, ITEM)):
-                heading = f"{last.heading}{HEADING_SEPARATOR}" if last.heading else ""
-                text = f"{last.text}\n{passage.text}"
-                if count(heading + text) <= max_tokens:
-                    packed[-1] = replace(last, text=text, end=passage.end)
-                    continue
-        packed.append(passage)
-    return packed
+    def fits(last: Passage, text: str) -> bool:
+        heading = f"{last.heading}{HEADING_SEPARATOR}" if last.heading else ""
+        return count(heading + text) <= max_tokens
+
+    return _join_neighbours(passages, joinable, fits)
 
 
 @dataclass
