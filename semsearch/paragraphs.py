@@ -54,6 +54,7 @@ class Paragraph:
 
     text: str
     members: tuple[int, ...]
+    spans: tuple[tuple[int, int], ...] = ()  # each member's text: [start, end) in `text`
 
 
 def split_paragraphs(passages: Sequence[Passage]) -> list[Paragraph]:
@@ -66,10 +67,15 @@ def split_paragraphs(passages: Sequence[Passage]) -> list[Paragraph]:
             continue
         if end - begin > 1:
             run = passages[begin:end]
-            text = " ".join(p.text for p in run)
             heading = run[0].heading
+            at = len(heading) + len(HEADING_SEPARATOR) if heading else 0
+            spans = []
+            for passage in run:
+                spans.append((at, at + len(passage.text)))
+                at += len(passage.text) + 1
+            text = " ".join(p.text for p in run)
             found.append(Paragraph(f"{heading}{HEADING_SEPARATOR}{text}" if heading else text,
-                                   tuple(range(begin, end))))
+                                   tuple(range(begin, end)), tuple(spans)))
         begin = end
     return found
 
@@ -86,3 +92,21 @@ def blend(vectors: np.ndarray, paragraphs: Sequence[Paragraph],
         rows = list(paragraph.members)
         out[rows] = (out[rows] + whole) / 2
     return out
+
+
+def token_spans(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]],
+                shift: int = 0) -> list[tuple[int, int] | None]:
+    """Token positions [first, last + 1) of each character span [start, end) of a text that
+    was tokenised after `shift` characters of prompt, from the tokenizer's `offsets` (special
+    tokens: empty): the tokens whose last character lies in the span (a "▁" piece covering
+    the space between two spans belongs to neither). None for a span the tokens stop short of
+    (the model reads its first max_tokens only), or that holds no token."""
+    ends = np.array([e - 1 if e > s else -1 for s, e in offsets], dtype=np.int64)
+    reached = int(ends.max(initial=-1)) + 1
+    out: list[tuple[int, int] | None] = []
+    for start, end in spans:
+        inside = np.flatnonzero((ends >= start + shift) & (ends < end + shift))
+        out.append((int(inside[0]), int(inside[-1]) + 1)
+                   if len(inside) and reached >= end + shift else None)
+    return out
+
