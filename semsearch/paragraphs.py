@@ -40,8 +40,9 @@ Nor read together once for both ("late chunking", tried and left out: benchmarks
 results/late_chunking.md): each cut paragraph encoded once, a member's vector the mean of its own
 tokens' states in that pass (`token_spans`, `OnnxRunner.embed_spans`; members past the 512-token
 window, 4-12%, encoded alone), reads 0.56× the blend's tokens on CMRC and DRCD, 0.78× on XQuAD.
-But such a span mean sits at cosine ~0.998 to its paragraph's vector (the member read alone:
-~0.967), so every member gets its paragraph's vector and loses what it says itself. Hybrid
+But such a span mean sits at cosine 0.997-0.998 to its paragraph's vector on every set (the
+member read alone: 0.94-0.97), so every member gets its paragraph's vector and loses what it
+says itself. Hybrid
 hits@1 / hits@5, blend → late+blend (late alone), same run (2026-12-07, bf16 indexing, AMD EPYC):
 DRCD 3257 / 3477 → 3235 / 3473 (3236 / 3474; dense hits@1 2892 → 2787), XQuAD zh→en 471 / 595 →
 476 / 587 (473 / 589), en→zh 513 / 615 → 509 / 614 (505 / 614), CMRC 982 / 998 → 982 / 996
