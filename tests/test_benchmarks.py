@@ -506,3 +506,20 @@ def test_index_e2e_smoke(tmp_path: Path) -> None:
         assert positive(*timed["seconds"], timed["x_st_encode"])
     tokens = row["tokens"]
     assert positive(tokens["baseline"], tokens["passages"], tokens["sentences"])
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_late_chunking_smoke(tmp_path: Path) -> None:
+    """The late-chunking experiment (paragraphs.py, tried and left out) still runs: every
+    recipe scored on the same questions, late chunking reading fewer tokens than the blend."""
+    report = run_smoke("late_chunking.py", tmp_path, timeout=600)
+    found = report["sets"]["cmrc-trial"]
+    assert set(found["runs"]) == {"no blend", "blend", "late+blend", "late", "late+blend ctx",
+                                  "late ctx"}
+    for modes in found["runs"].values():
+        assert 0 < modes["hybrid"]["hits@5"] <= found["queries"]
+        assert fraction(modes["dense"]["mrr@10"], modes["hybrid"]["mrr@10"])
+    assert found["cut_paragraphs"] > 0
+    assert 0 < found["tokens_late"] < found["tokens_blend"]
+    assert fraction(found["cos_late_to_paragraph"], found["cos_alone_to_paragraph"])
