@@ -77,6 +77,7 @@ from outputs import output_dir, publish  # benchmarks/outputs.py, beside this sc
 from throughput import QUALITY_MODES, TOLERANCE, flops_per_text, machine, real_text, retrieval
 
 from semsearch.models.onnx import padded, pooled
+from semsearch.models.openvino import BF16_WIDTH
 
 CHUNK = 128
 PROFILE_PASSAGES = 64
@@ -547,7 +548,7 @@ def query_paths(model_dir: Path, smoke: bool) -> tuple[dict[str, Any], dict[str,
         if bf16_capable():
             paths[SERVICE_NOW] = warm("onnx", "bf16")
             notes[SERVICE_NOW] = ("`semsearch serve` (SEMSEARCH_QUERY_PATH=auto) on a CPU with "
-                                  "bf16: each query padded to a multiple of 32 tokens")
+                                  f"bf16: each query padded to a multiple of {BF16_WIDTH} tokens")
         paths["bf16 padded batch, OpenVINO"] = warm("openvino")
         notes["bf16 padded batch, OpenVINO"] = ("`--encoder openvino`: the same body, each batch "
                                                 "padded to its longest row")

@@ -96,6 +96,7 @@ from semsearch.highlight import annotate, terms
 from semsearch.index import Index
 from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE, MAX_QUERY_CHARS
 from semsearch.search import Request as Query
+from semsearch.stores import faiss as faiss_store
 from semsearch.stores import open_store
 from semsearch.stores.generations import generation_path, live_pointer
 
@@ -815,6 +816,7 @@ def run(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
     hosts = allowed_hosts or guard.default_hosts(host)
     app = create_app(index, path, timeout=timeout, allowed_hosts=hosts, docs=docs)
     index.search("warm up", k=1)  # load the encoder and the lexical dictionary now, not later
+    faiss_store.single_threaded()  # the encoder's threads have the cores (see its docstring)
     runner = getattr(index.encoder, "runner", None)
     if runner is not None:  # tokenise with `tokenizers` (Rust) from now on: loaded now, not then
         # one stream: every core on each batch; more: a thread each (see the measurements above)

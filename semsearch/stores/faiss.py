@@ -102,6 +102,20 @@ def _faiss() -> Any:
     return faiss
 
 
+def single_threaded() -> None:
+    """Search on the calling thread only, in this whole process (the service's choice).
+
+    FAISS splits a search over OpenMP threads, which spin for a while after each search; in the
+    service the encoder's own threads already use every core, and the spinning took CPU from
+    them. In-process on the 2-core AMD EPYC (seeds, hybrid, bf16 queries; machine shared, CPU
+    time per query): everything but the encoder 12.5-14.7 → 2.9-3.0 ms alone and 3.2-3.5 →
+    1.5-1.8 ms in batches of 8, the encoder itself a little less too; OMP_WAIT_POLICY=PASSIVE
+    did as well, but must be set before faiss loads. Flat search over 101k vectors, 1 thread
+    against 2 on the same busy machine: 25-27 against 91-114 ms wall for one query, 185-190
+    against 198-213 for 8, ~750 for 32 either way."""
+    _faiss().omp_set_num_threads(1)
+
+
 def _passage_json(pid: int, passage: Passage) -> str:
     record = {
         "id": pid, "text": passage.text, "source": passage.source,
