@@ -310,9 +310,10 @@ def test_killed_build_resumes_to_the_same_index(corpus: Path, tiny_model: Path,
 def test_killed_sentence_build_resumes_to_the_same_index(corpus: Path, tiny_model: Path,
                                                          tmp_path: Path) -> None:
     """Granularity "sentence" encodes passages, then sentences, in one checkpointed run: killed
-    after 4 chunks of 12 of its 76 texts (44 passages, then 32 sentences: the kill falls among
-    the sentences, the chunk before it holds both), it resumes to the index an uninterrupted build makes — passage and sentence vectors, each
-    sentence's passage and offsets, and the hits with their best sentences (issue 35)."""
+    after 4 chunks of 12 of its 76 texts (44 passages, then 32 sentences: the last chunk kept
+    holds both), it resumes to the index an uninterrupted build makes — passage and sentence
+    vectors, each sentence's passage and offsets, and the hits with their best sentences
+    (issue 35: "kill-and-resume still equal")."""
     from .test_index import vectors
 
     env = {"SEMSEARCH_CHECKPOINT_EVERY": "12"}
