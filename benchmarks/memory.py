@@ -154,8 +154,9 @@ def markdown(report: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="4000,40000", help="records per run, comma-separated")
-    parser.add_argument("--real-records", type=int, default=4000,
-                        help="records indexed with the real encoder (the model's cost included)")
+    parser.add_argument("--real-records", type=int, default=None,
+                        help="records indexed with the real encoder (the model's cost included; "
+                             "default 4000, --smoke 100; 0: no real-encoder row)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to a temporary dir")
     parser.add_argument("--granularity", choices=("passage", "sentence"), default="passage",
                         help="build with sentence vectors too (writes memory-sentences.*)")
@@ -167,7 +168,8 @@ def main() -> None:
         print(json.dumps(child(args.child, args.real, args.granularity)))
         return
     sizes = [200] if args.smoke else [int(s) for s in args.sizes.split(",")]
-    real_records = 100 if args.smoke else args.real_records
+    real_records = args.real_records if args.real_records is not None else \
+        100 if args.smoke else 4000
     runs = [run(real_records, True, args.granularity)] if real_records > 0 else []
     runs += [run(n, False, args.granularity) for n in sizes]
     report: dict[str, Any] = {"smoke": args.smoke, "granularity": args.granularity,
