@@ -322,3 +322,37 @@ def test_sentence_vectors_are_not_copied_whole_to_build_save_or_open(
     np.testing.assert_array_equal(ours.rows, theirs.rows)
     np.testing.assert_array_equal(ours.index.reconstruct_n(0, count),
                                   theirs.index.reconstruct_n(0, count))
+
+
+def test_an_indexing_only_encoder_is_let_go_before_the_index_is_built(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine that only indexes (OpenVINO, the int8 body: not in QUERY_BACKENDS) is not kept
+    for queries; it used to stay alive while the index was built and saved — OpenVINO's, ~400
+    MB resident after encoding, beside the sentence vectors' FAISS index (a RandomEncoder here:
+    backend "random")."""
+    import weakref
+
+    from semsearch import index as index_module
+    from semsearch import stores
+    from semsearch.readers.base import Document
+
+    made: list[weakref.ref[RandomEncoder]] = []
+
+    def load_encoder(*args: Any, **kwargs: Any) -> RandomEncoder:
+        encoder = RandomEncoder()
+        made.append(weakref.ref(encoder))
+        return encoder
+
+    alive_at_create: list[bool] = []
+    create = stores.create
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        alive_at_create.append(made[0]() is not None)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(index_module, "load_encoder", load_encoder)
+    monkeypatch.setattr(stores, "create", watched)
+    text = "第一句话讲的是春天的故事。第二句话讲的是秋天的收获。"
+    built = Index.from_documents([Document("a.txt", text, "utf-8", "0" * 64)],
+                                 granularity="sentence")
+    assert alive_at_create == [False] and len(built.store.sentences) == 2  # type: ignore[attr-defined]
