@@ -33,6 +33,10 @@ One run reports:
    vectors bit for bit, BM25 answers).
 4. Query latency at that size (warm, in-process): p50/p99 per mode over real questions.
 
+`--granularity sentence` builds sentence vectors too (issue 35), kills at half of all the
+checkpointed texts (passages and sentences), also compares the sentence rows, the sentence
+vectors bit for bit and the dense hits with their best sentences, and writes
+indexing-sentences.{json,md,png} instead.
 Writes indexing.{json,md,png} to benchmarks/results/ (or `--out`); `--smoke` (a few hundred
 passages from the shipped sets alone, seconds) checks the script end to end into a temporary
 directory.
@@ -312,12 +316,23 @@ def same_index(a_dir: Path, b_dir: Path, queries: list[str]) -> dict[str, bool]:
 
     a, b = semsearch.load(a_dir), semsearch.load(b_dir)
     ids = np.array(sorted(a.store.passages))
-    return {"passages": a.passages == b.passages,
+    same = {"passages": a.passages == b.passages,
             "vectors_bit_for_bit": bool(np.array_equal(a.store.vectors(ids), b.store.vectors(ids))),
             "bm25_answers": all(
                 [h.id for h in x] == [h.id for h in y] for x, y in zip(
                     a.search_batch(queries[:50], k=10, mode="bm25"),
                     b.search_batch(queries[:50], k=10, mode="bm25"), strict=True))}
+    ours, theirs = getattr(a.store, "sentences", None), getattr(b.store, "sentences", None)
+    if ours is not None and theirs is not None:  # granularity "sentence"
+        same["sentence_rows"] = bool(np.array_equal(ours.rows, theirs.rows))
+        same["sentence_vectors_bit_for_bit"] = len(ours) == len(theirs) and bool(
+            np.array_equal(ours.index.reconstruct_n(0, len(ours)),
+                           theirs.index.reconstruct_n(0, len(theirs))))
+        same["dense_answers_and_best_sentences"] = all(
+            [h.to_dict() for h in x] == [h.to_dict() for h in y] for x, y in zip(
+                a.search_batch(queries[:50], k=10, mode="dense"),
+                b.search_batch(queries[:50], k=10, mode="dense"), strict=True))
+    return same
 
 
 def latency(index_dir: Path, queries: list[str]) -> dict[str, dict[str, float]]:
@@ -365,6 +380,8 @@ def markdown(r: dict[str, Any]) -> str:
               "|---|---|---|---|---|---|",
               f"| {i['passages']:,} | {i['seconds']} | {i['passages_per_s']} | "
               f"{i['tokens_per_s']:,} | {i['peak_rss_mb']:,} MB | {i['disk_mb']} MB |", "",
+              *([f"`--granularity sentence`: {i['sentence_vectors']:,} sentence vectors beside "
+                 "the passage vectors.", ""] if i.get("sentence_vectors") else []),
               f"Killed with SIGKILL after {k['killed_after_s']} s ({k['chunks_at_kill']} "
               f"checkpoint chunks on disk), then rerun: {k['resumed']:,} passages resumed, "
               f"the rerun took {k['rerun_seconds']} s; equal to the uninterrupted index: "
@@ -467,12 +484,16 @@ def main() -> None:
         built = semsearch.load(work / "whole")
         texts = [p.text for p in built.passages]
         tokens = sum(token_counts(texts))
+        held = getattr(built.store, "sentences", None)
+        sentence_vectors = len(held) if held is not None else 0
         index = {**whole, "passages": len(texts), "tokens": tokens,
+                 "sentence_vectors": sentence_vectors,
                  "passages_per_s": round(len(texts) / whole["seconds"], 1),
                  "tokens_per_s": round(tokens / whole["seconds"]),
                  "disk_mb": disk_mb(work / "whole")}
         print(f"index: {index['seconds']} s, {index['peak_rss_mb']} MB", flush=True)
-        chunks = -(-len(texts) // checkpoint.CHUNK)
+        # the checkpoint's texts: passages, then (granularity sentence) their sentences
+        chunks = -(-(len(texts) + sentence_vectors) // checkpoint.CHUNK)
         half = max(1, chunks // 2)
         killed = run_index(corpus, work / "resumed", kill_at_chunks=half)
         rerun = run_index(corpus, work / "resumed")
@@ -495,13 +516,14 @@ def main() -> None:
                "peak": peak, "throughput": {"passages": len(sample), "tokens": sum(lengths),
                                             "rounds": args.rounds, "encoders": table},
                "index": index, "resume": resume, "queries": len(queries), "latency": times}
+    name = "indexing-sentences" if args.granularity == "sentence" else "indexing"
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "indexing.json").write_text(json.dumps(results, indent=1) + "\n",
-                                           encoding="utf-8")
-    (out_dir / "indexing.md").write_text(markdown(results), encoding="utf-8")
-    plot(results, out_dir / "indexing.png")
+    (out_dir / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n",
+                                          encoding="utf-8")
+    (out_dir / f"{name}.md").write_text(markdown(results), encoding="utf-8")
+    plot(results, out_dir / f"{name}.png")
     print(markdown(results))
-    print(f"wrote {out_dir}/indexing.{{json,md,png}}")
+    print(f"wrote {out_dir}/{name}.{{json,md,png}}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,31 @@ def encode_resumable(texts: Sequence[str], encode: Encode, directory: Path | Non
     """Vectors of `texts`, encoded CHUNK at a time; with a `directory`, finished chunks are
     kept there and reused by the next call over the same texts and model. Returns the vectors
     and how many passages were taken from the directory (already encoded)."""
-    out = np.zeros((len(texts), dimension), dtype=np.float32)
+    (out,), reused = encode_parts(texts, encode, directory, model_key, dimension, progress)
+    return out, reused
+
+
+def encode_parts(texts: Sequence[str], encode: Encode, directory: Path | None, model_key: str,
+                 dimension: int, progress: ProgressFn | None = None,
+                 parts: Sequence[tuple[int, type[np.floating[Any]]]] = (),
+                 ) -> tuple[list[np.ndarray], int]:
+    """`encode_resumable`, with the vectors of consecutive runs of `texts` kept in arrays of
+    their own: `parts` gives each run's (count, dtype); default one float32 array. Sentence
+    vectors are kept as float16, the precision their index holds them at: at 101k passages
+    their 422k vectors took 648 MB as float32 (benchmarks/memory.py). Checkpoint chunks stay
+    float32 whatever the parts, so an interrupted build resumes whichever way it was run."""
+    parts = parts or [(len(texts), np.float32)]
+    if sum(count for count, _ in parts) != len(texts):
+        raise ValueError(f"parts of {[count for count, _ in parts]} for {len(texts)} texts")
+    outs = [np.zeros((count, dimension), dtype=dtype) for count, dtype in parts]
+    starts = np.cumsum([0] + [count for count, _ in parts]).tolist()
+
+    def keep(begin: int, vectors: np.ndarray) -> None:
+        for out, first in zip(outs, starts, strict=False):
+            lo, hi = max(begin, first), min(begin + len(vectors), first + len(out))
+            if lo < hi:
+                out[lo - first:hi - first] = vectors[lo - begin:hi - begin]
+
     chunks = range(0, len(texts), CHUNK)
     reused = 0
     meta = {"model": model_key, "passages": passages_digest(texts), "count": len(texts),
@@ -63,19 +88,20 @@ def encode_resumable(texts: Sequence[str], encode: Encode, directory: Path | Non
             except (OSError, ValueError):
                 cached = None
             if cached is not None and cached.shape == (end - begin, dimension):
-                out[begin:end] = cached
+                keep(begin, cached)
                 reused += end - begin
                 if progress is not None:
                     progress(end - begin)
                 continue
-        out[begin:end] = encode(texts[begin:end], progress)
+        encoded = np.asarray(encode(texts[begin:end], progress), dtype=np.float32)
+        keep(begin, encoded)
         if file is not None and directory is not None:
             try:
-                _save(file, out[begin:end])
+                _save(file, encoded)
             except OSError as exc:
                 _give_up(directory, exc)
                 directory = None
-    return out, reused
+    return outs, reused
 
 
 class CheckpointWarning(UserWarning):

@@ -318,6 +318,21 @@ def test_memory_smoke(tmp_path: Path) -> None:
 
 
 @pytest.mark.benchmark
+def test_memory_sentences_smoke(tmp_path: Path) -> None:
+    """`--granularity sentence` (issue 35): the stub encodes the sentences too, and the rows say
+    how many sentence vectors were added and what the index takes on disk."""
+    report = run_smoke("memory.py", tmp_path, "--granularity", "sentence", "--real-records", "0",
+                       report="memory-sentences")
+    assert report["granularity"] == "sentence"
+    (run,) = report["runs"]
+    assert run["encoder"] == "stub" and run["sentence_vectors"] > run["passages"] > 0
+    steps = list(run["steps_mb"].values())
+    assert "sentence vectors added" in run["steps_mb"] and steps == sorted(steps)
+    assert run["peak_rss_mb"] >= steps[-1] > 0 and run["disk_mb"] > 0
+    assert "| sentence vectors |" in (tmp_path / "memory-sentences.md").read_text("utf-8")
+
+
+@pytest.mark.benchmark
 @pytest.mark.slow
 def test_indexing_smoke(tmp_path: Path) -> None:
     report = run_smoke("indexing.py", tmp_path)

@@ -305,3 +305,40 @@ def test_killed_build_resumes_to_the_same_index(corpus: Path, tiny_model: Path,
     a, b = semsearch.load(out), semsearch.load(whole)
     assert a.passages == b.passages
     np.testing.assert_array_equal(vectors(a), vectors(b))
+
+
+def test_killed_sentence_build_resumes_to_the_same_index(corpus: Path, tiny_model: Path,
+                                                         tmp_path: Path) -> None:
+    """Granularity "sentence" encodes passages, then sentences, in one checkpointed run: killed
+    after 4 chunks of 12 of its 76 texts (44 passages, then 32 sentences: the last chunk kept
+    holds both), it resumes to the index an uninterrupted build makes — passage and sentence
+    vectors, each sentence's passage and offsets, and the hits with their best sentences
+    (issue 35: "kill-and-resume still equal")."""
+    from .test_index import vectors
+
+    env = {"SEMSEARCH_CHECKPOINT_EVERY": "12"}
+    args = ["--model", str(tiny_model), "--granularity", "sentence"]
+    out, whole = tmp_path / "resumed", tmp_path / "whole"
+    killed = run_cli("index", str(corpus), "--out", str(out), *args,
+                     env={**env, "SEMSEARCH_FAILPOINT": "after-chunk-000003"})
+    assert killed.returncode == -signal.SIGKILL
+    assert len(list((out / ".checkpoint").glob("chunk-*.npy"))) == 4
+    resumed = run_cli("index", str(corpus), "--out", str(out), *args, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed:" in resumed.stderr and not (out / ".checkpoint").exists()
+    assert run_cli("index", str(corpus), "--out", str(whole), *args,
+                   env=env).returncode == 0
+    a, b = semsearch.load(out), semsearch.load(whole)
+    assert a.manifest.granularity == b.manifest.granularity == "sentence"
+    assert a.passages == b.passages
+    np.testing.assert_array_equal(vectors(a), vectors(b))
+    ours, theirs = a.store.sentences, b.store.sentences  # type: ignore[attr-defined]
+    assert len(a.passages) < 4 * 12 < len(a.passages) + len(ours)  # killed among the sentences
+    np.testing.assert_array_equal(ours.rows, theirs.rows)
+    np.testing.assert_array_equal(ours.index.reconstruct_n(0, len(ours)),
+                                  theirs.index.reconstruct_n(0, len(theirs)))
+    for mode in ("dense", "hybrid"):
+        found = [a.search_batch(QUERIES, k=5, mode=mode), b.search_batch(QUERIES, k=5, mode=mode)]
+        assert [[h.to_dict() for h in hits] for hits in found[0]] == \
+            [[h.to_dict() for h in hits] for hits in found[1]]
+        assert any(h.best_sentence is not None for hits in found[0] for h in hits)

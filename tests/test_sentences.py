@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import tracemalloc
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ import semsearch
 from semsearch import sentences
 from semsearch.errors import IndexLoadError, UsageError
 from semsearch.index import Index
+from semsearch.models.encoder import ModelInfo
 from semsearch.stores import migrate
 from semsearch.stores import sentences as sentence_store
 from semsearch.stores.generations import live_dir
@@ -245,3 +249,110 @@ def test_cli_builds_and_reports_a_sentence_index(tiny_model: Path, tmp_path: Pat
     hit = json.loads(found.output.splitlines()[0])["hits"][0]
     sentence = hit["best_sentence"]
     assert 0 <= sentence["start"] < sentence["end"] <= len(hit["text"])
+
+
+# --- memory: sentence vectors are the bulk of a sentence index --------------------------------
+
+
+class RandomEncoder:
+    """Random unit vectors (benchmarks/memory.py's stub): a build without a model."""
+
+    info = ModelInfo("random", "0" * 64, 1024)
+    backend, max_tokens = "random", 512
+
+    def count_tokens(self, text: str) -> int:
+        return len(text) + 2
+
+    def encode_passages(self, texts: Sequence[str], progress: Any = None) -> np.ndarray:
+        rng = np.random.default_rng(len(texts))
+        vectors = rng.standard_normal((len(texts), 1024), dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        if progress is not None:
+            progress(len(texts))
+        return vectors
+
+
+def traced_peak(step: Callable[[], Any]) -> tuple[Any, int]:
+    """What `step` returns and the most memory Python and NumPy held at once while it ran,
+    above what they held before (tracemalloc: FAISS's own C++ memory is not counted)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = step()
+        return result, tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_sentence_vectors_are_not_copied_whole_to_build_save_or_open(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 97.5k passages a sentence build peaked at 3,020 MB resident (benchmarks/memory.py;
+    issue 35 allows 2 GB at 101k): the 422k sentence vectors were held as float32 by the
+    encoding loop, then copied as float16 and again as float16-rounded float32 beside FAISS's
+    own copy to be added, and copied whole once more to be saved and to be opened. Beside the
+    FAISS index, a build may now hold them only as float16 (with the passage vectors and texts:
+    under one float32 copy), saving and opening only a block at a time."""
+    from semsearch import checkpoint
+    from semsearch import index as index_module
+    from semsearch.readers.base import Document
+
+    monkeypatch.setattr(index_module, "load_encoder", lambda *a, **k: RandomEncoder())
+    monkeypatch.setattr(checkpoint, "CHUNK", 64)  # the encoder's own batches: not measured
+    monkeypatch.setattr(sentence_store, "BLOCK", 256)
+    Index.from_documents([Document("warm.txt", "先把分词词典和模块都加载好。再开始量内存。" * 3,
+                                   "utf-8", "0" * 64)], granularity="sentence")
+    documents = []
+    for d in range(2):
+        text = "\n\n".join("".join(f"第{p}段第{s}句讲的是文档{d}里的一件小事情。"
+                                   for s in range(20)) for p in range(150))
+        documents.append(Document(f"{d}.txt", text, "utf-8", f"{d:064d}"))
+    built, build_peak = traced_peak(
+        lambda: Index.from_documents(documents, granularity="sentence"))
+    count = len(built.store.sentences)  # type: ignore[attr-defined]
+    assert count > 5_000 and count > 8 * len(built.passages)
+    as_float32 = count * 1024 * 4  # 24.6 MB
+    # float16 (0.5), the passage vectors (0.1) and texts: no whole float32 copy (was 2.9)
+    assert build_peak < as_float32, build_peak / as_float32
+    ours = built.store.sentences  # type: ignore[attr-defined]
+    _, save_peak = traced_peak(lambda: ours.save(tmp_path))
+    assert save_peak < 0.1 * as_float32, save_peak / as_float32  # was 1.0
+    theirs, open_peak = traced_peak(
+        lambda: sentence_store.SentenceVectors.load(tmp_path, 1024))
+    assert open_peak < 0.1 * as_float32, open_peak / as_float32  # was 1.0
+    np.testing.assert_array_equal(ours.rows, theirs.rows)
+    np.testing.assert_array_equal(ours.index.reconstruct_n(0, count),
+                                  theirs.index.reconstruct_n(0, count))
+
+
+def test_an_indexing_only_encoder_is_let_go_before_the_index_is_built(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine that only indexes (OpenVINO, the int8 body: not in QUERY_BACKENDS) is not kept
+    for queries; it used to stay alive while the index was built and saved — OpenVINO's, ~400
+    MB resident after encoding, beside the sentence vectors' FAISS index (a RandomEncoder here:
+    backend "random")."""
+    import weakref
+
+    from semsearch import index as index_module
+    from semsearch import stores
+    from semsearch.readers.base import Document
+
+    made: list[weakref.ref[RandomEncoder]] = []
+
+    def load_encoder(*args: Any, **kwargs: Any) -> RandomEncoder:
+        encoder = RandomEncoder()
+        made.append(weakref.ref(encoder))
+        return encoder
+
+    alive_at_create: list[bool] = []
+    create = stores.create
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        alive_at_create.append(made[0]() is not None)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(index_module, "load_encoder", load_encoder)
+    monkeypatch.setattr(stores, "create", watched)
+    text = "第一句话讲的是春天的故事。第二句话讲的是秋天的收获。"
+    built = Index.from_documents([Document("a.txt", text, "utf-8", "0" * 64)],
+                                 granularity="sentence")
+    assert alive_at_create == [False] and len(built.store.sentences) == 2  # type: ignore[attr-defined]

@@ -54,6 +54,8 @@ SENTENCE_MIX = 0.6
 # Sentences ranked per query to find candidate passages (beside the passage ranking's own)
 SENTENCE_DEPTH = 100
 GRANULARITIES = (PASSAGE, SENTENCE)
+# Vectors converted at a time when sentence vectors are copied into or out of a FAISS index
+BLOCK = 16384
 
 
 def _faiss() -> Any:
@@ -91,8 +93,7 @@ class SentenceVectors:
             return
         if len(self.rows) and rows[:, 0].min() < self.rows[-1, 0]:
             raise ValueError("sentences must be added in passage-id order")
-        rounded = np.asarray(vectors, dtype=np.float16).astype(np.float32)
-        self.index.add(np.ascontiguousarray(rounded))
+        _append(self.index, vectors, np.float32)
         self.rows = np.concatenate([self.rows, rows])
 
     def remove(self, passage_ids: np.ndarray) -> int:
@@ -109,8 +110,7 @@ class SentenceVectors:
         faiss = _faiss()
         codes = faiss.IndexScalarQuantizer(self.index.d, faiss.ScalarQuantizer.QT_fp16,
                                            faiss.METRIC_INNER_PRODUCT)
-        if self.index.ntotal:
-            codes.add(self.index.reconstruct_n(0, self.index.ntotal))
+        _append(codes, _held(self.index, np.float32), np.float16)
         faiss.write_index(codes, str(folder / VECTORS))
         with (folder / ROWS).open("wb") as handle:
             np.save(handle, self.rows, allow_pickle=False)
@@ -119,9 +119,11 @@ class SentenceVectors:
     def load(cls, folder: Path, dimension: int) -> SentenceVectors:
         faiss = _faiss()
         codes = faiss.read_index(str(folder / VECTORS))
+        if not isinstance(codes, faiss.IndexScalarQuantizer) \
+                or codes.sq.qtype != faiss.ScalarQuantizer.QT_fp16:
+            raise ValueError(f"{VECTORS} holds no float16 sentence vectors")
         index = faiss.IndexFlatIP(codes.d)
-        if codes.ntotal:
-            index.add(codes.reconstruct_n(0, codes.ntotal))
+        _append(index, _held(codes, np.float16), np.float32)
         rows = np.load(folder / ROWS, allow_pickle=False)
         if index.d != dimension or index.ntotal != len(rows) or rows.ndim != 2 \
                 or rows.shape[1] != 3:
@@ -167,6 +169,33 @@ class SentenceVectors:
             ) -> tuple[tuple[np.ndarray, np.ndarray], list[dict[int, BestSentence]]]:
         """See the module function `mix`."""
         return mix(self, queries, dense, depth, passage_vectors, allowed, weight)
+
+
+def _held(index: Any, dtype: type[np.floating[Any]]) -> np.ndarray:
+    """The vectors a flat FAISS `index` holds, as a NumPy view of its codes (no copy): `dtype`
+    float32 for an IndexFlat, float16 for a QT_fp16 IndexScalarQuantizer (IEEE halves, one per
+    dimension). Valid until the index changes."""
+    count = index.ntotal
+    if not count:
+        return np.zeros((0, index.d), dtype=dtype)
+    raw = _faiss().rev_swig_ptr(index.codes.data(), count * index.code_size)
+    return raw.view(dtype).reshape(count, index.d)
+
+
+def _append(index: Any, vectors: np.ndarray, dtype: type[np.floating[Any]]) -> None:
+    """Append `vectors`, rounded to float16, to a flat FAISS `index` holding `dtype` (see
+    `_held`) by writing its codes BLOCK vectors at a time. FAISS's `add` takes one float32
+    array, a whole copy beside its own: with the rounding, a sentence build at 101k passages
+    peaked at 3,020 MB resident (2 GB allowed; benchmarks/results/memory-sentences.md)."""
+    first, count = index.ntotal, len(vectors)
+    if not count:
+        return
+    index.codes.resize((first + count) * index.code_size)
+    index.ntotal = first + count
+    held = _held(index, dtype)
+    for begin in range(0, count, BLOCK):
+        held[first + begin:first + begin + BLOCK] = np.asarray(vectors[begin:begin + BLOCK],
+                                                               dtype=np.float16)
 
 
 class Sentences(Protocol):
