@@ -273,13 +273,18 @@ class _Patched:
     @contextlib.contextmanager
     def variant(self, dense_weight: float = 0.5, sentence_list: float = 0.0,
                 sentence_bm25: float | None = None, mix: float | None = None,
-                apart: bool = False) -> Any:
+                apart: bool = False, mix_by_coverage: tuple[float, float] | None = None,
+                ) -> Any:
         """`dense_weight`: the dense share of weighted fusion (BM25 has the rest × coverage);
         `sentence_list`: weight of a third ranking, each passage's best-sentence cosine;
         `sentence_bm25`: a passage's BM25 = this × its own + (1 − this) × its best sentence's
         BM25 (sentences indexed as their own collection); `mix`: SENTENCE_MIX; `apart`: the
         passage cosines and best-sentence cosines fused as two rankings, each normalised on
-        its own, with the dense weight split between them as SENTENCE_MIX splits it."""
+        its own, with the dense weight split between them as SENTENCE_MIX splits it;
+        `mix_by_coverage` (w at coverage 0, w at coverage 1): in hybrid only, each candidate's
+        dense score re-mixed with w moving linearly with the query's BM25 coverage (BM25
+        already holds the passage-level lexical match, so lean on the best sentence as far as
+        BM25 covers the query; the candidates stay those of SENTENCE_MIX)."""
         store = self.store
         original = {
             "weights": search_module.fusion_weights, "fuse": search_module.weighted_fusion,
@@ -298,6 +303,19 @@ class _Patched:
             best = self.best[self.row] if self.row < len(self.best) else {}
             self.row += 1
             (scores, ids), extra = runs[0], []
+            if mix_by_coverage is not None:
+                w = sentences.SENTENCE_MIX
+                dense_w, bm25_w = fused_weights
+                coverage = bm25_w / (1 - dense_w) if dense_w < 1 else 0.0
+                at0, at1 = mix_by_coverage
+                new_w = at0 + (at1 - at0) * coverage
+                cosines = np.array([best[int(i)].score if int(i) in best else float(s)
+                                    for s, i in zip(scores, ids, strict=True)],
+                                   dtype=np.float32)
+                held = np.isin(ids, list(best))
+                own = np.where(held, (scores - (1 - w) * cosines) / w, scores)
+                remixed = np.where(held, new_w * own + (1 - new_w) * cosines, scores)
+                runs = [(remixed.astype(np.float32), ids), *runs[1:]]
             if apart:
                 w = sentences.SENTENCE_MIX
                 cosines = np.array([best[int(i)].score if int(i) in best else float(s)
@@ -378,6 +396,9 @@ FUSION_VARIANTS: dict[str, dict[str, Any]] = {
     "third list best sentence 0.5": {"sentence_list": 0.5},
     "dense weight 0.6 + mix w=0.5": {"dense_weight": 0.6, "mix": 0.5},
     "dense weight 0.7 + mix w=0.4": {"dense_weight": 0.7, "mix": 0.4},
+    "mix w=0.6→0.4 by BM25 coverage": {"mix_by_coverage": (0.6, 0.4)},
+    "mix w=0.6→0.4 by coverage, dense weight 0.6": {"mix_by_coverage": (0.6, 0.4),
+                                                    "dense_weight": 0.6},
     "dense lists apart": {"apart": True},
     "dense lists apart, mix w=0.5": {"apart": True, "mix": 0.5},
     "sentence BM25 0.6": {"sentence_bm25": 0.6},
