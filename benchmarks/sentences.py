@@ -192,9 +192,24 @@ def _scored(dataset: bench.RecordSet, runs: dict[str, Any]) -> dict[str, Any]:
             for mode, run in runs.items()}
 
 
+FUSION_NOTE = (
+    "Fusion variants (`python benchmarks/sentences.py --fusion`, `FUSION_VARIANTS`): each "
+    "changes only hybrid search on the sentence index (w = 0.6 unless named); an empty dense "
+    "cell is the same as the \"sentence w=0.6\" row's. Dense weight: the dense share of "
+    "weighted fusion (0.5 in the library; BM25 has the rest × its coverage of the query). Mix "
+    "w in hybrid: SENTENCE_MIX for that run; by BM25 coverage: in hybrid only, from 0.6 at "
+    "coverage 0 to 0.4 at coverage 1. Third list: each candidate's best-sentence cosine "
+    "fused as a third ranking at that weight. Dense lists apart: passage and best-sentence "
+    "cosines fused as two rankings, 0.6 / 0.4 of the dense share. Sentence BM25 x: a "
+    "passage's BM25 = x × its own + (1 − x) × its best sentence's (sentences as their own BM25 "
+    "collection).")
+
+
 def markdown(results: dict[str, Any]) -> str:
     lines = ["Sentence vectors (stores/sentences.py): R@1 / R@5 / MRR@10, hits@1 in brackets; "
              "same index, same run per set.", ""]
+    if results.get("note"):
+        lines += [results["note"], ""]
     for name, found in results["sets"].items():
         lines += [f"## {name}: {found['queries']} queries, {found['passages']} passages, "
                   f"{found['sentence_vectors']} sentence vectors", "",
@@ -477,6 +492,7 @@ def main() -> None:
     for name in args.sets:
         blends = {"on": (True,), "off": (False,), "both": (True, False)}[args.blend]
         if args.fusion:  # variants measured before on this set are kept beside the new
+            results["note"] = FUSION_NOTE
             earlier = results["sets"].get(name, {}).get("runs", {})
             found = measure_fusion(name, args.variants)
             found["runs"] = {**earlier, **found["runs"]}
