@@ -199,7 +199,8 @@ FUSION_NOTE = (
     "weighted fusion (0.5 in the library; BM25 has the rest × its coverage of the query). Mix "
     "w in hybrid: SENTENCE_MIX for that run; by BM25 coverage: in hybrid only, from 0.6 at "
     "coverage 0 to 0.4 at coverage 1. Third list: each candidate's best-sentence cosine "
-    "fused as a third ranking at that weight. Dense lists apart: passage and best-sentence "
+    "fused as a third ranking at that weight (× coverage: scaled by BM25's coverage of the "
+    "query, as BM25's own weight is). Dense lists apart: passage and best-sentence "
     "cosines fused as two rankings, 0.6 / 0.4 of the dense share. Sentence BM25 x: a "
     "passage's BM25 = x × its own + (1 − x) × its best sentence's (sentences as their own BM25 "
     "collection).")
@@ -289,7 +290,7 @@ class _Patched:
     def variant(self, dense_weight: float = 0.5, sentence_list: float = 0.0,
                 sentence_bm25: float | None = None, mix: float | None = None,
                 apart: bool = False, mix_by_coverage: tuple[float, float] | None = None,
-                ) -> Any:
+                list_by_coverage: bool = False) -> Any:
         """`dense_weight`: the dense share of weighted fusion (BM25 has the rest × coverage);
         `sentence_list`: weight of a third ranking, each passage's best-sentence cosine;
         `sentence_bm25`: a passage's BM25 = this × its own + (1 − this) × its best sentence's
@@ -299,7 +300,8 @@ class _Patched:
         `mix_by_coverage` (w at coverage 0, w at coverage 1): in hybrid only, each candidate's
         dense score re-mixed with w moving linearly with the query's BM25 coverage (BM25
         already holds the passage-level lexical match, so lean on the best sentence as far as
-        BM25 covers the query; the candidates stay those of SENTENCE_MIX)."""
+        BM25 covers the query; the candidates stay those of SENTENCE_MIX);
+        `list_by_coverage`: the third ranking's weight scaled by that coverage too."""
         store = self.store
         original = {
             "weights": search_module.fusion_weights, "fuse": search_module.weighted_fusion,
@@ -345,7 +347,10 @@ class _Patched:
                 cosines = np.array([best[int(i)].score if int(i) in best else float(s)
                                     for s, i in zip(scores, ids, strict=True)],
                                    dtype=np.float32)
-                extra = [((cosines, ids), sentence_list)]
+                dense_w, bm25_w = fused_weights
+                share = (bm25_w / (1 - dense_w) if dense_w < 1 else 0.0) \
+                    if list_by_coverage else 1.0
+                extra = [((cosines, ids), sentence_list * share)]
             all_runs = list(runs) + [r for r, _ in extra]
             return original["fuse"](all_runs, list(fused_weights) + [w for _, w in extra])
 
@@ -409,6 +414,8 @@ FUSION_VARIANTS: dict[str, dict[str, Any]] = {
     "mix w=0.4 in hybrid": {"mix": 0.4},
     "third list best sentence 0.25": {"sentence_list": 0.25},
     "third list best sentence 0.5": {"sentence_list": 0.5},
+    "third list best sentence 0.5 × coverage": {"sentence_list": 0.5,
+                                                "list_by_coverage": True},
     "dense weight 0.6 + mix w=0.5": {"dense_weight": 0.6, "mix": 0.5},
     "dense weight 0.7 + mix w=0.4": {"dense_weight": 0.7, "mix": 0.4},
     "mix w=0.6→0.4 by BM25 coverage": {"mix_by_coverage": (0.6, 0.4)},
