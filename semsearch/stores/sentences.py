@@ -38,7 +38,7 @@ with BM25's coverage of the query: 60 / 608 / 1218 / 983 / 542 / 522. Passage an
 cosines fused as two rankings: 59 / 607 / 1217 / — / 540 / 521. BM25 at sentence level too (a
 passage's BM25 0.6 × its own + 0.4 × its best sentence's): 59 / 606 / 1216 / — / 538 / 520. DRCD
 test (3,493): passage-only 3257, w = 0.6 3316; dense share 0.6 3321, 0.7 3318; third ranking 0.5
-3338; mix by coverage 3325.
+3338, × coverage 3339; mix by coverage 3325.
 The best zh→zh, 610 (dense share 0.7 with w = 0.4), is short of one point over passage-only
 (612) and costs the seeds 2 questions; of the 25 zh→zh questions hybrid misses, 12 are missed at
 rank 1 by dense and BM25 alone both, so fusion could reach at most 620.
