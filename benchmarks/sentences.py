@@ -8,11 +8,18 @@ all in the same run. Writes benchmarks/results/sentences.json and .md.
 
     python benchmarks/sentences.py xquad-en2zh xquad-zh2en [--weights 0.5 0.6 0.7]
     python benchmarks/sentences.py --cost    # tokens, vectors, disk, indexing time, latency
+    python benchmarks/sentences.py --fusion seeds cmrc-trial drcd-test xquad-en2zh \
+        xquad-zh2en xquad-zh xquad-mixed --cache /tmp/sentence-vectors   # sentences-fusion.md
+
+`--fusion` measures, on each set's sentence index, ways of turning the sentence-mixed dense
+ranking into hybrid gains (`FUSION_VARIANTS`): the dense/BM25 balance, the mix weight in hybrid
+only, the best-sentence cosine as a third fused ranking, and BM25 at sentence level too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import pickle
@@ -23,8 +30,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from semsearch import bench
 from semsearch import index as index_module
+from semsearch import search as search_module
 from semsearch.index import Index
 from semsearch.models.encoder import load_encoder
 from semsearch.stores import sentences
@@ -182,9 +192,25 @@ def _scored(dataset: bench.RecordSet, runs: dict[str, Any]) -> dict[str, Any]:
             for mode, run in runs.items()}
 
 
+FUSION_NOTE = (
+    "Fusion variants (`python benchmarks/sentences.py --fusion`, `FUSION_VARIANTS`): each "
+    "changes only hybrid search on the sentence index (w = 0.6 unless named); an empty dense "
+    "cell is the same as the \"sentence w=0.6\" row's. Dense weight: the dense share of "
+    "weighted fusion (0.5 in the library; BM25 has the rest × its coverage of the query). Mix "
+    "w in hybrid: SENTENCE_MIX for that run; by BM25 coverage: in hybrid only, from 0.6 at "
+    "coverage 0 to 0.4 at coverage 1. Third list: each candidate's best-sentence cosine "
+    "fused as a third ranking at that weight (× coverage: scaled by BM25's coverage of the "
+    "query, as BM25's own weight is). Dense lists apart: passage and best-sentence "
+    "cosines fused as two rankings, 0.6 / 0.4 of the dense share. Sentence BM25 x: a "
+    "passage's BM25 = x × its own + (1 − x) × its best sentence's (sentences as their own BM25 "
+    "collection).")
+
+
 def markdown(results: dict[str, Any]) -> str:
     lines = ["Sentence vectors (stores/sentences.py): R@1 / R@5 / MRR@10, hits@1 in brackets; "
              "same index, same run per set.", ""]
+    if results.get("note"):
+        lines += [results["note"], ""]
     for name, found in results["sets"].items():
         lines += [f"## {name}: {found['queries']} queries, {found['passages']} passages, "
                   f"{found['sentence_vectors']} sentence vectors", "",
@@ -252,10 +278,205 @@ def cost(paragraphs: int = 200, rounds: int = 3) -> dict[str, Any]:
     return found
 
 
+class _Patched:
+    """Hooks the fusion variants set on search.py and the store, undone on exit."""
+
+    def __init__(self, store: Any, sentence_lexical: Any | None) -> None:
+        self.store, self.sentence_lexical = store, sentence_lexical
+        self.best: list[Any] = []
+        self.row = 0
+
+    @contextlib.contextmanager
+    def variant(self, dense_weight: float = 0.5, sentence_list: float = 0.0,
+                sentence_bm25: float | None = None, mix: float | None = None,
+                apart: bool = False, mix_by_coverage: tuple[float, float] | None = None,
+                list_by_coverage: bool = False) -> Any:
+        """`dense_weight`: the dense share of weighted fusion (BM25 has the rest × coverage);
+        `sentence_list`: weight of a third ranking, each passage's best-sentence cosine;
+        `sentence_bm25`: a passage's BM25 = this × its own + (1 − this) × its best sentence's
+        BM25 (sentences indexed as their own collection); `mix`: SENTENCE_MIX; `apart`: the
+        passage cosines and best-sentence cosines fused as two rankings, each normalised on
+        its own, with the dense weight split between them as SENTENCE_MIX splits it;
+        `mix_by_coverage` (w at coverage 0, w at coverage 1): in hybrid only, each candidate's
+        dense score re-mixed with w moving linearly with the query's BM25 coverage (BM25
+        already holds the passage-level lexical match, so lean on the best sentence as far as
+        BM25 covers the query; the candidates stay those of SENTENCE_MIX);
+        `list_by_coverage`: the third ranking's weight scaled by that coverage too."""
+        store = self.store
+        original = {
+            "weights": search_module.fusion_weights, "fuse": search_module.weighted_fusion,
+            "sentence_search": store.sentence_search, "lexical_search": store.lexical_search,
+            "mix": sentences.SENTENCE_MIX}
+
+        def weights(coverage: float) -> tuple[float, float]:
+            return dense_weight, (1 - dense_weight) * min(max(coverage, 0.0), 1.0)
+
+        def sentence_search(*args: Any, **kwargs: Any) -> Any:
+            dense, best = original["sentence_search"](*args, **kwargs)
+            self.best, self.row = best, 0
+            return dense, best
+
+        def fuse(runs: Any, fused_weights: Any) -> Any:
+            best = self.best[self.row] if self.row < len(self.best) else {}
+            self.row += 1
+            (scores, ids), extra = runs[0], []
+            if mix_by_coverage is not None:
+                w = sentences.SENTENCE_MIX
+                dense_w, bm25_w = fused_weights
+                coverage = bm25_w / (1 - dense_w) if dense_w < 1 else 0.0
+                at0, at1 = mix_by_coverage
+                new_w = at0 + (at1 - at0) * coverage
+                cosines = np.array([best[int(i)].score if int(i) in best else float(s)
+                                    for s, i in zip(scores, ids, strict=True)],
+                                   dtype=np.float32)
+                held = np.isin(ids, list(best))
+                own = np.where(held, (scores - (1 - w) * cosines) / w, scores)
+                remixed = np.where(held, new_w * own + (1 - new_w) * cosines, scores)
+                runs = [(remixed.astype(np.float32), ids), *runs[1:]]
+            if apart:
+                w = sentences.SENTENCE_MIX
+                cosines = np.array([best[int(i)].score if int(i) in best else float(s)
+                                    for s, i in zip(scores, ids, strict=True)],
+                                   dtype=np.float32)
+                own = np.where(np.isin(ids, list(best)), (scores - (1 - w) * cosines) / w,
+                               scores).astype(np.float32)
+                dense_w, bm25_w = fused_weights
+                return original["fuse"]([(own, ids), (cosines, ids), runs[1]],
+                                        [dense_w * w, dense_w * (1 - w), bm25_w])
+            if sentence_list:
+                cosines = np.array([best[int(i)].score if int(i) in best else float(s)
+                                    for s, i in zip(scores, ids, strict=True)],
+                                   dtype=np.float32)
+                dense_w, bm25_w = fused_weights
+                share = (bm25_w / (1 - dense_w) if dense_w < 1 else 0.0) \
+                    if list_by_coverage else 1.0
+                extra = [((cosines, ids), sentence_list * share)]
+            all_runs = list(runs) + [r for r, _ in extra]
+            return original["fuse"](all_runs, list(fused_weights) + [w for _, w in extra])
+
+        def lexical_search(queries: Any, k: int, where: Any = None) -> Any:
+            return self._sentence_bm25(queries, k, sentence_bm25)
+
+        search_module.fusion_weights = weights  # type: ignore[assignment]
+        search_module.weighted_fusion = fuse  # type: ignore[assignment]
+        store.sentence_search = sentence_search
+        if sentence_bm25 is not None:
+            store.lexical_search = lexical_search
+        if mix is not None:
+            sentences.SENTENCE_MIX = mix
+        try:
+            yield
+        finally:
+            search_module.fusion_weights = original["weights"]  # type: ignore[assignment]
+            search_module.weighted_fusion = original["fuse"]  # type: ignore[assignment]
+            vars(store).pop("sentence_search", None)  # the class's methods again
+            vars(store).pop("lexical_search", None)
+            sentences.SENTENCE_MIX = original["mix"]
+
+    def _sentence_bm25(self, queries: Any, k: int, own: float) -> Any:
+        lexical = self.store.lexical
+        units, unit_pids = self.sentence_lexical
+        scores = np.zeros((len(queries), k), dtype=np.float32)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        for row, query in enumerate(queries):
+            passage = lexical.scores(query)
+            best = np.zeros(int(lexical.ids.max()) + 1, dtype=np.float32)
+            np.maximum.at(best, unit_pids, units.scores(query))
+            mixed = own * passage + (1 - own) * best[lexical.ids]
+            top = np.argsort(-mixed, kind="stable")[:k]
+            top = top[mixed[top] > 0]
+            ids[row, :len(top)] = lexical.ids[top]
+            scores[row, :len(top)] = mixed[top]
+        return scores, ids
+
+
+def sentence_lexical(store: Any) -> tuple[Any, np.ndarray]:
+    """BM25 over every passage's sentences (its sentence-vector rows; a passage of one
+    sentence is its own), and each unit's passage id."""
+    from semsearch.lexical import LexicalIndex
+
+    rows = store.sentences.rows
+    held = set(rows[:, 0].tolist())
+    texts = [store.passages[pid].text[start:end] for pid, start, end in rows.tolist()]
+    pids = rows[:, 0].tolist()
+    for pid, passage in store.passages.items():
+        if pid not in held:
+            texts.append(passage.text)
+            pids.append(pid)
+    return LexicalIndex.build(texts), np.array(pids, dtype=np.int64)
+
+
+# label → variant keyword arguments (see _Patched.variant); "passage" and "sentence" first
+FUSION_VARIANTS: dict[str, dict[str, Any]] = {
+    "dense weight 0.6": {"dense_weight": 0.6},
+    "dense weight 0.7": {"dense_weight": 0.7},
+    "mix w=0.5 in hybrid": {"mix": 0.5},
+    "mix w=0.4 in hybrid": {"mix": 0.4},
+    "third list best sentence 0.25": {"sentence_list": 0.25},
+    "third list best sentence 0.5": {"sentence_list": 0.5},
+    "third list best sentence 0.5 × coverage": {"sentence_list": 0.5,
+                                                "list_by_coverage": True},
+    "dense weight 0.6 + mix w=0.5": {"dense_weight": 0.6, "mix": 0.5},
+    "dense weight 0.7 + mix w=0.4": {"dense_weight": 0.7, "mix": 0.4},
+    "mix w=0.6→0.4 by BM25 coverage": {"mix_by_coverage": (0.6, 0.4)},
+    "mix w=0.6→0.4 by coverage, dense weight 0.6": {"mix_by_coverage": (0.6, 0.4),
+                                                    "dense_weight": 0.6},
+    "dense lists apart": {"apart": True},
+    "dense lists apart, mix w=0.5": {"apart": True, "mix": 0.5},
+    "sentence BM25 0.6": {"sentence_bm25": 0.6},
+    "sentence BM25 0.4": {"sentence_bm25": 0.4},
+}
+
+
+def measure_fusion(name: str, variants: list[str]) -> dict[str, Any]:
+    """Dense and hybrid per fusion variant on one set's sentence index (built once)."""
+    seeds = name == bench.SEEDS
+    if seeds:
+        index = Index.build([Path("seeds")], granularity=sentences.SENTENCE, index_type="flat")
+        labelled = bench.load_qrels(bench.DEFAULT_QRELS)
+    else:
+        dataset = bench.load_dataset(name)
+        index = bench.build_index(dataset, granularity=sentences.SENTENCE)
+    store = index.store
+    found: dict[str, Any] = {"passages": index.manifest.passage_count,
+                             "sentence_vectors": len(store.sentences or ()),  # type: ignore
+                             "runs": {}}
+    started = time.perf_counter()
+    patched = _Patched(store, sentence_lexical(store))
+    found["sentence_bm25_seconds"] = round(time.perf_counter() - started, 1)
+
+    def scored(modes: tuple[str, ...]) -> dict[str, Any]:
+        if seeds:
+            results = bench.evaluate(index, labelled, modes)  # type: ignore[arg-type]
+            found["queries"] = results["queries"]
+            return {m: {**{k: results["metrics"][m][k] for k in SHOWN},
+                        "hits@1": results["counts"][m]["hits@1"]} for m in modes}
+        found["queries"] = len(dataset.queries)
+        return _scored(dataset, {m: bench.record_run(index, dataset.queries, m,
+                                                     units=dataset.units) for m in modes})
+
+    original = store.manifest
+    store.manifest = replace(original, granularity="passage")
+    found["runs"]["passage"] = scored(("dense", "hybrid"))
+    store.manifest = original
+    found["runs"][f"sentence w={DEFAULT_MIX}"] = scored(("dense", "hybrid"))
+    for label in variants:
+        kwargs = FUSION_VARIANTS[label]
+        with patched.variant(**kwargs):
+            modes = ("dense", "hybrid") if "mix" in kwargs else ("hybrid",)
+            found["runs"][label] = scored(modes)  # type: ignore[arg-type]
+        print(name, label, {m: v["hits@1"] for m, v in found["runs"][label].items()},
+              flush=True)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("sets", nargs="*")
     parser.add_argument("--cost", action="store_true")
+    parser.add_argument("--fusion", action="store_true",
+                        help="measure FUSION_VARIANTS (to sentences-fusion.md unless --out)")
+    parser.add_argument("--variants", nargs="*", default=list(FUSION_VARIANTS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--weights", nargs="*", type=float, default=[0.5, 0.6, 0.7])
     parser.add_argument("--no-naive", action="store_true")
@@ -267,6 +488,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.cache is not None:
         cache_vectors(args.cache)
+    if args.fusion and args.out == "sentences":
+        args.out = "sentences-fusion"
     path = RESULTS / f"{args.out}.json"
     results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"sets": {}}
     if args.cost:
@@ -275,7 +498,14 @@ def main() -> None:
         print(json.dumps(found, indent=2))
     for name in args.sets:
         blends = {"on": (True,), "off": (False,), "both": (True, False)}[args.blend]
-        results["sets"][name] = measure(name, args.weights, not args.no_naive, blends)
+        if args.fusion:  # variants measured before on this set are kept beside the new
+            results["note"] = FUSION_NOTE
+            earlier = results["sets"].get(name, {}).get("runs", {})
+            found = measure_fusion(name, args.variants)
+            found["runs"] = {**earlier, **found["runs"]}
+            results["sets"][name] = found
+        else:
+            results["sets"][name] = measure(name, args.weights, not args.no_naive, blends)
         path.write_text(json.dumps(results, indent=2) + "\n")
         (RESULTS / f"{args.out}.md").write_text(markdown(results))
         print(markdown({"sets": {name: results["sets"][name]}}), flush=True)

@@ -538,3 +538,43 @@ def test_late_chunking_smoke(tmp_path: Path) -> None:
     assert found["cut_paragraphs"] > 0
     assert 0 < found["tokens_late"] < found["tokens_blend"]
     assert fraction(found["cos_late_to_paragraph"], found["cos_alone_to_paragraph"])
+
+
+@pytest.mark.benchmark
+def test_sentence_fusion_variants_change_only_what_they_name(tiny_model: Path) -> None:
+    """benchmarks/sentences.py --fusion: the neutral variant answers as the library does, each
+    hook does what it says (dense weight 1: hybrid is the dense order; sentence BM25 share 0:
+    BM25 is the passage ranking), and everything patched is put back."""
+    from semsearch import search
+    from semsearch.index import Index
+    from semsearch.stores import sentences
+
+    from .conftest import SEEDS
+
+    script = load_script("sentences.py")
+    index = Index.build([SEEDS], str(tiny_model), granularity="sentence")
+    store = index.store
+    queries = ["夫妻党员抗疫", "志愿者配送物资", "who donated 150,000 yuan"]
+
+    def ids(mode: str) -> list[list[int]]:
+        return [[h.id for h in hits] for hits in index.search_batch(queries, k=3, mode=mode)]
+
+    before = {mode: ids(mode) for mode in ("dense", "hybrid")}
+    lexical = store.lexical_search(queries, 10)  # type: ignore[attr-defined]
+    patched = script._Patched(store, script.sentence_lexical(store))
+    units, pids = patched.sentence_lexical
+    assert units.size == len(pids) >= len(store.sentences)  # type: ignore[attr-defined]
+    with patched.variant():
+        assert ids("hybrid") == before["hybrid"]
+    with patched.variant(dense_weight=1.0):
+        assert ids("hybrid") == before["dense"]
+    with patched.variant(sentence_bm25=1.0):
+        got = store.lexical_search(queries, 10)  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(got[1], lexical[1])
+    with patched.variant(mix=0.3):
+        assert sentences.SENTENCE_MIX == 0.3
+    assert sentences.SENTENCE_MIX == script.DEFAULT_MIX
+    assert search.weighted_fusion.__module__ == "semsearch.fusion"
+    assert search.fusion_weights.__module__ == "semsearch.fusion"
+    assert "sentence_search" not in vars(store) and "lexical_search" not in vars(store)
+    assert {mode: ids(mode) for mode in ("dense", "hybrid")} == before

@@ -22,6 +22,27 @@ zh→zh 0.957 (605) → 0.960 (607) at each w; seeds 61 → 61 / 60 / 60 of 68 (
 470 → 513 at 0.6). 0.6 is best on the two cross-lingual sets, where one passage vector fell
 short.
 
+Hybrid search fuses this dense ranking with BM25 exactly as for passage indexes (fusion.py): no
+change measured turned the dense gain on same-language sets into a hybrid gain on every set
+(`benchmarks/sentences.py --fusion`, benchmarks/results/sentences-fusion.md: one index per set,
+hybrid hits@1 as seeds / XQuAD zh→zh / mixed / CMRC trial / en→zh / zh→en, of 68 / 632 / 1,264 /
+1,000 / 632 / 632; the seeds indexed in memory there answer 58 passage-only where the shipped
+seeds index answers 61, so only counts of the same run compare). Passage-only 58 / 605 / 1211 /
+982 / 513 / 471; as above (w = 0.6) 60 / 607 / 1217 / 983 / 543 / 522. A dense share of 0.6 in
+the fusion instead of 0.5: 59 / 608 / 1222 / 984 / 547 / 521; 0.7: 57 / 609 / 1229 / 982 / 546 /
+519. The best-sentence cosine as a third fused ranking at 0.5: 61 / 608 / 1231 / 984 / 532 /
+515; at 0.5 × BM25's coverage of the query (as BM25's own weight is scaled), the nearest to a
+win everywhere: 60 / 608 / 1227 / 984 / 545 / 521 (zh→zh still short, zh→en one question less).
+The mix weight 0.4 in hybrid only: 61 / 609 / 1218 / 983 / 535 / 521; moving from 0.6 to 0.4
+with BM25's coverage of the query: 60 / 608 / 1218 / 983 / 542 / 522. Passage and best-sentence
+cosines fused as two rankings: 59 / 607 / 1217 / — / 540 / 521. BM25 at sentence level too (a
+passage's BM25 0.6 × its own + 0.4 × its best sentence's): 59 / 606 / 1216 / — / 538 / 520. DRCD
+test (3,493): passage-only 3257, w = 0.6 3316; dense share 0.6 3321, 0.7 3318; third ranking 0.5
+3338, × coverage 3339; mix by coverage 3325.
+The best zh→zh, 610 (dense share 0.7 with w = 0.4), is short of one point over passage-only
+(612) and costs the seeds 2 questions; of the 25 zh→zh questions hybrid misses, 12 are missed at
+rank 1 by dense and BM25 alone both, so fusion could reach at most 620.
+
 Storage, in the FAISS generation directory beside vectors.faiss (both checksummed like every
 file there): `sentences.faiss`, the vectors as float16 codes (IndexScalarQuantizer QT_fp16:
 768 B a vector at 384-d, half of float32), and
