@@ -114,7 +114,7 @@ class SentenceVectors:
             return
         if len(self.rows) and rows[:, 0].min() < self.rows[-1, 0]:
             raise ValueError("sentences must be added in passage-id order")
-        _append(self.index, vectors)
+        _append(self.index, vectors, np.float32)
         self.rows = np.concatenate([self.rows, rows])
 
     def remove(self, passage_ids: np.ndarray) -> int:
@@ -131,7 +131,7 @@ class SentenceVectors:
         faiss = _faiss()
         codes = faiss.IndexScalarQuantizer(self.index.d, faiss.ScalarQuantizer.QT_fp16,
                                            faiss.METRIC_INNER_PRODUCT)
-        _append(codes, _held(self.index, np.float32))
+        _append(codes, _held(self.index, np.float32), np.float16)
         faiss.write_index(codes, str(folder / VECTORS))
         with (folder / ROWS).open("wb") as handle:
             np.save(handle, self.rows, allow_pickle=False)
@@ -144,7 +144,7 @@ class SentenceVectors:
                 or codes.sq.qtype != faiss.ScalarQuantizer.QT_fp16:
             raise ValueError(f"{VECTORS} holds no float16 sentence vectors")
         index = faiss.IndexFlatIP(codes.d)
-        _append(index, _held(codes, np.float16))
+        _append(index, _held(codes, np.float16), np.float32)
         rows = np.load(folder / ROWS, allow_pickle=False)
         if index.d != dimension or index.ntotal != len(rows) or rows.ndim != 2 \
                 or rows.shape[1] != 3:
@@ -203,14 +203,20 @@ def _held(index: Any, dtype: type[np.floating[Any]]) -> np.ndarray:
     return raw.view(dtype).reshape(count, index.d)
 
 
-def _append(index: Any, vectors: np.ndarray) -> None:
-    """Add `vectors`, rounded to float16, to a flat FAISS `index`, BLOCK vectors at a time.
-    One `add` of them all takes a whole float32 copy beside FAISS's own: with the rounding, a
-    sentence build at 101k passages peaked at 3,020 MB resident (2 GB allowed;
-    benchmarks/results/memory-sentences.md)."""
-    for begin in range(0, len(vectors), BLOCK):
-        block = np.asarray(vectors[begin:begin + BLOCK], dtype=np.float16)
-        index.add(np.ascontiguousarray(block, dtype=np.float32))
+def _append(index: Any, vectors: np.ndarray, dtype: type[np.floating[Any]]) -> None:
+    """Append `vectors`, rounded to float16, to a flat FAISS `index` holding `dtype` (see
+    `_held`) by writing its codes BLOCK vectors at a time. FAISS's `add` takes one float32
+    array, a whole copy beside its own: with the rounding, a sentence build at 101k passages
+    peaked at 3,020 MB resident (2 GB allowed; benchmarks/results/memory-sentences.md)."""
+    first, count = index.ntotal, len(vectors)
+    if not count:
+        return
+    index.codes.resize((first + count) * index.code_size)
+    index.ntotal = first + count
+    held = _held(index, dtype)
+    for begin in range(0, count, BLOCK):
+        held[first + begin:first + begin + BLOCK] = np.asarray(vectors[begin:begin + BLOCK],
+                                                               dtype=np.float16)
 
 
 class Sentences(Protocol):
