@@ -26,6 +26,7 @@ import json
 import pickle
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,10 @@ from semsearch import bench, paragraphs
 from semsearch import index as index_module
 from semsearch.checkpoint import encode_resumable
 from semsearch.index import Index
-from semsearch.passages import Prepared, prepare
+from semsearch.models.body import EMBEDS_INPUT, MASK_INPUT
+from semsearch.models.encoder import batches
+from semsearch.models.onnx import padded, pooled
+from semsearch.passages import HEADING_SEPARATOR, Passage, Prepared, prepare
 
 SETS = ("seeds", "cmrc-trial", "xquad-en2zh", "xquad-zh2en", "xquad-zh", "xquad-mixed",
         "drcd-test")
@@ -88,7 +92,8 @@ def _embed(documents: Any, encoder: Any, max_tokens: int, progress: Any,
     if not split:
         vectors = encoder.encode_passages([p.embedded_text for p in passages])
         return prepared, vectors, 0, None
-    read = encoder.encode_late([p.text for p in split], [p.spans for p in split],
+    read = encoder.encode_late([p.text for p in split],
+                               [member_spans(p, passages) for p in split],
                                contexts=(bool(RECIPE["context"]),))
     whole = np.stack([v[0] for v in read])
     members = [v[1:] for v in read]
@@ -100,6 +105,89 @@ def _embed(documents: Any, encoder: Any, max_tokens: int, progress: Any,
     out = np.zeros((len(passages), dimension), dtype=np.float32)
     out[alone] = vectors
     return prepared, late(out, split, whole, members, RECIPE["name"] == "late+blend"), 0, None
+
+
+# --- the late pass: a cut paragraph read once, each member pooled from its own tokens ---------
+
+
+def member_spans(paragraph: paragraphs.Paragraph,
+                 passages: Sequence[Passage]) -> tuple[tuple[int, int], ...]:
+    """Each member's text as [start, end) in `paragraph.text` (split_paragraphs' heading line,
+    then the members joined by single spaces)."""
+    heading = passages[paragraph.members[0]].heading
+    at = len(heading) + len(HEADING_SEPARATOR) if heading else 0
+    spans = []
+    for row in paragraph.members:
+        size = len(passages[row].text)
+        spans.append((at, at + size))
+        at += size + 1
+    return tuple(spans)
+
+
+def token_spans(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]],
+                shift: int = 0) -> list[tuple[int, int] | None]:
+    """Token positions [first, last + 1) of each character span [start, end) of a text that
+    was tokenised after `shift` characters of prompt, from the tokenizer's `offsets` (special
+    tokens: empty): the tokens whose last character lies in the span (a "▁" piece covering
+    the space between two spans belongs to neither). None for a span the tokens stop short of
+    (the model reads its first max_tokens only), or that holds no token."""
+    ends = np.array([e - 1 if e > s else -1 for s, e in offsets], dtype=np.int64)
+    reached = int(ends.max(initial=-1)) + 1
+    out: list[tuple[int, int] | None] = []
+    for start, end in spans:
+        inside = np.flatnonzero((ends >= start + shift) & (ends < end + shift))
+        out.append((int(inside[0]), int(inside[-1]) + 1)
+                   if len(inside) and reached >= end + shift else None)
+    return out
+
+
+def embed_spans(runner: Any, batch: Sequence[Sequence[int]],
+                spans: Sequence[Sequence[Sequence[tuple[int, int]]]]) -> np.ndarray:
+    """One body run over a batch of token-id lists, pooled more than whole: for each row, its
+    vector (as OnnxRunner.embed_ids) followed by one vector per entry of `spans[row]`, the mean
+    of the states of the tokens in that entry's [start, end) position ranges, L2-normalised.
+    Rows in order: row 0, its spans, row 1, ..."""
+    ids, mask = padded(batch, runner.pad_id)
+    embeds = np.asarray(runner.table[ids], dtype=np.float32)
+    (hidden,) = runner.session.run(None, {EMBEDS_INPUT: embeds, MASK_INPUT: mask})
+    rows: list[int] = []
+    masks: list[np.ndarray] = []
+    for row, entries in enumerate(spans):
+        rows.append(row)
+        masks.append(mask[row])
+        for ranges in entries:
+            span = np.zeros(mask.shape[1], dtype=mask.dtype)
+            for start, end in ranges:
+                span[start:end] = 1
+            rows.append(row)
+            masks.append(span * mask[row])
+    return pooled(np.asarray(hidden)[rows], np.stack(masks))
+
+
+def encode_late(encoder: Any, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+                *, contexts: Sequence[bool] = (False,)) -> list[np.ndarray]:
+    """Each text read once by the ONNX `encoder` (passage prompt, as encode_passages): an array
+    of its vector, then per `contexts` flag one row per character span of `spans[i]` — the mean
+    of the span's own token states, with the flag also of the tokens before the first span
+    (start token, prompt, heading) — all zero for a span the model's window does not reach."""
+    prompt = encoder.info.prompts.get("passage", "")
+    runner = encoder.runner
+    encodings = runner.tokenizer.encode_batch([(prompt + t)[:runner.max_chars] for t in texts])
+    ids = [e.ids for e in encodings]
+    wanted: list[list[list[tuple[int, int]]]] = []
+    for encoding, text_spans in zip(encodings, spans, strict=True):
+        found = token_spans(encoding.offsets, text_spans, len(prompt))
+        prefix = min((s[0] for s in found if s is not None), default=0)
+        wanted.append([[] if s is None else [s, (0, prefix)] if context else [s]
+                       for context in contexts for s in found])
+    out: list[np.ndarray] = [np.zeros(0)] * len(texts)
+    for rows in batches([len(x) for x in ids], encoder.batch_size, encoder.batch_tokens):
+        vectors = embed_spans(runner, [ids[i] for i in rows], [wanted[i] for i in rows])
+        at = 0
+        for row in rows:
+            out[row] = vectors[at : at + 1 + len(wanted[row])]
+            at += 1 + len(wanted[row])
+    return out
 
 
 class LateCached(CachedEncoder):
@@ -118,8 +206,8 @@ class LateCached(CachedEncoder):
                 for t, s in zip(texts, spans, strict=True)]
         missing = [n for n, k in enumerate(keys) if k not in self.late_known]
         if missing:
-            fresh = self.inner.encode_late([texts[n] for n in missing],
-                                           [spans[n] for n in missing], contexts=(False, True))
+            fresh = encode_late(self.inner, [texts[n] for n in missing],
+                                [spans[n] for n in missing], contexts=(False, True))
             self.late_known.update({keys[n]: v for n, v in zip(missing, fresh, strict=True)})
             self.late_path.write_bytes(pickle.dumps(self.late_known))
         out = []
@@ -166,8 +254,8 @@ def tokens(documents: Any) -> dict[str, int]:
     fallback = set()
     for p in split:
         encoding = runner.tokenizer.encode(prompt + p.text)
-        for row, span in zip(p.members, paragraphs.token_spans(encoding.offsets, p.spans,
-                                                              len(prompt)), strict=True):
+        found = token_spans(encoding.offsets, member_spans(p, passages), len(prompt))
+        for row, span in zip(p.members, found, strict=True):
             if span is None:
                 fallback.add(row)
     today = sum(each) + sum(whole)
@@ -187,7 +275,8 @@ def closeness(documents: Any) -> dict[str, float]:
     split = paragraphs.split_paragraphs(prepared.passages)
     if not split:
         return {}
-    read = encoder.encode_late([p.text for p in split], [p.spans for p in split])
+    read = encoder.encode_late([p.text for p in split],
+                               [member_spans(p, prepared.passages) for p in split])
     alone = encoder.encode_passages([p.embedded_text for p in prepared.passages])
     pairs = [(v[0], v[1 + i], alone[row]) for p, v in zip(split, read, strict=True)
              for i, row in enumerate(p.members) if np.any(v[1 + i])]

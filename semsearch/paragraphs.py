@@ -36,19 +36,18 @@ vectors: their token-weighted mean (no extra encoding) kept less than half of th
 hits@1 encoded / mean / no blending, same run (2026-12-07, bf16 passages): en→zh 514 / 512 /
 510, zh→en 472 / 466 / 463, CMRC 982 / 980 / 980 (dense zh→en 467 / 461 / 457) — the passages
 must be read together.
-Nor read together once for both ("late chunking", tried and left out: benchmarks/late_chunking.py,
-results/late_chunking.md): each cut paragraph encoded once, a member's vector the mean of its own
-tokens' states in that pass (`token_spans`, `OnnxRunner.embed_spans`; members past the 512-token
+Nor read together once for both ("late chunking", tried and left out:
+benchmarks/late_chunking.py, results/late_chunking.md): each cut paragraph encoded once, a
+member's vector the mean of its own tokens' states in that pass (members past the 512-token
 window, 4-12%, encoded alone), reads 0.56× the blend's tokens on CMRC and DRCD, 0.78× on XQuAD.
 But such a span mean sits at cosine 0.997-0.998 to its paragraph's vector on every set (the
 member read alone: 0.94-0.97), so every member gets its paragraph's vector and loses what it
-says itself. Hybrid
-hits@1 / hits@5, blend → late+blend (late alone), same run (2026-12-07, bf16 indexing, AMD EPYC):
-DRCD 3257 / 3477 → 3235 / 3473 (3236 / 3474; dense hits@1 2892 → 2787), XQuAD zh→en 471 / 595 →
-476 / 587 (473 / 589), en→zh 513 / 615 → 509 / 614 (505 / 614), CMRC 982 / 998 → 982 / 996
-(981 / 998), zh→zh and mixed within 1; hybrid hits@1 over the seven shared sets 7097 → 7075
-(7068), below no paragraph context at all (7078). Pooling the prompt and heading tokens into each
-span moved no set by more than 4 questions.
+says itself. Hybrid hits@1 / hits@5, blend → late+blend (late alone), same run (2026-12-07, bf16
+indexing, AMD EPYC): DRCD 3257 / 3477 → 3235 / 3473 (3236 / 3474; dense hits@1 2892 → 2787),
+XQuAD zh→en 471 / 595 → 476 / 587 (473 / 589), en→zh 513 / 615 → 509 / 614 (505 / 614), CMRC
+982 / 998 → 982 / 996 (981 / 998), zh→zh and mixed within 1; hybrid hits@1 over the seven shared
+sets 7097 → 7075 (7068), below no paragraph context at all (7078). Pooling the prompt and
+heading tokens into each span moved no set by more than 4 questions.
 """
 
 from __future__ import annotations
@@ -67,7 +66,6 @@ class Paragraph:
 
     text: str
     members: tuple[int, ...]
-    spans: tuple[tuple[int, int], ...] = ()  # each member's text: [start, end) in `text`
 
 
 def split_paragraphs(passages: Sequence[Passage]) -> list[Paragraph]:
@@ -80,15 +78,10 @@ def split_paragraphs(passages: Sequence[Passage]) -> list[Paragraph]:
             continue
         if end - begin > 1:
             run = passages[begin:end]
-            heading = run[0].heading
-            at = len(heading) + len(HEADING_SEPARATOR) if heading else 0
-            spans = []
-            for passage in run:
-                spans.append((at, at + len(passage.text)))
-                at += len(passage.text) + 1
             text = " ".join(p.text for p in run)
+            heading = run[0].heading
             found.append(Paragraph(f"{heading}{HEADING_SEPARATOR}{text}" if heading else text,
-                                   tuple(range(begin, end)), tuple(spans)))
+                                   tuple(range(begin, end))))
         begin = end
     return found
 
@@ -105,21 +98,3 @@ def blend(vectors: np.ndarray, paragraphs: Sequence[Paragraph],
         rows = list(paragraph.members)
         out[rows] = (out[rows] + whole) / 2
     return out
-
-
-def token_spans(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]],
-                shift: int = 0) -> list[tuple[int, int] | None]:
-    """Token positions [first, last + 1) of each character span [start, end) of a text that
-    was tokenised after `shift` characters of prompt, from the tokenizer's `offsets` (special
-    tokens: empty): the tokens whose last character lies in the span (a "▁" piece covering
-    the space between two spans belongs to neither). None for a span the tokens stop short of
-    (the model reads its first max_tokens only), or that holds no token."""
-    ends = np.array([e - 1 if e > s else -1 for s, e in offsets], dtype=np.int64)
-    reached = int(ends.max(initial=-1)) + 1
-    out: list[tuple[int, int] | None] = []
-    for start, end in spans:
-        inside = np.flatnonzero((ends >= start + shift) & (ends < end + shift))
-        out.append((int(inside[0]), int(inside[-1]) + 1)
-                   if len(inside) and reached >= end + shift else None)
-    return out
-

@@ -145,37 +145,6 @@ class OnnxEncoder(_Prompted):
         embeds the token-id batches elsewhere (in order), e.g. in worker processes."""
         return self._encode(passages, "passage", progress, run)
 
-    def encode_late(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
-                    progress: ProgressFn | None = None, *,
-                    contexts: Sequence[bool] = (False,)) -> list[np.ndarray]:
-        """Each text read once (passage prompt, as `encode_passages`): an array of its vector,
-        then per `contexts` flag one row per character span of `spans[i]` — the mean of the
-        span's own token states (late chunking, paragraphs.py), with the flag also of the
-        tokens before the first span (start token, prompt, heading) — all zero for a span the
-        model's window does not reach (paragraphs.token_spans)."""
-        from semsearch.paragraphs import token_spans
-
-        prompt = self.info.prompts.get("passage", "")
-        cut = self.runner.max_chars
-        encodings = self.runner.tokenizer.encode_batch([(prompt + t)[:cut] for t in texts])
-        ids = [e.ids for e in encodings]
-        wanted: list[list[list[tuple[int, int]]]] = []
-        for encoding, text_spans in zip(encodings, spans, strict=True):
-            found = token_spans(encoding.offsets, text_spans, len(prompt))
-            prefix = min((s[0] for s in found if s is not None), default=0)
-            wanted.append([[] if s is None else [s, (0, prefix)] if context else [s]
-                           for context in contexts for s in found])
-        out: list[np.ndarray] = [np.zeros(0)] * len(texts)
-        for rows in batches([len(x) for x in ids], self.batch_size, self.batch_tokens):
-            vectors = self.runner.embed_spans([ids[i] for i in rows], [wanted[i] for i in rows])
-            at = 0
-            for row in rows:
-                out[row] = vectors[at : at + 1 + len(wanted[row])]
-                at += 1 + len(wanted[row])
-            if progress is not None:
-                progress(len(rows))
-        return out
-
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for `text` (without special tokens or prompt)."""
         return len(self.runner.tokenizer.encode(text, add_special_tokens=False).ids)

@@ -169,35 +169,11 @@ class OnnxRunner:
         """Embed one batch of token-id lists (padded here to the longest); `query`: they are
         queries, embedded by `query_session` once `warm` has loaded one."""
         ids, mask = padded(batch, self.pad_id)
+        embeds = np.asarray(self.table[ids], dtype=np.float32)
         session = self.query_session if query and self.query_session is not None \
             else self.session
-        return pooled(self._hidden(session, ids, mask), mask)
-
-    def embed_spans(self, batch: Sequence[Sequence[int]],
-                    spans: Sequence[Sequence[Sequence[tuple[int, int]]]]) -> np.ndarray:
-        """Embed one batch of token-id lists once, and pool more than the whole: for each row,
-        its vector (as `embed_ids`) followed by one vector per entry of `spans[row]`, the mean
-        of the states of the tokens in that entry's [start, end) position ranges, L2-normalised
-        (late chunking: paragraphs.py). Rows in order: row 0, its spans, row 1, ..."""
-        ids, mask = padded(batch, self.pad_id)
-        hidden = self._hidden(self.session, ids, mask)
-        rows: list[int] = []
-        masks: list[np.ndarray] = []
-        for row, entries in enumerate(spans):
-            rows.append(row)
-            masks.append(mask[row])
-            for ranges in entries:
-                span = np.zeros(mask.shape[1], dtype=mask.dtype)
-                for start, end in ranges:
-                    span[start:end] = 1
-                rows.append(row)
-                masks.append(span * mask[row])
-        return pooled(hidden[rows], np.stack(masks))
-
-    def _hidden(self, session: Any, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        embeds = np.asarray(self.table[ids], dtype=np.float32)
         (hidden,) = session.run(None, {EMBEDS_INPUT: embeds, MASK_INPUT: mask})
-        return np.asarray(hidden)
+        return pooled(hidden, mask)
 
 
 def padded(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
